@@ -1,0 +1,27 @@
+"""harness: a load-simulation harness for OpenADR 3 VTN servers.
+
+Public surface: the profile, the supervisor that runs it, and the results it produces.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "Profile", "ProfileError", "Supervisor", "Outcome", "Histogram"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: importing harness must stay cheap and free of I/O modules for the pure core's users.
+    if name in ("Profile", "ProfileError"):
+        from harness import profile
+
+        return getattr(profile, name)
+    if name in ("Supervisor", "Outcome"):
+        from harness import supervisor
+
+        return getattr(supervisor, name)
+    if name == "Histogram":
+        from harness.histogram import Histogram
+
+        return Histogram
+    raise AttributeError(name)

@@ -1,0 +1,122 @@
+"""The operator (business-logic) role, from the supervisor: probe the target, find or create the program
+and event that reports reference.
+
+Edge, deliberately blocking (stdlib urllib): the supervisor owns no event loop, session or thread.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from harness.dialects import Dialect, Request
+from harness.errors import Failure
+from harness.simclock import iso_duration, rfc3339
+from harness.wire import decode, encode
+
+
+class TargetUnreachable(RuntimeError):
+    """The target did not answer within the retry window (exit code 4)."""
+
+
+class SetupFailed(RuntimeError):
+    """The target answered, but the operator setup failed (exit code 4): the message says which call."""
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: bytes
+
+
+def call(base_url: str, req: Request, token: str | None = None, timeout_s: float = 10.0) -> HttpReply:
+    headers = {"Accept": "application/json"}
+    body, content_type = encode(req)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    r = urllib.request.Request(base_url.rstrip("/") + req.path, data=body, method=req.method, headers=headers)
+    try:
+        with urllib.request.urlopen(r, timeout=timeout_s) as resp:  # noqa: S310 - URL validated by the profile
+            return HttpReply(resp.status, resp.read())
+    except urllib.error.HTTPError as exc:
+        return HttpReply(exc.code, exc.read())
+
+
+class Operator:
+    """Holds a BL token; each method is one blocking call with a clear error on failure."""
+
+    def __init__(self, base_url: str, dialect: Dialect, client_id: str, secret: str, timeout_s: float = 10.0):
+        self.base_url = base_url
+        self.dialect = dialect
+        self.client_id = client_id
+        self._secret = secret
+        self.timeout_s = timeout_s
+        self._token: str | None = None
+
+    def wait_reachable(self, window_s: float) -> None:
+        """Retry the token endpoint until it answers at all (any HTTP status), for at most window_s."""
+        deadline = time.monotonic() + window_s
+        delay = 0.1
+        last = ""
+        while True:
+            try:
+                call(self.base_url, self.dialect.token("probe", "probe"), timeout_s=min(self.timeout_s, 5.0))
+                return
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(getattr(exc, "reason", exc))
+            if time.monotonic() + delay > deadline:
+                raise TargetUnreachable(f"target {self.base_url} unreachable after {window_s:g}s: {last}")
+            time.sleep(delay)  # the supervisor has nothing else to do before its workers exist
+            delay = min(delay * 2, 1.0)
+
+    def _authed(self, req: Request, what: str, ok: tuple[int, ...]) -> HttpReply:
+        if self._token is None:
+            r = call(self.base_url, self.dialect.token(self.client_id, self._secret), timeout_s=self.timeout_s)
+            if r.status != 200:
+                raise SetupFailed(f"business-logic token for client {self.client_id!r} refused: HTTP {r.status} {r.body[:120]!r}")
+            self._token = self.dialect.parse_token(decode(r.body)).access_token
+        r = call(self.base_url, req, self._token, self.timeout_s)
+        if r.status not in ok:
+            raise SetupFailed(f"{what}: HTTP {r.status} {r.body[:160]!r}")
+        return r
+
+    def ensure_program(self, name: str) -> str:
+        """Find the program by name (paging) or create it; return its id."""
+        try:
+            skip = 0
+            while True:
+                req = Request("GET", f"/programs?skip={skip}&limit=50")
+                items = self.dialect.parse_list(decode(self._authed(req, "list programs", (200,)).body))
+                for item in items:
+                    if item.get("programName") == name and item.get("id") is not None:
+                        return str(item["id"])
+                if len(items) < 50:
+                    break
+                skip += 50
+            r = self._authed(self.dialect.create_program(name), f"create program {name!r}", (200, 201))
+            return self.dialect.parse_id(decode(r.body))
+        except Failure as f:
+            raise SetupFailed(f"program {name!r}: {f}") from None
+
+    def ensure_event(self, program_id: str, event_name: str, now_epoch_s: float) -> str:
+        """The event that reports answer: the first event of the program with that name, or a new one."""
+        try:
+            skip = 0
+            while True:
+                req = self.dialect.find_events(program_id, skip=skip, limit=50)
+                items = self.dialect.parse_list(decode(self._authed(req, "list events", (200,)).body))
+                for item in items:
+                    if item.get("eventName") == event_name and item.get("id") is not None:
+                        return str(item["id"])
+                if len(items) < 50:
+                    break
+                skip += 50
+            req = self.dialect.create_event(program_id, event_name, rfc3339(now_epoch_s), iso_duration(86400), 0)
+            r = self._authed(req, f"create event {event_name!r}", (200, 201))
+            return self.dialect.parse_id(decode(r.body))
+        except Failure as f:
+            raise SetupFailed(f"event {event_name!r}: {f}") from None

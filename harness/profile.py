@@ -1,0 +1,208 @@
+"""Run profiles: TOML → a frozen, validated `Profile`, the single source of truth for a run.
+
+Pure: parses text or a mapping (the CLI reads files); errors are ValueError with one line naming the key
+and the value, e.g. `profile: fleet.vens must be > 0, got 0`. Secrets are never in a profile: it names the
+environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.fleet import SITE_KINDS
+from harness.units import parse_duration
+
+CONNECTION_MODES = ("per-ven", "pooled")
+
+
+class ProfileError(ValueError):
+    """A user's mistake in a profile or a flag: one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "default"
+    description: str = ""
+    target: str | None = None  # base URL; None: start the embedded VTN
+    vens: int = 1000
+    sites_per_ven: int = 1
+    mix: tuple[tuple[str, float], ...] = (("household", 1.0),)
+    interval_s: float = 15.0
+    duration_s: float = 60.0
+    reports_per_ven: int | None = None  # count-bounded mode
+    workers: int = 0  # 0: one per core
+    seed: int = 1
+    connection: str = "per-ven"
+    pool_size: int = 256
+    timeout_s: float = 10.0
+    drain_s: float = 5.0
+    warmup_s: float = 0.0
+    dialect: str = "openadr-3.0.1"
+    program_name: str = "harness-program"
+    name_prefix: str = "harness"
+    time_scale: float = 1.0
+    meter_tick_s: float = 5.0
+    bl_client_id: str = "bl"
+    bl_secret_env: str = "HARNESS_BL_SECRET"
+    ven_client_prefix: str = "ven-"
+    ven_secret_env: str = "HARNESS_VEN_SECRET"
+    thresholds: tuple[str, ...] = ()
+    vtn_faults: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def target_rate_per_s(self) -> float:
+        return self.vens / self.interval_s
+
+
+def _fail(msg: str) -> ProfileError:
+    return ProfileError(f"profile: {msg}")
+
+
+def validate(p: Profile) -> None:
+    if p.vens <= 0:
+        raise _fail(f"fleet.vens must be > 0, got {p.vens}")
+    if p.sites_per_ven <= 0:
+        raise _fail(f"fleet.sites_per_ven must be > 0, got {p.sites_per_ven}")
+    if p.interval_s <= 0:
+        raise _fail(f"behaviour.interval must be > 0, got {p.interval_s}")
+    if p.duration_s <= 0:
+        raise _fail(f"run.duration must be > 0, got {p.duration_s}")
+    if p.reports_per_ven is not None and p.reports_per_ven <= 0:
+        raise _fail(f"run.reports_per_ven must be > 0, got {p.reports_per_ven}")
+    if p.workers < 0:
+        raise _fail(f"run.workers must be >= 0, got {p.workers}")
+    if p.connection not in CONNECTION_MODES:
+        raise _fail(f"behaviour.connection must be one of {', '.join(CONNECTION_MODES)}, got {p.connection!r}")
+    if p.pool_size <= 0:
+        raise _fail(f"behaviour.pool_size must be > 0, got {p.pool_size}")
+    if p.timeout_s <= 0:
+        raise _fail(f"behaviour.timeout must be > 0, got {p.timeout_s}")
+    if p.time_scale <= 0:
+        raise _fail(f"behaviour.time_scale must be > 0, got {p.time_scale}")
+    if p.meter_tick_s <= 0:
+        raise _fail(f"behaviour.meter_tick must be > 0, got {p.meter_tick_s}")
+    for kind, weight in p.mix:
+        if kind not in SITE_KINDS:
+            raise _fail(f"fleet.mix key must be one of {', '.join(SITE_KINDS)}, got {kind!r}")
+        if weight < 0:
+            raise _fail(f"fleet.mix.{kind} must be >= 0, got {weight}")
+    if p.mix and sum(w for _, w in p.mix) <= 0:
+        raise _fail("fleet.mix weights must add up to > 0")
+    if p.target is not None:
+        u = urlparse(p.target)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
+
+
+# TOML layout: section.key -> Profile field, and how to read the value.
+_KEYS: dict[str, tuple[str, str]] = {
+    "name": ("name", "str"),
+    "description": ("description", "str"),
+    "target.url": ("target", "str"),
+    "target.dialect": ("dialect", "str"),
+    "target.bl_client_id": ("bl_client_id", "str"),
+    "target.bl_secret_env": ("bl_secret_env", "str"),
+    "target.ven_client_prefix": ("ven_client_prefix", "str"),
+    "target.ven_secret_env": ("ven_secret_env", "str"),
+    "target.program_name": ("program_name", "str"),
+    "fleet.vens": ("vens", "int"),
+    "fleet.sites_per_ven": ("sites_per_ven", "int"),
+    "fleet.mix": ("mix", "mix"),
+    "fleet.name_prefix": ("name_prefix", "str"),
+    "behaviour.interval": ("interval_s", "duration"),
+    "behaviour.connection": ("connection", "str"),
+    "behaviour.pool_size": ("pool_size", "int"),
+    "behaviour.timeout": ("timeout_s", "duration"),
+    "behaviour.time_scale": ("time_scale", "float"),
+    "behaviour.meter_tick": ("meter_tick_s", "duration"),
+    "run.duration": ("duration_s", "duration"),
+    "run.reports_per_ven": ("reports_per_ven", "int"),
+    "run.workers": ("workers", "int"),
+    "run.seed": ("seed", "int"),
+    "run.drain": ("drain_s", "duration"),
+    "run.warmup": ("warmup_s", "duration"),
+    "thresholds": ("thresholds", "strlist"),
+    "vtn.faults": ("vtn_faults", "strmap"),
+}
+
+
+def _convert(key: str, kind: str, value: Any) -> Any:
+    if kind == "str":
+        if not isinstance(value, str):
+            raise _fail(f"{key} must be a string, got {value!r}")
+        return value
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _fail(f"{key} must be an integer, got {value!r}")
+        return value
+    if kind == "float":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _fail(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if kind == "duration":
+        try:
+            return parse_duration(value, key)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    if kind == "strlist":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(f"{key} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if kind == "strmap":
+        if not isinstance(value, dict):
+            raise _fail(f"{key} must be a table, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if kind == "mix":
+        if not isinstance(value, dict) or not value:
+            raise _fail(f"{key} must be a table of site kind = weight, got {value!r}")
+        out = []
+        for k, v in value.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise _fail(f"{key}.{k} must be a number, got {v!r}")
+            out.append((str(k), float(v)))
+        return tuple(out)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and key not in ("fleet.mix", "vtn.faults"):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def from_mapping(doc: dict[str, Any], base: Profile | None = None) -> Profile:
+    values: dict[str, Any] = {}
+    for key, value in _flatten(doc).items():
+        if key not in _KEYS:
+            known = ", ".join(sorted(_KEYS))
+            raise _fail(f"unknown key {key!r} (known keys: {known})")
+        name, kind = _KEYS[key]
+        values[name] = _convert(key, kind, value)
+    return replace(base or Profile(), **values)
+
+
+def from_toml(text: str, source: str = "profile") -> Profile:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    return from_mapping(doc)
+
+
+def override(p: Profile, **changes: Any) -> Profile:
+    """Apply CLI flags (None means: not given)."""
+    return replace(p, **{k: v for k, v in changes.items() if v is not None})
+
+
+FIELD_NAMES = tuple(f.name for f in fields(Profile))

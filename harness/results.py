@@ -1,0 +1,217 @@
+"""The supervisor's merge of worker deltas and the results schema (summary.json, series.csv rows).
+
+Pure: deltas are merged by addition; nothing here reads a clock or touches a file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.histogram import Histogram
+from harness.messages import Health, OpDelta, WorkerDelta
+
+METRICS = ("response", "service", "lag")
+METRIC_KEYS = {"response": "response_time", "service": "service_time", "lag": "start_lag"}
+
+
+@dataclass(eq=False)
+class OpTotals:
+    ok: int = 0
+    errors: int = 0
+    response: Histogram = field(default_factory=Histogram.empty)
+    service: Histogram = field(default_factory=Histogram.empty)
+    lag: Histogram = field(default_factory=Histogram.empty)
+
+    def add(self, d: OpDelta) -> None:
+        self.ok += d.ok
+        self.errors += d.errors
+        self.response += Histogram.from_sparse(d.response)
+        self.service += Histogram.from_sparse(d.service)
+        self.lag += Histogram.from_sparse(d.lag)
+
+    def __iadd__(self, other: OpTotals) -> OpTotals:
+        self.ok += other.ok
+        self.errors += other.errors
+        self.response += other.response
+        self.service += other.service
+        self.lag += other.lag
+        return self
+
+    def hist(self, metric: str) -> Histogram:
+        h: Histogram = getattr(self, metric)
+        return h
+
+
+@dataclass(eq=False)
+class WorkerState:
+    worker_id: int
+    pid: int = 0
+    vens: int = 0
+    vens_ready: int = 0
+    vens_done: int = 0
+    deltas: int = 0
+    health: Health | None = None
+    loop_lag_max_ms: float = 0.0
+    cpu_percent_max: float = 0.0
+    rss_max_bytes: int = 0
+    status: str = "starting"  # starting | running | done | failed | lost
+    detail: str = ""
+    ok: int = 0
+    errors: int = 0
+
+
+@dataclass(eq=False)
+class RunResults:
+    """Everything the supervisor knows about a run, merged from deltas."""
+
+    totals: dict[str, OpTotals] = field(default_factory=dict)
+    windows: dict[int, dict[str, OpTotals]] = field(default_factory=dict)
+    errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workers: dict[int, WorkerState] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def worker(self, worker_id: int) -> WorkerState:
+        w = self.workers.get(worker_id)
+        if w is None:
+            w = self.workers[worker_id] = WorkerState(worker_id)
+        return w
+
+    def add(self, delta: WorkerDelta) -> None:
+        window = self.windows.setdefault(delta.window, {})
+        w = self.worker(delta.worker_id)
+        for op, d in delta.ops.items():
+            self.totals.setdefault(op, OpTotals()).add(d)
+            window.setdefault(op, OpTotals()).add(d)
+            w.ok += d.ok
+            w.errors += d.errors
+        for cls, e in delta.errors.items():
+            cur = self.errors.get(cls)
+            if cur is None:
+                self.errors[cls] = {"count": e.count, "operation": e.op, "example": e.example}
+            else:
+                cur["count"] += e.count
+        for k, v in delta.counters.items():
+            self.counters[k] = self.counters.get(k, 0) + v
+        w.deltas += 1
+        w.health = delta.health
+        w.vens_ready = delta.vens_ready
+        w.vens_done = delta.vens_done
+        w.loop_lag_max_ms = max(w.loop_lag_max_ms, delta.health.loop_lag_max_ms)
+        w.cpu_percent_max = max(w.cpu_percent_max, delta.health.cpu_percent)
+        w.rss_max_bytes = max(w.rss_max_bytes, delta.health.rss_bytes)
+
+    # ---- views -------------------------------------------------------------------------------
+    def ok(self, op: str) -> int:
+        t = self.totals.get(op)
+        return t.ok if t else 0
+
+    def window_range(self) -> range:
+        if not self.windows:
+            return range(0)
+        return range(min(self.windows), max(self.windows) + 1)
+
+    def rate(self, op: str, last_windows: int = 1) -> float:
+        """Completions per second of op over the last complete windows."""
+        if not self.windows:
+            return 0.0
+        last = max(self.windows)
+        ws = [self.windows.get(i, {}) for i in range(last - last_windows, last)]
+        n = sum(w[op].ok + w[op].errors for w in ws if op in w)
+        return n / max(1, last_windows)
+
+
+def op_summary(t: OpTotals, measured_s: float) -> dict[str, Any]:
+    done = t.ok + t.errors
+    return {
+        "ok": t.ok,
+        "errors": t.errors,
+        "error_rate": round(t.errors / done, 6) if done else 0.0,
+        "rate_per_s": round(t.ok / measured_s, 3) if measured_s > 0 else 0.0,
+        **{METRIC_KEYS[m]: t.hist(m).summary_ms() for m in METRICS},
+    }
+
+
+def series_rows(results: RunResults) -> list[dict[str, Any]]:
+    """One row per (second, operation): counts and per-second percentiles, for series.csv."""
+    rows: list[dict[str, Any]] = []
+    for w in results.window_range():
+        for op, t in sorted(results.windows.get(w, {}).items()):
+            rt, st, lag = t.response.summary_ms(), t.service.summary_ms(), t.lag.summary_ms()
+            rows.append(
+                {
+                    "t_s": w,
+                    "operation": op,
+                    "ok": t.ok,
+                    "errors": t.errors,
+                    "response_p50_ms": rt["p50_ms"],
+                    "response_p99_ms": rt["p99_ms"],
+                    "response_max_ms": rt["max_ms"],
+                    "service_p50_ms": st["p50_ms"],
+                    "service_p99_ms": st["p99_ms"],
+                    "start_lag_p99_ms": lag["p99_ms"],
+                }
+            )
+    return rows
+
+
+SERIES_COLUMNS = (
+    "t_s",
+    "operation",
+    "ok",
+    "errors",
+    "response_p50_ms",
+    "response_p99_ms",
+    "response_max_ms",
+    "service_p50_ms",
+    "service_p99_ms",
+    "start_lag_p99_ms",
+)
+
+
+def finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def summary(
+    *,
+    run: dict[str, Any],
+    results: RunResults,
+    measured_s: float,
+    verdict: str,
+    reasons: list[str],
+    thresholds: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The summary.json document (extend, don't rename)."""
+    ops = {op: op_summary(t, measured_s) for op, t in sorted(results.totals.items())}
+    workers = [
+        {
+            "worker": w.worker_id,
+            "pid": w.pid,
+            "vens": w.vens,
+            "status": w.status,
+            "detail": w.detail,
+            "ok": w.ok,
+            "errors": w.errors,
+            "loop_lag_max_ms": round(w.loop_lag_max_ms, 3),
+            "cpu_percent_max": round(w.cpu_percent_max, 1),
+            "rss_max_bytes": w.rss_max_bytes,
+        }
+        for w in sorted(results.workers.values(), key=lambda w: w.worker_id)
+    ]
+    doc: dict[str, Any] = {
+        "run": run,
+        "verdict": verdict,
+        "reasons": reasons,
+        "measured_s": round(measured_s, 3),
+        "operations": ops,
+        "errors": dict(sorted(results.errors.items())),
+        "counters": dict(sorted(results.counters.items())),
+        "workers": workers,
+        "thresholds": thresholds,
+    }
+    if extra:
+        doc.update(extra)
+    return doc

@@ -1,0 +1,99 @@
+"""The results folder of a run: created and checked before the run, written atomically during and after.
+
+Edge (files). Every file is written to a temporary name and renamed into place, so a reader — or a run
+killed mid-write — never sees a torn file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from harness.results import METRICS, SERIES_COLUMNS, RunResults, series_rows
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be used (exit code 2)."""
+
+
+def make_run_dir(out_dir: str | os.PathLike[str], name: str, now_epoch_s: float | None = None) -> Path:
+    """`<out>/runs/<UTC time>-<name>/`, created now and proven writable."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_epoch_s if now_epoch_s is not None else time.time()))
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    base = Path(out_dir) / "runs"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            path = base / (f"{stamp}-{safe}" if i == 0 else f"{stamp}-{safe}-{i}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover
+            raise OutputError(f"output folder {base}: too many runs named {stamp}-{safe}")
+        write_bytes_atomic(path / ".writable", b"")
+        (path / ".writable").unlink()
+    except OSError as exc:
+        raise OutputError(f"output folder {base} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: Path, doc: Any) -> None:
+    write_bytes_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+
+
+def write_series(path: Path, results: RunResults) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SERIES_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in series_rows(results):
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def write_histograms(path: Path, results: RunResults) -> None:
+    """Totals and per-second windows, sparse, so later commands can merge runs or windows exactly."""
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for op, t in results.totals.items():
+        for m in METRICS:
+            idx, cnt, lo, hi = t.hist(m).to_sparse()
+            arrays[f"total/{op}/{m}/idx"] = idx
+            arrays[f"total/{op}/{m}/count"] = cnt
+            arrays[f"total/{op}/{m}/minmax"] = np.array([lo, hi], dtype=np.int64)
+    for w, ops in results.windows.items():
+        for op, t in ops.items():
+            for m in METRICS:
+                idx, cnt, lo, hi = t.hist(m).to_sparse()
+                if idx.size:
+                    arrays[f"window/{w}/{op}/{m}/idx"] = idx
+                    arrays[f"window/{w}/{op}/{m}/count"] = cnt
+                    arrays[f"window/{w}/{op}/{m}/minmax"] = np.array([lo, hi], dtype=np.int64)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_bytes_atomic(path, buf.getvalue())

@@ -1,0 +1,42 @@
+"""The simulated clock: maps run time (seconds since t0) to simulated UTC instants, and formats them.
+
+Pure: callers pass elapsed run time in; timestamps are RFC 3339 with an explicit zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+
+@dataclass(frozen=True)
+class SimClock:
+    start_epoch_s: float  # simulated instant at run time 0
+    time_scale: float = 1.0  # simulated seconds per wall second
+
+    def at(self, run_s: float) -> float:
+        return self.start_epoch_s + run_s * self.time_scale
+
+
+def rfc3339(epoch_s: float) -> str:
+    """`2026-11-28T10:04:29.123Z` (millisecond precision, explicit UTC zone)."""
+    dt = datetime.fromtimestamp(epoch_s, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def iso_duration(seconds: float) -> str:
+    """ISO 8601 duration: `PT15S`, `PT15M`, `PT1H30M`, `PT0.5S`."""
+    if seconds <= 0:
+        return "PT0S"
+    whole = int(seconds)
+    frac = seconds - whole
+    h, rem = divmod(whole, 3600)
+    m, s = divmod(rem, 60)
+    out = "PT"
+    if h:
+        out += f"{h}H"
+    if m:
+        out += f"{m}M"
+    if s or frac or out == "PT":
+        out += f"{s + frac:g}S" if frac else f"{s}S"
+    return out

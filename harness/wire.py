@@ -1,0 +1,35 @@
+"""Bytes on the wire: JSON and form encoding of dialect requests, lenient JSON decoding of replies.
+
+Edge (orjson), shared by the async transport and the supervisor's blocking operator calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from harness import errors
+from harness.dialects import Request
+from harness.errors import Failure
+
+
+def decode(body: bytes) -> Any:
+    """A reply body as JSON, leniently: JSON encoded twice is unwrapped; anything else is a protocol deviation."""
+    try:
+        doc = orjson.loads(body)
+        if isinstance(doc, str) and doc[:1] in ("{", "["):
+            doc = orjson.loads(doc)
+        return doc
+    except orjson.JSONDecodeError:
+        raise Failure(errors.PROTOCOL, f"response is not JSON: {body[:80]!r}") from None
+
+
+def encode(req: Request) -> tuple[bytes | None, str | None]:
+    """Body bytes and content type of a request."""
+    if req.form is not None:
+        return urlencode(req.form).encode(), "application/x-www-form-urlencoded"
+    if req.json is not None:
+        return orjson.dumps(req.json), "application/json"
+    return None, None

@@ -1,0 +1,80 @@
+"""Profiles: TOML into a validated frozen dataclass; errors name the key and the value."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness.profile import Profile, ProfileError, from_toml, override
+
+PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+
+
+def test_full_profile_parses() -> None:
+    """Every section maps onto the Profile fields, with durations in seconds."""
+    p = from_toml(
+        """
+name = "t"
+description = "d"
+thresholds = ["report.response_time.p99 < 500ms"]
+[target]
+url = "http://127.0.0.1:8080/openadr3/3.0.1"
+[fleet]
+vens = 20
+sites_per_ven = 3
+mix = { household = 3, restaurant = 1 }
+[behaviour]
+interval = "500ms"
+connection = "pooled"
+timeout = "2s"
+[run]
+duration = "2m"
+reports_per_ven = 3
+seed = 9
+"""
+    )
+    assert (p.vens, p.sites_per_ven, p.interval_s, p.duration_s, p.reports_per_ven, p.seed) == (20, 3, 0.5, 120.0, 3, 9)
+    assert p.mix == (("household", 3.0), ("restaurant", 1.0))
+    assert p.connection == "pooled" and p.timeout_s == 2.0
+    assert p.target == "http://127.0.0.1:8080/openadr3/3.0.1"
+    assert p.target_rate_per_s == 40.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.vens = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[fleet]\nvens = 0", "profile: fleet.vens must be > 0, got 0"),
+        ("[fleet]\nvens = 'many'", "profile: fleet.vens must be an integer, got 'many'"),
+        ("[behaviour]\ninterval = '15 parsecs'", "profile: behaviour.interval must be a duration"),
+        ("[behaviour]\nconnection = 'carrier-pigeon'", "profile: behaviour.connection must be one of per-ven, pooled"),
+        ("[fleet]\nmix = { castle = 1 }", "profile: fleet.mix key must be one of"),
+        ("[fleet]\nvenz = 3", "profile: unknown key 'fleet.venz'"),
+        ("[target]\nurl = 'ftp://x'", "profile: target must be an http(s) URL"),
+        ("vens = = 3", "not valid TOML"),
+    ],
+)
+def test_errors_name_key_and_value(text: str, message: str) -> None:
+    """Each mistake is a one-line ProfileError naming the key (and the value)."""
+    with pytest.raises(ProfileError) as e:
+        from_toml(text)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_overrides_skip_none() -> None:
+    """Flags not given (None) leave the profile's value; given ones replace and are re-validated."""
+    p = override(Profile(vens=10), vens=None, interval_s=2.0)
+    assert (p.vens, p.interval_s) == (10, 2.0)
+    with pytest.raises(ProfileError, match="fleet.vens must be > 0"):
+        override(p, vens=0)
+
+
+@pytest.mark.parametrize("path", sorted(PROFILES.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_profiles_are_valid(path: Path) -> None:
+    """Every shipped profile parses, is named after its file and describes itself."""
+    p = from_toml(path.read_text(encoding="utf-8"), str(path))
+    assert p.name == path.stem and p.description

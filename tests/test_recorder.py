@@ -1,0 +1,55 @@
+"""Recorder and results merge: three latencies per operation, classified errors, merge by addition."""
+
+from __future__ import annotations
+
+from harness.histogram import Histogram
+from harness.messages import Health, WorkerDelta
+from harness.recorder import Recorder
+from harness.results import RunResults, op_summary, series_rows
+
+H = Health(0.0, 0.0, 0.0, 0, 0, 0, 0)
+
+
+def test_three_latencies_from_three_instants() -> None:
+    """response = done - intended, service = done - sent, lag = sent - intended, each in its histogram."""
+    r = Recorder()
+    r.ok("report", intended=10.0, sent=10.5, done=10.75)
+    ops, errors = r.flush()
+    d = ops["report"]
+    assert (d.ok, d.errors, errors) == (1, 0, {})
+    assert Histogram.from_sparse(d.response).max_ns == 750_000_000
+    assert Histogram.from_sparse(d.service).max_ns == 250_000_000
+    assert Histogram.from_sparse(d.lag).max_ns == 500_000_000
+
+
+def test_errors_keep_count_operation_and_first_example() -> None:
+    """Failures are counted per class with the first example; flush resets the window."""
+    r = Recorder()
+    r.fail("report", "http_503", "ven-1: 503")
+    r.fail("report", "http_503", "ven-2: 503")
+    r.fail("token", "connect_refused", "ven-3: refused")
+    ops, errors = r.flush()
+    assert ops["report"].errors == 2 and ops["token"].errors == 1
+    assert errors["http_503"].count == 2 and errors["http_503"].example == "ven-1: 503"
+    assert errors["connect_refused"].op == "token"
+    assert r.flush() == ({}, {})
+
+
+def test_supervisor_merge_adds_deltas_from_workers_and_windows() -> None:
+    """Totals are the sums of all deltas; each window keeps its own counts; rates use measured time."""
+    results = RunResults()
+    for worker in (0, 1):
+        for window in (0, 1, 2):
+            rec = Recorder()
+            for i in range(10):
+                rec.ok("report", 0.0, 0.001 * i, 0.002 * (i + 1))
+            rec.fail("report", "http_500", "boom")
+            ops, errs = rec.flush()
+            results.add(WorkerDelta(worker, window, ops, errs, H, 10, 0))
+    t = results.totals["report"]
+    assert (t.ok, t.errors, t.response.total) == (60, 6, 60)
+    assert results.errors["http_500"]["count"] == 6
+    assert [(row["t_s"], row["ok"], row["errors"]) for row in series_rows(results)] == [(0, 20, 2), (1, 20, 2), (2, 20, 2)]
+    s = op_summary(t, measured_s=3.0)
+    assert s["rate_per_s"] == 20.0 and s["error_rate"] == round(6 / 66, 6)
+    assert set(s) >= {"response_time", "service_time", "start_lag"}
