@@ -49,6 +49,8 @@ class Profile:
     bl_secret_env: str = "HARNESS_BL_SECRET"
     ven_client_prefix: str = "ven-"
     ven_secret_env: str = "HARNESS_VEN_SECRET"
+    max_loop_lag_ms: float = 100.0  # generator health: a window with more loop lag is saturated
+    max_cpu_percent: float = 95.0
     thresholds: tuple[str, ...] = ()
     vtn_faults: dict[str, str] = field(default_factory=dict)
 
@@ -127,6 +129,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "run.seed": ("seed", "int"),
     "run.drain": ("drain_s", "duration"),
     "run.warmup": ("warmup_s", "duration"),
+    "generator.max_loop_lag": ("max_loop_lag_ms", "duration_ms"),
+    "generator.max_cpu_percent": ("max_cpu_percent", "float"),
     "thresholds": ("thresholds", "strlist"),
     "vtn.faults": ("vtn_faults", "strmap"),
 }
@@ -148,6 +152,11 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "duration":
         try:
             return parse_duration(value, key)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    if kind == "duration_ms":
+        try:
+            return parse_duration(value, key) * 1000.0
         except ValueError as exc:
             raise _fail(str(exc)) from None
     if kind == "strlist":

@@ -60,6 +60,7 @@ class WorkerState:
     detail: str = ""
     ok: int = 0
     errors: int = 0
+    history: list[Health] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -67,6 +68,8 @@ class RunResults:
     """Everything the supervisor knows about a run, merged from deltas."""
 
     totals: dict[str, OpTotals] = field(default_factory=dict)
+    warmup: dict[str, OpTotals] = field(default_factory=dict)  # windows before warmup_windows, kept apart
+    warmup_windows: int = 0
     windows: dict[int, dict[str, OpTotals]] = field(default_factory=dict)
     errors: dict[str, dict[str, Any]] = field(default_factory=dict)
     workers: dict[int, WorkerState] = field(default_factory=dict)
@@ -81,8 +84,9 @@ class RunResults:
     def add(self, delta: WorkerDelta) -> None:
         window = self.windows.setdefault(delta.window, {})
         w = self.worker(delta.worker_id)
+        totals = self.warmup if delta.window < self.warmup_windows else self.totals
         for op, d in delta.ops.items():
-            self.totals.setdefault(op, OpTotals()).add(d)
+            totals.setdefault(op, OpTotals()).add(d)
             window.setdefault(op, OpTotals()).add(d)
             w.ok += d.ok
             w.errors += d.errors
@@ -96,6 +100,7 @@ class RunResults:
             self.counters[k] = self.counters.get(k, 0) + v
         w.deltas += 1
         w.health = delta.health
+        w.history.append(delta.health)
         w.vens_ready = delta.vens_ready
         w.vens_done = delta.vens_done
         w.loop_lag_max_ms = max(w.loop_lag_max_ms, delta.health.loop_lag_max_ms)
@@ -186,6 +191,7 @@ def summary(
 ) -> dict[str, Any]:
     """The summary.json document (extend, don't rename)."""
     ops = {op: op_summary(t, measured_s) for op, t in sorted(results.totals.items())}
+    warm_s = float(results.warmup_windows)
     workers = [
         {
             "worker": w.worker_id,
@@ -207,6 +213,10 @@ def summary(
         "reasons": reasons,
         "measured_s": round(measured_s, 3),
         "operations": ops,
+        "warmup": {
+            "seconds": warm_s,
+            "operations": {op: op_summary(t, warm_s) for op, t in sorted(results.warmup.items())},
+        },
         "errors": dict(sorted(results.errors.items())),
         "counters": dict(sorted(results.counters.items())),
         "workers": workers,

@@ -1,0 +1,203 @@
+"""The `harness` command: run, vtn, profiles.
+
+Edge. A user's mistake is one line on stderr and exit code 2 — never a traceback; a bug still shows one.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from harness.profile import Profile, ProfileError, from_toml, override
+from harness.units import parse_duration
+
+EXIT_USAGE = 2
+EXIT_ABORTED = 4
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"harness: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value, f"--{param.name.replace('_', '-')}" if param and param.name else "duration")
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
+def shipped_profiles() -> dict[str, Path]:
+    root = importlib.resources.files("harness.profiles")
+    out: dict[str, Path] = {}
+    for entry in root.iterdir():
+        if entry.name.endswith(".toml"):
+            out[entry.name[:-5]] = Path(str(entry))
+    return dict(sorted(out.items()))
+
+
+def load_profile(name_or_path: str | None) -> Profile:
+    if name_or_path is None:
+        return Profile()
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = shipped_profiles()
+        if name_or_path not in shipped:
+            fail(f"--profile: no profile file {name_or_path!r} and no shipped profile of that name "
+                 f"(shipped: {', '.join(shipped)})")
+        path = shipped[name_or_path]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"--profile: cannot read {path}: {exc.strerror}")
+    return from_toml(text, source=str(path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="harness", prog_name="harness")
+def cli() -> None:
+    """Load-simulation harness for OpenADR 3 VTN servers.
+
+    Simulates a fleet of VENs (homes, shops, EV chargers, PV...) that provision themselves and send
+    telemetry reports on a schedule, and reports throughput, coordinated-omission-free latency and
+    failures by class. With no --target, `harness run` starts an embedded VTN on 127.0.0.1.
+    """
+
+
+@cli.command()
+@click.option("--profile", "profile_name", metavar="NAME|FILE", help="A shipped profile name (see `harness profiles`) or a TOML file.")
+@click.option("--vens", type=int, help="Number of simulated VENs. [default: 1000]")
+@click.option("--interval", type=DURATION, help="Report interval per VEN, e.g. 15s. [default: 15s]")
+@click.option("--duration", type=DURATION, help="How long to schedule operations, e.g. 60s, 2m. [default: 60s]")
+@click.option("--reports-per-ven", type=int, help="Count-bounded mode: each VEN sends exactly this many reports, then the run ends.")
+@click.option("--target", metavar="URL", help="Base URL of the VTN, e.g. http://127.0.0.1:8080/openadr3/3.0.1. Default: start the embedded VTN.")
+@click.option("--workers", type=int, help="Worker processes. [default: one per core]")
+@click.option("--seed", type=int, help="Seed for the fleet, phases and meter noise. [default: 1]")
+@click.option("--sites-per-ven", type=int, help="Resources (sites) per VEN. [default: 1]")
+@click.option("--connection", type=click.Choice(["per-ven", "pooled"]), help="One keep-alive connection per VEN (realistic) or a shared pool per worker. [default: per-ven]")
+@click.option("--timeout", type=DURATION, help="Per-request timeout. [default: 10s]")
+@click.option("--time-scale", type=float, help="Simulated seconds per wall second for meter time. [default: 1]")
+@click.option("--name", help="Run name used in the results folder. [default: the profile's name]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, help="Results go to OUT/runs/<UTC time>-<name>/.")
+@click.option("--quiet", is_flag=True, help="No live view; print only the final summary.")
+def run(profile_name: str | None, out_dir: str, quiet: bool, **flags: Any) -> None:
+    """Simulate a VEN fleet against a VTN and report what it measured.
+
+    Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
+    4 target unreachable or run aborted, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+    """
+    from rich.console import Console
+
+    from harness.businesslogic import SetupFailed, TargetUnreachable
+    from harness.resultsdir import OutputError
+    from harness.supervisor import Supervisor
+    from harness.ui import LiveView, final_report
+
+    profile = load_profile(profile_name)
+    rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "name": "name"}
+    profile = override(profile, **{rename.get(k, k): v for k, v in flags.items()})
+    console = Console(stderr=False)
+    view = None if quiet else LiveView(console)
+    sup = Supervisor(profile, out_dir, view)
+    try:
+        outcome = sup.run()
+    except (TargetUnreachable, SetupFailed) as exc:
+        if view:
+            view.close()
+        fail(str(exc), EXIT_ABORTED)
+    except OutputError as exc:
+        if view:
+            view.close()
+        fail(str(exc))
+    finally:
+        if view:
+            view.close()
+    final_report(console, outcome.summary, sup.results, outcome.run_dir)
+    sys.exit(outcome.exit_code)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: a free port, printed at start).")
+@click.option("--db", "db_path", default="vtn.sqlite", show_default=True, help="SQLite file (created if missing; kept across restarts).")
+@click.option("--token-ttl", type=DURATION, default=3600.0, show_default="1h", help="Access token lifetime.")
+@click.option("--fault", "faults", multiple=True, metavar="KEY=VALUE", help="Fault injection, repeatable: latency=50ms, latency=lognormal:20ms:0.5, errors=503:0.05, reset=0.01, stall=30s:2s, max_concurrency=8, service_time=20ms, rate_limit=...")
+@click.option("--access-log", is_flag=True, help="Log every request (never secrets or tokens).")
+def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool) -> None:
+    """Serve the embedded OpenADR 3.0.1 VTN (aiohttp + SQLite) until Ctrl-C.
+
+    Credentials: business logic client `bl` / secret from $HARNESS_BL_SECRET (default `bl-secret`);
+    any VEN client id `ven-<name>` with the secret from $HARNESS_VEN_SECRET (default `ven-secret`).
+    """
+    from harness.vtn import VtnConfig, parse_faults, serve
+
+    fault_map: dict[str, str] = {}
+    for item in faults:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--fault must be KEY=VALUE, got {item!r}")
+        fault_map[key.strip()] = value.strip()
+    try:
+        parsed = parse_faults(fault_map)
+    except ValueError as exc:
+        fail(f"--fault: {exc}")
+    config = VtnConfig(
+        host=host,
+        port=port,
+        db_path=db_path,
+        token_ttl_s=token_ttl,
+        faults=parsed,
+        access_log=access_log,
+        bl_secret=os.environ.get("HARNESS_BL_SECRET", "bl-secret"),
+        ven_secret=os.environ.get("HARNESS_VEN_SECRET", "ven-secret"),
+    )
+
+    def ready(actual_port: int) -> None:
+        click.echo(f"harness vtn: serving OpenADR 3.0.1 at http://{host}:{actual_port}{config.base_path} (db {db_path})", err=True)
+
+    try:
+        serve(config, ready=ready)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_ABORTED)
+
+
+@cli.command("profiles")
+def profiles_cmd() -> None:
+    """List the shipped profiles with a one-line description."""
+    for name, path in shipped_profiles().items():
+        try:
+            desc = from_toml(path.read_text(encoding="utf-8"), str(path)).description
+        except ProfileError as exc:  # pragma: no cover - shipped profiles are tested
+            desc = f"(invalid: {exc})"
+        click.echo(f"{name:12s} {desc}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        fail(f"{where}{exc.format_message()}")
+    except click.ClickException as exc:
+        fail(exc.format_message())
+    except ProfileError as exc:
+        fail(str(exc))
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        fail("interrupted", 130)

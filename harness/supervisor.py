@@ -1,0 +1,422 @@
+"""The supervisor: starts the workers, merges their deltas, drives the live view, ends the run, writes results.
+
+Edge. It creates no event loop, session or thread: workers start from an explicit spawn context and get
+only picklable specs; signal handlers only record the signal; the main loop waits on the results queue
+with a timeout and dispatches.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import platform
+import queue
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import numpy as np
+
+from harness import __version__, dialects
+from harness.businesslogic import Operator
+from harness.fleet import FleetSpec, split
+from harness.health import HealthLimits, first_saturated, judge
+from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
+from harness.profile import Profile
+from harness.results import RunResults, summary
+from harness.resultsdir import make_run_dir, write_histograms, write_json, write_series
+from harness.shard import Credentials, ShardSpec
+from harness import worker as worker_mod
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INVALID, EXIT_ABORTED = 0, 1, 2, 3, 4
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+READY_TIMEOUT_S = 60.0
+START_MARGIN_S = 0.3
+SNAPSHOT_EVERY_S = 5.0
+
+
+class View(Protocol):
+    """What the supervisor tells the live view (rich on a TTY, plain lines otherwise)."""
+
+    def update(self, snap: Snapshot) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullView:
+    def update(self, snap: Snapshot) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Snapshot:
+    profile: Profile
+    results: RunResults
+    elapsed_s: float
+    phase: str  # starting | running | draining | done
+    target: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    verdict: str
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+@dataclass
+class _Proc:
+    spec: ShardSpec
+    process: Any
+    ctrl: Any
+    finished: bool = False
+
+
+def resolve_credentials(p: Profile) -> Credentials:
+    return Credentials(
+        bl_client_id=p.bl_client_id,
+        bl_secret=os.environ.get(p.bl_secret_env, "bl-secret"),
+        ven_client_prefix=p.ven_client_prefix,
+        ven_secret=os.environ.get(p.ven_secret_env, "ven-secret"),
+    )
+
+
+class Supervisor:
+    def __init__(
+        self,
+        profile: Profile,
+        out_dir: str | os.PathLike[str] = ".",
+        view: View | None = None,
+        *,
+        reachable_window_s: float = 10.0,
+    ) -> None:
+        self.profile = profile
+        self.out_dir = Path(out_dir)
+        self.view = view or NullView()
+        self.reachable_window_s = reachable_window_s
+        self.results = RunResults(warmup_windows=int(math.ceil(profile.warmup_s)))
+        self.limits = HealthLimits(max_loop_lag_ms=profile.max_loop_lag_ms, max_cpu_percent=profile.max_cpu_percent)
+        self._warned_saturated = False
+        self.signals: list[int] = []
+        self.procs: list[_Proc] = []
+        self.notes: list[str] = []
+        self.target = profile.target or "embedded"
+
+    # ---- signals: record only -----------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    # ---- run ----------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        p = self.profile
+        run_dir = make_run_dir(self.out_dir, p.name)
+        self.run_dir = run_dir
+        started_epoch = time.time()
+        with ExitStack() as stack, self._signals():
+            target = p.target
+            vtn = None
+            if target is None:
+                from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
+
+                vtn = stack.enter_context(EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p))))
+                target = vtn.url
+            self.target = target
+            creds = resolve_credentials(p)
+            op = Operator(target, dialects.get(p.dialect), creds.bl_client_id, creds.bl_secret, p.timeout_s)
+            op.wait_reachable(self.reachable_window_s)
+            program_id = op.ensure_program(p.program_name)
+            event_id = op.ensure_event(program_id, f"{p.program_name}-telemetry", time.time())
+            specs = self._specs(target, program_id, event_id, creds)
+            stack.callback(self._reap)
+            t0_epoch, measured_s = self._drive(specs)
+        return self._finish(run_dir, started_epoch, t0_epoch, measured_s, target, program_id, event_id)
+
+    def _specs(self, target: str, program_id: str, event_id: str, creds: Credentials) -> list[ShardSpec]:
+        p = self.profile
+        n_workers = min(p.workers or os.cpu_count() or 1, p.vens)
+        fleet = FleetSpec(vens=p.vens, sites_per_ven=p.sites_per_ven, mix=p.mix, name_prefix=p.name_prefix)
+        duration = p.duration_s
+        return [
+            ShardSpec(
+                worker_id=i,
+                fleet=fleet,
+                ven_start=lo,
+                ven_stop=hi,
+                seed=p.seed,
+                target=target,
+                program_id=program_id,
+                event_id=event_id,
+                interval_s=p.interval_s,
+                duration_s=duration,
+                reports_per_ven=p.reports_per_ven,
+                connection=p.connection,
+                pool_size=max(1, p.pool_size // n_workers),
+                timeout_s=p.timeout_s,
+                credentials=creds,
+                dialect=p.dialect,
+                time_scale=p.time_scale,
+                meter_tick_s=p.meter_tick_s,
+                warmup_s=p.warmup_s,
+            )
+            for i, (lo, hi) in enumerate(split(p.vens, n_workers))
+        ]
+
+    def _drive(self, specs: list[ShardSpec]) -> tuple[float, float]:
+        ctx = mp.get_context("spawn")
+        out: Any = ctx.Queue()
+        self.out = out
+        for spec in specs:
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=worker_mod.main, args=(spec, recv, out), name=f"harness-worker-{spec.worker_id}")
+            proc.start()
+            recv.close()  # the child holds its end; EOF tells it we are gone
+            self.procs.append(_Proc(spec, proc, send))
+            w = self.results.worker(spec.worker_id)
+            w.vens = spec.vens
+            w.pid = proc.pid or 0
+        # Wait until every worker has built its shard, then start all on one shared instant.
+        ready: set[int] = set()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        start_wall = time.monotonic()
+        while len(ready) < len(specs) and not self._all_finished():
+            if self.signals:
+                break
+            if time.monotonic() > deadline:
+                self.notes.append(f"workers not ready after {READY_TIMEOUT_S:g}s")
+                break
+            msg = self._get(0.1)
+            if isinstance(msg, WorkerReady):
+                ready.add(msg.worker_id)
+                self.results.worker(msg.worker_id).status = "ready"
+            self._check_alive()
+        t0_epoch = time.time() + START_MARGIN_S
+        if self.signals or len(ready) < len(specs):
+            self._broadcast(Stop(0.0, "aborted before start"))
+        else:
+            self._broadcast(Start(t0_epoch))
+            for w in self.results.workers.values():
+                w.status = "running"
+        self._loop(t0_epoch)
+        end = time.time()
+        p = self.profile
+        measured = max(1e-9, min(end - t0_epoch, p.duration_s + p.timeout_s + p.drain_s) - self.results.warmup_windows)
+        self.setup_s = time.monotonic() - start_wall
+        return t0_epoch, measured
+
+    def _loop(self, t0_epoch: float) -> None:
+        p = self.profile
+        next_view = time.monotonic()
+        next_snapshot = time.monotonic() + SNAPSHOT_EVERY_S
+        handled_signals = 0
+        phase = "running"
+        while not self._all_finished():
+            if len(self.signals) > handled_signals:
+                handled_signals = len(self.signals)
+                if handled_signals == 1:
+                    phase = "draining"
+                    self.notes.append(f"{signal.Signals(self.signals[0]).name}: stopping, draining in-flight requests")
+                    self._broadcast(Stop(min(p.drain_s, 3.0), "interrupted"))
+                else:
+                    self.notes.append("second signal: stopping workers now")
+                    self._terminate_all()
+            msg = self._get(0.1)
+            if msg is not None:
+                self._handle(msg)
+            self._check_alive()
+            now = time.monotonic()
+            if now >= next_view:
+                next_view = now + 1.0
+                self.view.update(Snapshot(p, self.results, time.time() - t0_epoch, phase, self.target, self.notes))
+            if now >= next_snapshot:
+                next_snapshot = now + SNAPSHOT_EVERY_S
+                self._write_partial(t0_epoch)
+        # Messages still queued after the last process exited.
+        while (msg := self._get(0.0)) is not None:
+            self._handle(msg)
+
+    def _get(self, timeout: float) -> Any:
+        try:
+            if timeout <= 0:
+                return self.out.get_nowait()
+            return self.out.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        except (EOFError, OSError):  # pragma: no cover - queue torn down
+            return None
+
+    def _handle(self, msg: Any) -> None:
+        if isinstance(msg, WorkerDelta):
+            self.results.add(msg)
+            if not self._warned_saturated:
+                warning = first_saturated([(msg.worker_id, msg.health)], self.limits)
+                if warning is not None:
+                    self._warned_saturated = True
+                    self.notes.append(warning)
+        elif isinstance(msg, WorkerDone):
+            w = self.results.worker(msg.worker_id)
+            w.status = "done"
+            w.detail = msg.reason
+            self._proc(msg.worker_id).finished = True
+        elif isinstance(msg, WorkerFailed):
+            w = self.results.worker(msg.worker_id)
+            w.status = "failed"
+            w.detail = msg.traceback
+            self._proc(msg.worker_id).finished = True
+            self.notes.append(f"worker {msg.worker_id} failed: {msg.traceback.strip().splitlines()[-1]}")
+        elif isinstance(msg, WorkerReady):
+            self.results.worker(msg.worker_id).status = "ready"
+
+    def _proc(self, worker_id: int) -> _Proc:
+        return next(p for p in self.procs if p.spec.worker_id == worker_id)
+
+    def _check_alive(self) -> None:
+        for pr in self.procs:
+            if pr.finished or pr.process.exitcode is None:
+                continue
+            while (msg := self._get(0.0)) is not None:  # its last words may still be queued
+                self._handle(msg)
+            if not pr.finished:
+                pr.finished = True
+                w = self.results.worker(pr.spec.worker_id)
+                w.status = "lost"
+                w.detail = f"exited with code {pr.process.exitcode} carrying VENs {pr.spec.ven_start}..{pr.spec.ven_stop - 1}"
+                self.notes.append(f"worker {pr.spec.worker_id} lost: {w.detail}")
+
+    def _all_finished(self) -> bool:
+        return all(pr.finished for pr in self.procs)
+
+    def _broadcast(self, msg: Any) -> None:
+        for pr in self.procs:
+            if not pr.finished:
+                try:
+                    pr.ctrl.send(msg)
+                except (BrokenPipeError, OSError):
+                    pass
+
+    def _terminate_all(self) -> None:
+        for pr in self.procs:
+            if pr.process.is_alive():
+                pr.process.terminate()
+
+    def _reap(self) -> None:
+        """Join every worker; terminate, then kill, any that outlive the deadline. Never leave orphans."""
+        deadline = time.monotonic() + 5.0
+        for pr in self.procs:
+            pr.process.join(max(0.0, deadline - time.monotonic()))
+        for pr in self.procs:
+            if pr.process.is_alive():
+                pr.process.terminate()
+                pr.process.join(2.0)
+            if pr.process.is_alive():
+                pr.process.kill()
+                pr.process.join(2.0)
+            pr.ctrl.close()
+        out = getattr(self, "out", None)
+        if out is not None:
+            out.close()
+            out.join_thread()
+
+    # ---- results ------------------------------------------------------------------------------
+    def _verdict(self) -> tuple[str, int, list[str]]:
+        reasons: list[str] = []
+        if self.signals:
+            sig = self.signals[0]
+            return "interrupted", EXIT_SIGTERM if sig == signal.SIGTERM else EXIT_SIGINT, [f"stopped by {signal.Signals(sig).name}"]
+        lost = [w for w in self.results.workers.values() if w.status in ("lost", "failed")]
+        reasons += [f"worker {w.worker_id} {w.status}: {w.detail.strip().splitlines()[-1] if w.detail else ''}" for w in lost]
+        history = {w.worker_id: w.history[self.results.warmup_windows:] for w in self.results.workers.values()}
+        reasons += judge(history, self.limits)
+        if reasons:
+            return "invalid", EXIT_INVALID, reasons
+        return "pass", EXIT_PASS, reasons
+
+    def _manifest(self, started_epoch: float, t0_epoch: float, target: str, program_id: str, event_id: str) -> dict[str, Any]:
+        p = self.profile
+        prof = asdict(p)
+        return {
+            "name": p.name,
+            "profile": prof,
+            "seed": p.seed,
+            "target": target,
+            "embedded_vtn": p.target is None,
+            "program_id": program_id,
+            "event_id": event_id,
+            "started_at": _iso(started_epoch),
+            "t0": _iso(t0_epoch),
+            "ended_at": _iso(time.time()),
+            "workers": len(self.procs),
+            "target_report_rate_per_s": round(p.target_rate_per_s, 3),
+            "versions": {
+                "harness": __version__,
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "aiohttp": _version("aiohttp"),
+                "uvloop": _version("uvloop"),
+            },
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "hostname": platform.node()},
+            "notes": list(self.notes),
+        }
+
+    def _write_partial(self, t0_epoch: float) -> None:
+        measured = max(1e-9, time.time() - t0_epoch)
+        doc = summary(run={"name": self.profile.name, "partial": True}, results=self.results, measured_s=measured,
+                      verdict="running", reasons=[], thresholds=[])
+        write_json(self.run_dir / "summary.json", doc)
+
+    def _finish(self, run_dir: Path, started_epoch: float, t0_epoch: float, measured_s: float, target: str,
+                program_id: str, event_id: str) -> Outcome:
+        verdict, code, reasons = self._verdict()
+        doc = summary(
+            run=self._manifest(started_epoch, t0_epoch, target, program_id, event_id),
+            results=self.results,
+            measured_s=measured_s,
+            verdict=verdict,
+            reasons=reasons,
+            thresholds=[],
+        )
+        write_series(run_dir / "series.csv", self.results)
+        write_histograms(run_dir / "histograms.npz", self.results)
+        write_json(run_dir / "summary.json", doc)
+        self.view.update(Snapshot(self.profile, self.results, measured_s, "done", self.target, self.notes))
+        return Outcome(code, verdict, run_dir, doc)
+
+
+def _vtn_faults(p: Profile) -> dict[str, Any]:
+    if not p.vtn_faults:
+        return {}
+    from harness.vtn import parse_faults
+
+    return {"faults": parse_faults(p.vtn_faults)}
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _version(mod: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(mod)
+    except Exception:  # noqa: BLE001
+        return "unknown"

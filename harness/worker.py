@@ -1,0 +1,316 @@
+"""A worker process: one uvloop event loop for its whole life, its own aiohttp sessions, one shard of VENs.
+
+Edge. `main(spec, ctrl, out)` is the process entry (module level, picklable arguments only). Scheduling is
+done by this loop's timers; every session is created and closed inside this loop; the worker never writes
+to the terminal — it sends messages up `out` and takes commands from the `ctrl` pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import numpy as np
+import psutil
+
+from harness import dialects
+from harness.fleet import build_shard
+from harness.messages import Health, Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
+from harness.meter import Meter
+from harness.recorder import Recorder
+from harness.shard import ShardSpec
+from harness.simclock import SimClock
+from harness.transport import AiohttpTransport, Transport
+from harness.ven import FAILED, PROVISIONING, READY, ShardVens
+from harness import errors
+
+
+class Sink(Protocol):
+    def put(self, item: Any) -> None: ...
+
+
+def phases(seed: int, ven_start: int, ven_stop: int, interval_s: float) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Each VEN's phase in [0, interval): a hash of (seed, global VEN index), so sharding does not move it."""
+    idx = np.arange(ven_start, ven_stop, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = idx * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53) * interval_s
+
+
+def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
+    """Process entry: run the worker in one uvloop loop, report a bug as WorkerFailed."""
+    # Ctrl-C reaches the whole process group; the supervisor alone decides how a run stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(Worker(spec, ctrl, out).run())
+    except BaseException:  # noqa: BLE001 - a worker reports its own bug before dying
+        out.put(WorkerFailed(spec.worker_id, traceback.format_exc()))
+        raise SystemExit(1) from None
+
+
+TransportFactory = Callable[[ShardSpec, int], Transport]
+
+
+def aiohttp_transport(spec: ShardSpec, limit: int) -> Transport:
+    return AiohttpTransport(spec.target, limit=limit, timeout_s=spec.timeout_s)
+
+
+class Worker:
+    def __init__(
+        self, spec: ShardSpec, ctrl: Connection, out: Sink, transport_factory: TransportFactory = aiohttp_transport
+    ) -> None:
+        self.spec = spec
+        self._make_transport = transport_factory
+        self.ctrl = ctrl
+        self.out = out
+        self.rec = Recorder()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.transports: dict[int, Transport] = {}
+        self.pooled: Transport | None = None
+        self.pending: dict[int, deque[float]] = {}
+        self.busy: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, dtype=bool)
+        self.stop_reason: str | None = None
+        self.drain_s = 5.0
+        self.deltas_sent = 0
+        self._lag_samples: list[float] = []
+        self._proc = psutil.Process()
+        self._cpu_mark = (time.monotonic(), time.process_time())
+        self._ctrl_msgs: asyncio.Queue[Any] = asyncio.Queue()
+        self.bug: BaseException | None = None
+
+    # ---- control pipe -------------------------------------------------------------------------
+    def _on_ctrl(self) -> None:
+        try:
+            while self.ctrl.poll():
+                self._ctrl_msgs.put_nowait(self.ctrl.recv())
+        except (EOFError, OSError):
+            # The supervisor is gone: stop at once, nobody is left to read what we measure.
+            asyncio.get_running_loop().remove_reader(self.ctrl.fileno())
+            self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="supervisor gone"))
+
+    # ---- transports ---------------------------------------------------------------------------
+    def transport_for(self, row: int) -> Transport:
+        if self.pooled is not None:
+            return self.pooled
+        t = self.transports.get(row)
+        if t is None:
+            t = self.transports[row] = self._make_transport(self.spec, 1)
+        return t
+
+    # ---- main ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        spec = self.spec
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.ctrl.fileno(), self._on_ctrl)
+        shard = build_shard(spec.fleet, spec.seed, spec.ven_start, spec.ven_stop)
+        self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
+        msg = await self._ctrl_msgs.get()
+        if isinstance(msg, Stop):
+            self.out.put(WorkerDone(spec.worker_id, msg.reason, 0))
+            return
+        assert isinstance(msg, Start)
+        # Map the shared wall-clock t0 onto this loop's monotonic clock.
+        t0 = loop.time() + (msg.t0_epoch_s - time.time())
+        sim_start = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else msg.t0_epoch_s
+        clock = SimClock(sim_start, spec.time_scale)
+        meter = Meter(shard, spec.seed, sim_start, spec.meter_tick_s)
+        if spec.connection == "pooled":
+            self.pooled = self._make_transport(spec, spec.pool_size)
+        self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for, clock)
+        self.vens.t0 = t0
+        self.busy = np.zeros(shard.n_vens, dtype=bool)
+        self.t0 = t0
+        try:
+            await self._run_schedule(loop, t0)
+        finally:
+            await self._close()
+        if self.bug is not None:
+            raise self.bug
+        self._flush(final=True)
+        self.out.put(WorkerDone(spec.worker_id, self.stop_reason or "done", self.deltas_sent))
+
+    async def _run_schedule(self, loop: asyncio.AbstractEventLoop, t0: float) -> None:
+        spec = self.spec
+        n = self.vens.shard.n_vens
+        interval = spec.interval_s
+        phase = phases(spec.seed, spec.ven_start, spec.ven_stop, interval)
+        order = np.argsort(phase, kind="stable")
+        sorted_phase = phase[order]
+        end = t0 + spec.duration_s
+        last_slot = spec.reports_per_ven if spec.reports_per_ven is not None else None
+        k, p = 0, 0  # schedule cursor: slot k, position p in phase order
+        self.schedule_done = asyncio.Event()
+        flush_handle = loop.call_at(t0 + spec.delta_interval_s, self._on_flush_timer, 1)
+        self._flush_handle = flush_handle
+
+        while self.stop_reason is None:
+            now = loop.time()
+            # Dispatch everything due by now, in intended-time order.
+            while last_slot is None or k <= last_slot:
+                base = t0 + k * interval
+                q = int(np.searchsorted(sorted_phase, now - base, side="right"))
+                if q > p:
+                    rows = order[p:q]
+                    intended = base + sorted_phase[p:q]
+                    keep = intended < end
+                    for row, t in zip(rows[keep].tolist(), intended[keep].tolist()):
+                        self._dispatch(row, k, t)
+                    p = q
+                if p < n:
+                    break
+                k, p = k + 1, 0
+            exhausted = (last_slot is not None and k > last_slot) or (t0 + k * interval + sorted_phase[min(p, n - 1)] >= end)
+            if exhausted:
+                break
+            wake = t0 + k * interval + float(sorted_phase[p])
+            try:
+                msg = await asyncio.wait_for(self._ctrl_msgs.get(), timeout=max(0.0, wake - loop.time()))
+            except TimeoutError:
+                self._lag_samples.append(loop.time() - wake)
+                continue
+            if isinstance(msg, Stop):
+                self.stop_reason = msg.reason
+                self.drain_s = msg.drain_s
+        # Schedule over (or stopped): wait for in-flight and queued work, bounded by the drain deadline.
+        if self.stop_reason is None:
+            self.stop_reason = "count reached" if last_slot is not None else "duration elapsed"
+            drain_deadline = max(end, loop.time()) + spec.timeout_s + self.drain_s
+        else:
+            drain_deadline = loop.time() + self.drain_s
+        while self.tasks and loop.time() < drain_deadline:
+            ctrl = asyncio.ensure_future(self._ctrl_msgs.get())
+            done, _ = await asyncio.wait(
+                [*self.tasks, ctrl], timeout=drain_deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+            if ctrl in done:
+                msg = ctrl.result()
+                if isinstance(msg, Stop):
+                    self.stop_reason = msg.reason
+                    drain_deadline = min(drain_deadline, loop.time() + msg.drain_s)
+            else:
+                ctrl.cancel()
+        abandoned = len(self.tasks) + sum(len(d) for d in self.pending.values())
+        for t in list(self.tasks):
+            t.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if abandoned:
+            for _ in range(abandoned):
+                self.rec.fail("report", errors.ABANDONED, "in flight or queued when the drain deadline passed")
+        self.pending.clear()
+
+    # ---- dispatch -----------------------------------------------------------------------------
+    def _dispatch(self, row: int, slot: int, intended: float) -> None:
+        vens = self.vens
+        if slot == 0:
+            vens.state[row] = PROVISIONING
+            self._start(row, vens.provision(row, intended))
+            return
+        if self.busy[row]:
+            # A device does one request at a time: the due report waits, keeping its intended time.
+            self.pending.setdefault(row, deque()).append(intended)
+            return
+        self._start_report(row, intended)
+
+    def _start_report(self, row: int, intended: float) -> None:
+        state = self.vens.state[row]
+        if state == READY:
+            self._start(row, self.vens.report(row, intended))
+        elif state == FAILED:
+            self.rec.fail("report", errors.NOT_READY, f"{self.vens.shard.ven_name(row)}: VEN not provisioned; retrying provisioning")
+            self.vens.state[row] = PROVISIONING
+            self._start(row, self.vens.provision(row, intended))
+        else:  # pragma: no cover - PROVISIONING implies busy
+            self.pending.setdefault(row, deque()).append(intended)
+
+    def _start(self, row: int, coro: Any) -> None:
+        self.busy[row] = True
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(lambda t, row=row: self._finished(row, t))
+
+    def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        self.busy[row] = False
+        if not task.cancelled() and task.exception() is not None and self.bug is None:
+            # Operations record HTTP failures as data; an exception here is a bug: stop and report it.
+            self.bug = task.exception()
+            self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
+        queue = self.pending.get(row)
+        if queue:
+            intended = queue.popleft()
+            if not queue:
+                del self.pending[row]
+            self._start_report(row, intended)
+
+    # ---- deltas and health --------------------------------------------------------------------
+    def _on_flush_timer(self, window: int) -> None:
+        loop = asyncio.get_running_loop()
+        planned = self.t0 + window * self.spec.delta_interval_s
+        self._lag_samples.append(loop.time() - planned)
+        self._flush(final=False, window=window - 1)
+        self._flush_handle = loop.call_at(planned + self.spec.delta_interval_s, self._on_flush_timer, window + 1)
+
+    def _health(self) -> Health:
+        now, cpu = time.monotonic(), time.process_time()
+        wall0, cpu0 = self._cpu_mark
+        self._cpu_mark = (now, cpu)
+        lag = self._lag_samples or [0.0]
+        self._lag_samples = []
+        try:
+            rss = self._proc.memory_info().rss
+            fds = self._proc.num_fds()
+        except psutil.Error:  # pragma: no cover
+            rss, fds = 0, 0
+        return Health(
+            loop_lag_max_ms=max(0.0, max(lag)) * 1000,
+            loop_lag_mean_ms=max(0.0, sum(lag) / len(lag)) * 1000,
+            cpu_percent=100.0 * (cpu - cpu0) / max(1e-6, now - wall0),
+            rss_bytes=rss,
+            open_fds=fds,
+            in_flight=len(self.tasks),
+            backlog=sum(len(d) for d in self.pending.values()),
+        )
+
+    def _flush(self, final: bool, window: int | None = None) -> None:
+        if window is None:
+            loop = asyncio.get_running_loop()
+            window = max(0, int((loop.time() - self.t0) // self.spec.delta_interval_s))
+        ops, errs = self.rec.flush()
+        counters, self.vens.counters = self.vens.counters, {}
+        state = self.vens.state
+        ready = int(np.count_nonzero(state == READY))
+        done = int(np.count_nonzero(self.vens.reports_ok >= (self.spec.reports_per_ven or 1 << 30)))
+        self.out.put(
+            WorkerDelta(self.spec.worker_id, window, ops, errs, self._health(), ready, done, final, counters)
+        )
+        self.deltas_sent += 1
+
+    async def _close(self) -> None:
+        handle = getattr(self, "_flush_handle", None)
+        if handle is not None:
+            handle.cancel()
+        closing = list(self.transports.values()) + ([self.pooled] if self.pooled else [])
+        await asyncio.gather(*(t.close() for t in closing), return_exceptions=True)
+        self.transports.clear()
+        try:
+            asyncio.get_running_loop().remove_reader(self.ctrl.fileno())
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,55 @@
+"""Test doubles: an in-memory VTN transport that answers in the worker's own loop, with set delays."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+
+from harness.dialects import Request
+from harness.transport import Reply
+
+
+@dataclass
+class FakeVtn:
+    """Shared state of the fake VTN: what it accepted, and how slowly it answers each path."""
+
+    delays_s: dict[str, float] = field(default_factory=dict)  # "POST /reports" -> seconds
+    statuses: dict[str, int] = field(default_factory=dict)  # "POST /reports" -> forced status
+    accepted: Counter[str] = field(default_factory=Counter)
+    reports: list[dict[str, object]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def factory(self, spec: object, limit: int) -> FakeTransport:
+        return FakeTransport(self)
+
+
+class FakeTransport:
+    def __init__(self, vtn: FakeVtn) -> None:
+        asyncio.get_running_loop()
+        self.vtn = vtn
+        self.closed = False
+
+    async def send(self, req: Request, token: str | None = None) -> Reply:
+        path = req.path.split("?")[0]
+        key = f"{req.method} {'/vens/*/resources' if path.endswith('/resources') else path}"
+        delay = self.vtn.delays_s.get(key, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        forced = self.vtn.statuses.get(key)
+        if forced:
+            return Reply(forced, b'{"status": %d}' % forced)
+        if key == "POST /auth/token":
+            return Reply(200, b'{"access_token": "t", "token_type": "Bearer", "expires_in": 3600}')
+        if req.method == "POST":
+            self.vtn.accepted[key] += 1
+            if key == "POST /reports":
+                self.vtn.reports.append(req.json)
+            return Reply(201, orjson.dumps({"id": str(next(self.vtn._ids))}))
+        return Reply(200, b"[]")
+
+    async def close(self) -> None:
+        self.closed = True

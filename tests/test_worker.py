@@ -1,0 +1,123 @@
+"""The worker, run in-process in one uvloop loop against an in-memory VTN: schedule, open model, deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import uvloop
+
+from harness.fleet import FleetSpec
+from harness.histogram import Histogram
+from harness.messages import Start, WorkerDelta, WorkerDone, WorkerReady
+from harness.results import RunResults
+from harness.shard import Credentials, ShardSpec
+from harness.worker import Worker, phases
+
+from tests.doubles import FakeVtn
+
+
+def spec(**kw: Any) -> ShardSpec:
+    base = dict(
+        worker_id=0, fleet=FleetSpec(vens=20, sites_per_ven=2), ven_start=0, ven_stop=20, seed=3,
+        target="http://fake", program_id="p", event_id="e", interval_s=0.2, duration_s=30.0,
+        reports_per_ven=3, connection="per-ven", pool_size=10, timeout_s=5.0, credentials=Credentials(),
+        meter_tick_s=0.1,
+    )
+    base.update(kw)
+    return ShardSpec(**base)  # type: ignore[arg-type]
+
+
+def run_worker(s: ShardSpec, vtn: FakeVtn) -> tuple[list[Any], Worker]:
+    """Run one worker to completion in this process, as main() would in a child."""
+    out: list[Any] = []
+
+    class Sink:
+        def put(self, item: Any) -> None:
+            out.append(item)
+
+    recv, send = mp.Pipe(duplex=False)
+    send.send(Start(time.time() + 0.05))
+    w = Worker(s, recv, Sink(), vtn.factory)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        r.run(w.run())
+    recv.close()
+    send.close()
+    return out, w
+
+
+def merged(out: list[Any]) -> RunResults:
+    res = RunResults()
+    for m in out:
+        if isinstance(m, WorkerDelta):
+            res.add(m)
+    return res
+
+
+def test_count_mode_sends_exact_totals_and_closes_everything() -> None:
+    """20 VENs x 3 reports: exactly 60 reports, 20 VENs, 40 resources; every transport closed; Ready..Done."""
+    vtn = FakeVtn()
+    out, w = run_worker(spec(), vtn)
+    assert isinstance(out[0], WorkerReady) and isinstance(out[-1], WorkerDone)
+    assert out[-1].reason == "count reached"
+    res = merged(out)
+    assert vtn.accepted == {"POST /reports": 60, "POST /vens": 20, "POST /vens/*/resources": 40}
+    assert (res.ok("report"), res.ok("token"), res.ok("create_ven"), res.ok("create_resource")) == (60, 20, 20, 40)
+    assert res.errors == {}
+    assert len(w.transports) == 0  # closed and dropped
+    names = {r["clientName"] for r in vtn.reports}
+    assert len(names) == 20 and all(len(r["resources"]) == 2 for r in vtn.reports)
+
+
+def test_open_model_queues_behind_a_slow_vtn_and_keeps_intended_times() -> None:
+    """Reports due every 0.1 s but answered in 0.5 s queue per VEN: service ~0.5 s, response grows to ~2.1 s."""
+    vtn = FakeVtn(delays_s={"POST /reports": 0.5})
+    out, _ = run_worker(spec(fleet=FleetSpec(vens=4), ven_stop=4, interval_s=0.1, reports_per_ven=5), vtn)
+    t = merged(out).totals["report"]
+    assert t.ok == 20
+    svc, resp = t.service, t.response
+    assert 495 <= svc.percentile_ns(50) / 1e6 <= 560
+    # 5th report intended at phase+0.5 s, sent after 4 earlier ones (done at phase+2.1 s), done at phase+2.6 s.
+    assert 2050 <= resp.max_ns / 1e6 <= 2300
+    assert resp.percentile_ns(50) > 3 * svc.percentile_ns(50) / 2
+
+
+def test_http_errors_are_counted_by_class_not_raised() -> None:
+    """A VTN answering 503 to every report: 0 ok, 30 http_503 errors with an example; the worker finishes."""
+    vtn = FakeVtn(statuses={"POST /reports": 503})
+    out, _ = run_worker(spec(fleet=FleetSpec(vens=10), ven_stop=10), vtn)
+    res = merged(out)
+    assert res.ok("report") == 0 and res.totals["report"].errors == 30
+    assert res.errors["http_503"]["count"] == 30 and "503" in res.errors["http_503"]["example"]
+
+
+def test_provisioning_failure_is_retried_at_the_next_slot() -> None:
+    """When VEN creation fails, each due report is a not_ready error and provisioning is tried again."""
+    vtn = FakeVtn(statuses={"POST /vens": 500})
+    out, _ = run_worker(spec(fleet=FleetSpec(vens=5), ven_stop=5), vtn)
+    res = merged(out)
+    assert res.errors["not_ready"]["count"] == 15  # 5 VENs x 3 due reports
+    assert res.errors["http_500"]["count"] == 20  # 1 + 3 retries per VEN
+
+
+def test_phases_are_shard_independent_and_spread() -> None:
+    """A VEN's phase depends on the seed and its global index only, and phases cover the interval."""
+    whole = phases(5, 0, 1000, 15.0)
+    assert np.array_equal(np.concatenate([phases(5, 0, 400, 15.0), phases(5, 400, 1000, 15.0)]), whole)
+    assert whole.min() >= 0 and whole.max() < 15.0
+    assert np.histogram(whole, bins=5, range=(0, 15))[0].min() > 150
+    assert not np.array_equal(phases(6, 0, 1000, 15.0), whole)
+
+
+def test_messages_per_second_do_not_depend_on_request_rate() -> None:
+    """Deltas are per window, not per request: 10x the requests gives the same number of messages."""
+    small, _ = run_worker(spec(fleet=FleetSpec(vens=5), ven_stop=5, interval_s=0.25, reports_per_ven=4, delta_interval_s=0.25), FakeVtn())
+    big, _ = run_worker(spec(fleet=FleetSpec(vens=50), ven_stop=50, interval_s=0.25, reports_per_ven=4, delta_interval_s=0.25), FakeVtn())
+    n_small = sum(isinstance(m, WorkerDelta) for m in small)
+    n_big = sum(isinstance(m, WorkerDelta) for m in big)
+    assert merged(big).ok("report") == 10 * merged(small).ok("report") == 200
+    assert abs(n_big - n_small) <= 1
