@@ -77,6 +77,21 @@ def write_series(path: Path, results: RunResults) -> None:
     write_bytes_atomic(path, buf.getvalue().encode())
 
 
+HEALTH_COLUMNS = ("t_s", "worker", "loop_lag_max_ms", "loop_lag_mean_ms", "cpu_percent", "rss_mb", "open_fds", "in_flight", "backlog")
+
+
+def write_health(path: Path, results: RunResults) -> None:
+    """One row per worker per window: the generator's own health over time."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HEALTH_COLUMNS)
+    for ws in sorted(results.workers.values(), key=lambda x: x.worker_id):
+        for t, h in enumerate(ws.history):
+            w.writerow([t, ws.worker_id, round(h.loop_lag_max_ms, 3), round(h.loop_lag_mean_ms, 3), round(h.cpu_percent, 1),
+                        round(h.rss_bytes / 2**20, 1), h.open_fds, h.in_flight, h.backlog])
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
 def write_histograms(path: Path, results: RunResults) -> None:
     """Totals and per-second windows, sparse, so later commands can merge runs or windows exactly."""
     arrays: dict[str, np.ndarray[Any, Any]] = {}

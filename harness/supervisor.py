@@ -8,10 +8,8 @@ with a timeout and dispatches.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import platform
-import queue
 import signal
 import sys
 import time
@@ -25,15 +23,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness import __version__, dialects
+from harness.backend import Backend, LocalBackend
 from harness.businesslogic import Operator
 from harness.fleet import FleetSpec, split
 from harness.health import HealthLimits, first_saturated, judge
 from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.profile import Profile
 from harness.results import RunResults, summary
-from harness.resultsdir import make_run_dir, write_histograms, write_json, write_series
+from harness.resultsdir import make_run_dir, write_health, write_histograms, write_json, write_series
 from harness.shard import Credentials, ShardSpec
-from harness import worker as worker_mod
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INVALID, EXIT_ABORTED = 0, 1, 2, 3, 4
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -75,14 +73,6 @@ class Outcome:
     summary: dict[str, Any]
 
 
-@dataclass
-class _Proc:
-    spec: ShardSpec
-    process: Any
-    ctrl: Any
-    finished: bool = False
-
-
 def resolve_credentials(p: Profile) -> Credentials:
     return Credentials(
         bl_client_id=p.bl_client_id,
@@ -100,6 +90,7 @@ class Supervisor:
         view: View | None = None,
         *,
         reachable_window_s: float = 10.0,
+        backend: Backend | None = None,
     ) -> None:
         self.profile = profile
         self.out_dir = Path(out_dir)
@@ -109,7 +100,9 @@ class Supervisor:
         self.limits = HealthLimits(max_loop_lag_ms=profile.max_loop_lag_ms, max_cpu_percent=profile.max_cpu_percent)
         self._warned_saturated = False
         self.signals: list[int] = []
-        self.procs: list[_Proc] = []
+        self.backend: Backend = backend or LocalBackend()
+        self.specs: dict[int, ShardSpec] = {}
+        self.finished: set[int] = set()
         self.notes: list[str] = []
         self.target = profile.target or "embedded"
 
@@ -147,7 +140,7 @@ class Supervisor:
             program_id = op.ensure_program(p.program_name)
             event_id = op.ensure_event(program_id, f"{p.program_name}-telemetry", time.time())
             specs = self._specs(target, program_id, event_id, creds)
-            stack.callback(self._reap)
+            stack.callback(self.backend.close)
             t0_epoch, measured_s = self._drive(specs)
         return self._finish(run_dir, started_epoch, t0_epoch, measured_s, target, program_id, event_id)
 
@@ -182,32 +175,26 @@ class Supervisor:
         ]
 
     def _drive(self, specs: list[ShardSpec]) -> tuple[float, float]:
-        ctx = mp.get_context("spawn")
-        out: Any = ctx.Queue()
-        self.out = out
+        self.specs = {s.worker_id: s for s in specs}
+        pids = self.backend.start(specs)
         for spec in specs:
-            recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=worker_mod.main, args=(spec, recv, out), name=f"harness-worker-{spec.worker_id}")
-            proc.start()
-            recv.close()  # the child holds its end; EOF tells it we are gone
-            self.procs.append(_Proc(spec, proc, send))
             w = self.results.worker(spec.worker_id)
             w.vens = spec.vens
-            w.pid = proc.pid or 0
+            w.pid = pids.get(spec.worker_id, 0)
         # Wait until every worker has built its shard, then start all on one shared instant.
         ready: set[int] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
-        start_wall = time.monotonic()
         while len(ready) < len(specs) and not self._all_finished():
             if self.signals:
                 break
             if time.monotonic() > deadline:
                 self.notes.append(f"workers not ready after {READY_TIMEOUT_S:g}s")
                 break
-            msg = self._get(0.1)
+            msg = self.backend.get(0.1)
             if isinstance(msg, WorkerReady):
                 ready.add(msg.worker_id)
-                self.results.worker(msg.worker_id).status = "ready"
+            if msg is not None:
+                self._handle(msg)
             self._check_alive()
         t0_epoch = time.time() + START_MARGIN_S
         if self.signals or len(ready) < len(specs):
@@ -220,7 +207,6 @@ class Supervisor:
         end = time.time()
         p = self.profile
         measured = max(1e-9, min(end - t0_epoch, p.duration_s + p.timeout_s + p.drain_s) - self.results.warmup_windows)
-        self.setup_s = time.monotonic() - start_wall
         return t0_epoch, measured
 
     def _loop(self, t0_epoch: float) -> None:
@@ -238,8 +224,8 @@ class Supervisor:
                     self._broadcast(Stop(min(p.drain_s, 3.0), "interrupted"))
                 else:
                     self.notes.append("second signal: stopping workers now")
-                    self._terminate_all()
-            msg = self._get(0.1)
+                    self.backend.terminate()
+            msg = self.backend.get(0.1)
             if msg is not None:
                 self._handle(msg)
             self._check_alive()
@@ -250,19 +236,9 @@ class Supervisor:
             if now >= next_snapshot:
                 next_snapshot = now + SNAPSHOT_EVERY_S
                 self._write_partial(t0_epoch)
-        # Messages still queued after the last process exited.
-        while (msg := self._get(0.0)) is not None:
+        # Messages still queued after the last worker ended.
+        while (msg := self.backend.get(0.0)) is not None:
             self._handle(msg)
-
-    def _get(self, timeout: float) -> Any:
-        try:
-            if timeout <= 0:
-                return self.out.get_nowait()
-            return self.out.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        except (EOFError, OSError):  # pragma: no cover - queue torn down
-            return None
 
     def _handle(self, msg: Any) -> None:
         if isinstance(msg, WorkerDelta):
@@ -276,65 +252,42 @@ class Supervisor:
             w = self.results.worker(msg.worker_id)
             w.status = "done"
             w.detail = msg.reason
-            self._proc(msg.worker_id).finished = True
+            self.finished.add(msg.worker_id)
         elif isinstance(msg, WorkerFailed):
             w = self.results.worker(msg.worker_id)
             w.status = "failed"
             w.detail = msg.traceback
-            self._proc(msg.worker_id).finished = True
+            self.finished.add(msg.worker_id)
             self.notes.append(f"worker {msg.worker_id} failed: {msg.traceback.strip().splitlines()[-1]}")
         elif isinstance(msg, WorkerReady):
-            self.results.worker(msg.worker_id).status = "ready"
-
-    def _proc(self, worker_id: int) -> _Proc:
-        return next(p for p in self.procs if p.spec.worker_id == worker_id)
+            w = self.results.worker(msg.worker_id)
+            w.status = "ready"
+            if msg.pid:
+                w.pid = msg.pid
 
     def _check_alive(self) -> None:
-        for pr in self.procs:
-            if pr.finished or pr.process.exitcode is None:
+        gone = {wid: how for wid, how in self.backend.exited().items() if wid not in self.finished}
+        if not gone:
+            return
+        while (msg := self.backend.get(0.0)) is not None:  # their last words may still be queued
+            self._handle(msg)
+        for wid, how in gone.items():
+            if wid in self.finished:
                 continue
-            while (msg := self._get(0.0)) is not None:  # its last words may still be queued
-                self._handle(msg)
-            if not pr.finished:
-                pr.finished = True
-                w = self.results.worker(pr.spec.worker_id)
-                w.status = "lost"
-                w.detail = f"exited with code {pr.process.exitcode} carrying VENs {pr.spec.ven_start}..{pr.spec.ven_stop - 1}"
-                self.notes.append(f"worker {pr.spec.worker_id} lost: {w.detail}")
+            self.finished.add(wid)
+            spec = self.specs[wid]
+            w = self.results.worker(wid)
+            w.status = "lost"
+            w.detail = f"{how}, carrying VENs {spec.ven_start}..{spec.ven_stop - 1} ({spec.vens} VENs)"
+            self.notes.append(f"worker {wid} lost: {w.detail}")
 
     def _all_finished(self) -> bool:
-        return all(pr.finished for pr in self.procs)
+        return len(self.finished) >= len(self.specs)
 
     def _broadcast(self, msg: Any) -> None:
-        for pr in self.procs:
-            if not pr.finished:
-                try:
-                    pr.ctrl.send(msg)
-                except (BrokenPipeError, OSError):
-                    pass
-
-    def _terminate_all(self) -> None:
-        for pr in self.procs:
-            if pr.process.is_alive():
-                pr.process.terminate()
-
-    def _reap(self) -> None:
-        """Join every worker; terminate, then kill, any that outlive the deadline. Never leave orphans."""
-        deadline = time.monotonic() + 5.0
-        for pr in self.procs:
-            pr.process.join(max(0.0, deadline - time.monotonic()))
-        for pr in self.procs:
-            if pr.process.is_alive():
-                pr.process.terminate()
-                pr.process.join(2.0)
-            if pr.process.is_alive():
-                pr.process.kill()
-                pr.process.join(2.0)
-            pr.ctrl.close()
-        out = getattr(self, "out", None)
-        if out is not None:
-            out.close()
-            out.join_thread()
+        for wid in self.specs:
+            if wid not in self.finished:
+                self.backend.send(wid, msg)
 
     # ---- results ------------------------------------------------------------------------------
     def _verdict(self) -> tuple[str, int, list[str]]:
@@ -364,7 +317,7 @@ class Supervisor:
             "started_at": _iso(started_epoch),
             "t0": _iso(t0_epoch),
             "ended_at": _iso(time.time()),
-            "workers": len(self.procs),
+            "workers": len(self.specs),
             "target_report_rate_per_s": round(p.target_rate_per_s, 3),
             "versions": {
                 "harness": __version__,
@@ -396,6 +349,7 @@ class Supervisor:
         )
         write_series(run_dir / "series.csv", self.results)
         write_histograms(run_dir / "histograms.npz", self.results)
+        write_health(run_dir / "health.csv", self.results)
         write_json(run_dir / "summary.json", doc)
         self.view.update(Snapshot(self.profile, self.results, measured_s, "done", self.target, self.notes))
         return Outcome(code, verdict, run_dir, doc)
