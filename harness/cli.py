@@ -41,12 +41,12 @@ DURATION = Duration()
 
 
 def shipped_profiles() -> dict[str, Path]:
-    root = importlib.resources.files("harness.profiles")
-    out: dict[str, Path] = {}
-    for entry in root.iterdir():
-        if entry.name.endswith(".toml"):
-            out[entry.name[:-5]] = Path(str(entry))
-    return dict(sorted(out.items()))
+    """Profiles shipped in the package (installed: harness/profiles; a checkout: the top-level profiles/)."""
+    try:
+        root = Path(str(importlib.resources.files("harness.profiles")))
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parents[1] / "profiles"
+    return {p.stem: p for p in sorted(root.glob("*.toml"))}
 
 
 def load_profile(name_or_path: str | None) -> Profile:
