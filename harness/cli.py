@@ -93,7 +93,8 @@ def cli() -> None:
 @click.option("--name", help="Run name used in the results folder. [default: the profile's name]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, help="Results go to OUT/runs/<UTC time>-<name>/.")
 @click.option("--quiet", is_flag=True, help="No live view; print only the final summary.")
-def run(profile_name: str | None, out_dir: str, quiet: bool, **flags: Any) -> None:
+@click.option("--threshold", "extra_thresholds", multiple=True, metavar="EXPR", help="A pass/fail check, repeatable, added to the profile's, e.g. 'report.response_time.p99 < 500ms'.")
+def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], **flags: Any) -> None:
     """Simulate a VEN fleet against a VTN and report what it measured.
 
     Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
@@ -109,7 +110,17 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, **flags: Any) -> No
     profile = load_profile(profile_name)
     rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "name": "name"}
     profile = override(profile, **{rename.get(k, k): v for k, v in flags.items()})
+    if extra_thresholds:
+        from harness.thresholds import parse
+
+        try:
+            added = tuple(parse(expr) for expr in extra_thresholds)
+        except ValueError as exc:
+            fail(f"--threshold: {exc}")
+        profile = override(profile, thresholds=profile.thresholds + added)
     console = Console(stderr=False)
+    if not console.is_terminal:
+        console = Console(stderr=False, width=160)  # CI logs: wide enough for the tables
     view = None if quiet else LiveView(console)
     sup = Supervisor(profile, out_dir, view)
     try:
@@ -126,6 +137,9 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, **flags: Any) -> No
         if view:
             view.close()
     final_report(console, outcome.summary, sup.results, outcome.run_dir)
+    for t in outcome.summary.get("thresholds", []):
+        console.print(f"threshold {'pass' if t['passed'] else 'FAIL'}: {t['expr']} ({t['detail']})",
+                      style="green" if t["passed"] else "bold red", markup=False, highlight=False)
     sys.exit(outcome.exit_code)
 
 
@@ -161,8 +175,8 @@ def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str,
         token_ttl_s=token_ttl,
         faults=parsed,
         access_log=access_log,
-        bl_secret=os.environ.get("HARNESS_BL_SECRET", "bl-secret"),
-        ven_secret=os.environ.get("HARNESS_VEN_SECRET", "ven-secret"),
+        bl_client_secret=os.environ.get("HARNESS_BL_SECRET", "bl-secret"),
+        ven_client_secret=os.environ.get("HARNESS_VEN_SECRET", "ven-secret"),
     )
 
     def ready(actual_port: int) -> None:
@@ -183,6 +197,75 @@ def profiles_cmd() -> None:
         except ProfileError as exc:  # pragma: no cover - shipped profiles are tested
             desc = f"(invalid: {exc})"
         click.echo(f"{name:12s} {desc}")
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path())
+def report_cmd(run_dir: str) -> None:
+    """Write RUN_DIR/report.html: a self-contained HTML report (plots inline, no network needed) of a run.
+
+    Needs matplotlib (pip install 'harness[report]'). Prints the report's path; exit 2 if RUN_DIR is not a
+    readable results folder.
+    """
+    from harness.report import ReportError, write_report
+
+    try:
+        path = write_report(Path(run_dir))
+    except ReportError as exc:
+        fail(str(exc))
+    click.echo(str(path))
+
+
+@cli.command("compare")
+@click.argument("base_run", type=click.Path())
+@click.argument("new_run", type=click.Path())
+@click.option("--tolerance", default="10%", show_default=True, help="Relative change that counts, e.g. 10% or 0.1.")
+@click.option("--metric", "metrics", multiple=True, type=click.Choice(["response_time", "service_time", "start_lag"]), help="Latency metric to compare, repeatable. [default: response_time and service_time]")
+@click.option("--min-ms", type=float, default=1.0, show_default=True, help="Latency changes smaller than this many ms are noise.")
+@click.option("--min-samples", type=click.IntRange(min=1), default=100, show_default=True, help="Judge an operation's latencies only with this many samples in both runs.")
+def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str, ...], min_ms: float, min_samples: int) -> None:
+    """Compare NEW_RUN against BASE_RUN (results folders) and flag regressions beyond the tolerance.
+
+    Latency percentiles come from the saved histograms (exact merge), rates and error rates from summary.json.
+    A percentile is judged only with enough samples above it; max is shown, never judged.
+    Exit codes: 0 no regression, 1 regressions beyond the tolerance, 2 usage error or unreadable folder.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.compare import IMPROVEMENT, REGRESSION, RunData, Settings, compare, regressions
+    from harness.resultsdir import RunDirError, read_run
+    from harness.thresholds import format_value
+    from harness.units import parse_percent
+
+    try:
+        tol = parse_percent(tolerance, "--tolerance")
+    except ValueError as exc:
+        fail(str(exc))
+    if not 0 <= tol or (tol > 1 and not tolerance.strip().endswith("%")):
+        fail(f"--tolerance must be a percentage like 10% or a fraction in [0, 1], got {tolerance!r}")
+    if min_ms < 0:
+        fail(f"--min-ms must be >= 0, got {min_ms:g}")
+    try:
+        base, new = (RunData(*read_run(d)) for d in (base_run, new_run))
+    except RunDirError as exc:
+        fail(str(exc))
+    settings = Settings(tolerance=tol, min_ms=min_ms, min_samples=min_samples, **({"metrics": metrics} if metrics else {}))
+    rows = compare(base, new, settings)
+    table = Table(title=f"{new_run} vs {base_run}", title_justify="left")
+    for col in ("operation", "quantity", "base", "new", "change", ""):
+        table.add_column(col, justify="right" if col in ("base", "new", "change") else "left")
+    for r in rows:
+        style = {REGRESSION: "red", IMPROVEMENT: "green"}.get(r.mark, "")
+        change = "" if r.change_pct is None else f"{r.change_pct:+.1f}%"
+        shown = ["-" if v is None else format_value(v, r.unit) for v in (r.base, r.new)]
+        table.add_row(r.op, r.quantity, *shown, change, r.mark or r.note, style=style or ("dim" if r.note else ""))
+    console = Console()
+    console.print(table)
+    n = len(regressions(rows))
+    console.print(f"{n} regression{'' if n == 1 else 's'} beyond {tol * 100:g}%", style="bold red" if n else "bold green",
+                  markup=False, highlight=False)
+    sys.exit(1 if n else 0)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ class HealthLimits:
     max_loop_lag_ms: float = 100.0
     max_cpu_percent: float = 95.0
     max_saturated_fraction: float = 0.1  # of a worker's windows
-    min_saturated_windows: int = 2
+    min_saturated_windows: int = 3
 
 
 def is_saturated(h: Health, limits: HealthLimits) -> bool:

@@ -30,8 +30,10 @@ from harness.health import HealthLimits, first_saturated, judge
 from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.profile import Profile
 from harness.results import RunResults, summary
-from harness.resultsdir import make_run_dir, write_health, write_histograms, write_json, write_series
+from harness.junit import junit_xml
+from harness.resultsdir import make_run_dir, write_bytes_atomic, write_health, write_histograms, write_json, write_series
 from harness.shard import Credentials, ShardSpec
+from harness.thresholds import Threshold, ThresholdResult, evaluate, failure_reasons, mark_aborted, should_abort, to_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INVALID, EXIT_ABORTED = 0, 1, 2, 3, 4
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -105,6 +107,7 @@ class Supervisor:
         self.finished: set[int] = set()
         self.notes: list[str] = []
         self.target = profile.target or "embedded"
+        self.abort: tuple[ThresholdResult, float] | None = None  # the threshold that stopped the run, and when
 
     # ---- signals: record only -----------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -146,7 +149,9 @@ class Supervisor:
 
     def _specs(self, target: str, program_id: str, event_id: str, creds: Credentials) -> list[ShardSpec]:
         p = self.profile
-        n_workers = min(p.workers or os.cpu_count() or 1, p.vens)
+        # Default: one worker per core; with the embedded VTN on this machine, leave it a core of its own.
+        default = (os.cpu_count() or 1) - (1 if p.target is None else 0)
+        n_workers = min(p.workers or max(1, default), p.vens)
         fleet = FleetSpec(vens=p.vens, sites_per_ven=p.sites_per_ven, mix=p.mix, name_prefix=p.name_prefix)
         duration = p.duration_s
         return [
@@ -213,6 +218,8 @@ class Supervisor:
         p = self.profile
         next_view = time.monotonic()
         next_snapshot = time.monotonic() + SNAPSHOT_EVERY_S
+        next_abort_check = time.monotonic() + 1.0
+        abort_checks = [t for t in p.thresholds if t.abort_on_fail]
         handled_signals = 0
         phase = "running"
         while not self._all_finished():
@@ -236,6 +243,10 @@ class Supervisor:
             if now >= next_snapshot:
                 next_snapshot = now + SNAPSHOT_EVERY_S
                 self._write_partial(t0_epoch)
+            if abort_checks and phase == "running" and now >= next_abort_check:
+                next_abort_check = now + 1.0
+                if self._check_abort(t0_epoch, abort_checks):
+                    phase = "draining"
         # Messages still queued after the last worker ended.
         while (msg := self.backend.get(0.0)) is not None:
             self._handle(msg)
@@ -336,9 +347,26 @@ class Supervisor:
                       verdict="running", reasons=[], thresholds=[])
         write_json(self.run_dir / "summary.json", doc)
 
+    def _check_abort(self, t0_epoch: float, checks: list[Threshold]) -> bool:
+        """Judge the abort-on-fail thresholds on the run so far; when one fails past its grace, stop the workers."""
+        elapsed_s = time.time() - t0_epoch
+        if elapsed_s < max(0.0, min(t.grace_s for t in checks)):
+            return False
+        run = {"name": self.profile.name, "partial": True, "target_report_rate_per_s": round(self.profile.target_rate_per_s, 3)}
+        doc = summary(run=run, results=self.results, measured_s=max(1e-9, elapsed_s - self.results.warmup_windows),
+                      verdict="running", reasons=[], thresholds=[])
+        failed = should_abort(evaluate(checks, doc), elapsed_s)
+        if failed is None:
+            return False
+        self.abort = (failed, elapsed_s)
+        self.notes.append(f"threshold abort at {elapsed_s:.0f}s: {failed.expr} ({failed.detail}); stopping")
+        self._broadcast(Stop(self.profile.drain_s, "threshold abort"))
+        return True
+
     def _finish(self, run_dir: Path, started_epoch: float, t0_epoch: float, measured_s: float, target: str,
                 program_id: str, event_id: str) -> Outcome:
         verdict, code, reasons = self._verdict()
+        invalid_reasons = list(reasons) if verdict == "invalid" else []
         doc = summary(
             run=self._manifest(started_epoch, t0_epoch, target, program_id, event_id),
             results=self.results,
@@ -347,9 +375,18 @@ class Supervisor:
             reasons=reasons,
             thresholds=[],
         )
+        # Precedence: interrupted > invalid > fail > pass; failed thresholds are listed as reasons in every case.
+        checks = evaluate(self.profile.thresholds, doc)
+        if self.abort is not None:
+            checks = mark_aborted(checks, *self.abort)
+        reasons = reasons + failure_reasons(checks)
+        if verdict == "pass" and reasons:
+            verdict, code = "fail", EXIT_FAIL
+        doc.update(verdict=verdict, reasons=reasons, thresholds=to_json(checks))
         write_series(run_dir / "series.csv", self.results)
         write_histograms(run_dir / "histograms.npz", self.results)
         write_health(run_dir / "health.csv", self.results)
+        write_bytes_atomic(run_dir / "junit.xml", junit_xml(self.profile.name, checks, invalid_reasons))
         write_json(run_dir / "summary.json", doc)
         self.view.update(Snapshot(self.profile, self.results, measured_s, "done", self.target, self.notes))
         return Outcome(code, verdict, run_dir, doc)

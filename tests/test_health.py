@@ -25,6 +25,7 @@ def test_sustained_lag_or_pegged_cpu_is_invalid_and_names_the_worker() -> None:
     reasons = judge({0: [h()] * 60, 1: [h()] * 40 + [h(lag_ms=250)] * 20}, HealthLimits())
     assert len(reasons) == 1 and reasons[0].startswith("generator saturated: worker 1 missed its schedule in 20 of 60")
     assert judge({0: [h(cpu=99)] * 10}, HealthLimits()) != []
+    assert judge({0: [h(lag_ms=300)] * 2 + [h()]}, HealthLimits()) == []  # a 2-window startup burst is not sustained
 
 
 def test_live_warning_on_first_saturated_window() -> None:
