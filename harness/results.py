@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.histogram import Histogram
-from harness.messages import Health, OpDelta, WorkerDelta
+from harness.messages import Health, OpDelta, SparseHist, WorkerDelta
 
 METRICS = ("response", "service", "lag")
 METRIC_KEYS = {"response": "response_time", "service": "service_time", "lag": "start_lag"}
@@ -45,6 +45,30 @@ class OpTotals:
 
 
 @dataclass(eq=False)
+class WindowOp:
+    """One operation in one window: counts and the workers' sparse histograms, densified only when read,
+    so a long run's per-second history costs kilobytes per second, not a dense array per window."""
+
+    ok: int = 0
+    errors: int = 0
+    parts: dict[str, list[SparseHist]] = field(default_factory=lambda: {m: [] for m in METRICS})
+
+    def add(self, d: OpDelta) -> None:
+        self.ok += d.ok
+        self.errors += d.errors
+        for m in METRICS:
+            sparse = getattr(d, m)
+            if len(sparse[0]):
+                self.parts[m].append(sparse)
+
+    def hist(self, metric: str) -> Histogram:
+        out = Histogram.empty()
+        for part in self.parts[metric]:
+            out += Histogram.from_sparse(part)
+        return out
+
+
+@dataclass(eq=False)
 class WorkerState:
     worker_id: int
     pid: int = 0
@@ -70,7 +94,7 @@ class RunResults:
     totals: dict[str, OpTotals] = field(default_factory=dict)
     warmup: dict[str, OpTotals] = field(default_factory=dict)  # windows before warmup_windows, kept apart
     warmup_windows: int = 0
-    windows: dict[int, dict[str, OpTotals]] = field(default_factory=dict)
+    windows: dict[int, dict[str, WindowOp]] = field(default_factory=dict)
     errors: dict[str, dict[str, Any]] = field(default_factory=dict)
     workers: dict[int, WorkerState] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -87,7 +111,7 @@ class RunResults:
         totals = self.warmup if delta.window < self.warmup_windows else self.totals
         for op, d in delta.ops.items():
             totals.setdefault(op, OpTotals()).add(d)
-            window.setdefault(op, OpTotals()).add(d)
+            window.setdefault(op, WindowOp()).add(d)
             w.ok += d.ok
             w.errors += d.errors
         for cls, e in delta.errors.items():
@@ -143,7 +167,7 @@ def series_rows(results: RunResults) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for w in results.window_range():
         for op, t in sorted(results.windows.get(w, {}).items()):
-            rt, st, lag = t.response.summary_ms(), t.service.summary_ms(), t.lag.summary_ms()
+            rt, st, lag = (t.hist(m).summary_ms() for m in METRICS)
             rows.append(
                 {
                     "t_s": w,
@@ -192,6 +216,12 @@ def summary(
     """The summary.json document (extend, don't rename)."""
     ops = {op: op_summary(t, measured_s) for op, t in sorted(results.totals.items())}
     warm_s = float(results.warmup_windows)
+    due = results.counters.get("report_due")
+    if due and "report" in ops:
+        # Achieved vs offered: reports completed (warm-up included) per report that was due by the schedule.
+        done_ok = ops["report"]["ok"] + (results.warmup["report"].ok if "report" in results.warmup else 0)
+        ops["report"]["due"] = due
+        ops["report"]["achieved_fraction"] = round(done_ok / due, 6)
     workers = [
         {
             "worker": w.worker_id,

@@ -223,6 +223,7 @@ class Worker:
             vens.state[row] = PROVISIONING
             self._start(row, vens.provision(row, intended))
             return
+        vens.counters["report_due"] = vens.counters.get("report_due", 0) + 1
         if self.busy[row]:
             # A device does one request at a time: the due report waits, keeping its intended time.
             self.pending.setdefault(row, deque()).append(intended)

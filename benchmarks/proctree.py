@@ -1,0 +1,113 @@
+"""Run a command and sample its whole process tree: peak RSS per process, and RSS / open-fd slopes.
+
+Run: python benchmarks/proctree.py [--interval 0.5] -- harness run --vens 1000 --duration 60s
+Prints one line per process (pid, role from its command line, peak RSS, RSS and fd slope per minute over
+the second half of its life) and the wall time. Used for the issue figures and the soak benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+
+
+@dataclass
+class Track:
+    pid: int
+    role: str
+    t: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)
+    fds: list[int] = field(default_factory=list)
+
+
+def role(p: psutil.Process) -> str:
+    try:
+        cmd = " ".join(p.cmdline())
+        name = p.name()
+    except psutil.Error:
+        return "?"
+    if "resource_tracker" in cmd:
+        return "mp resource tracker"
+    if "multiprocessing" in cmd or "spawn_main" in cmd:
+        return f"child ({name})"
+    return "supervisor" if "harness" in cmd else name
+
+
+def slope_per_min(t: list[float], y: list[int]) -> float:
+    if len(t) < 4:
+        return float("nan")
+    h = len(t) // 2
+    tt, yy = np.asarray(t[h:]), np.asarray(y[h:], dtype=float)
+    if tt[-1] - tt[0] <= 0:
+        return float("nan")
+    return float(np.polyfit(tt, yy, 1)[0] * 60)
+
+
+def label_from_summary(tracks: dict[int, Track]) -> None:
+    """Name the children from the newest summary.json under runs/: workers by pid, the embedded VTN."""
+    import json
+    from pathlib import Path
+
+    found = sorted(Path(".").glob("runs/*/summary.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return
+    doc = json.loads(found[-1].read_text())
+    names = {w["pid"]: f"worker {w['worker']} ({w['vens']} VENs)" for w in doc.get("workers", [])}
+    if doc.get("run", {}).get("vtn_pid"):
+        names[doc["run"]["vtn_pid"]] = "embedded VTN"
+    for tr in tracks.values():
+        tr.role = names.get(tr.pid, tr.role)
+    r = doc.get("operations", {}).get("report", {})
+    print(f"reports ok {r.get('ok')} errors {r.get('errors')} due {r.get('due')} achieved {r.get('achieved_fraction')} "
+          f"rate {r.get('rate_per_s')}/s target {doc.get('run', {}).get('target_report_rate_per_s')}/s verdict {doc.get('verdict')}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--interval", type=float, default=0.5)
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    root = psutil.Process(proc.pid)
+    tracks: dict[int, Track] = {}
+    while proc.poll() is None:
+        now = time.monotonic() - start
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            break
+        for p in procs:
+            try:
+                mem = p.memory_info().rss
+                fds = p.num_fds()
+            except psutil.Error:
+                continue
+            tr = tracks.get(p.pid)
+            if tr is None:
+                tr = tracks[p.pid] = Track(p.pid, role(p))
+            tr.t.append(now)
+            tr.rss.append(mem)
+            tr.fds.append(fds)
+        time.sleep(a.interval)
+    wall = time.monotonic() - start
+    print(f"exit code {proc.returncode}, wall {wall:.1f}s")
+    label_from_summary(tracks)
+    for tr in sorted(tracks.values(), key=lambda t: t.pid):
+        print(
+            f"pid {tr.pid:7d} {tr.role:28s} peak RSS {max(tr.rss) / 2**20:8.1f} MiB  fds max {max(tr.fds):6d}  "
+            f"RSS slope {slope_per_min(tr.t, tr.rss) / 2**20:+.2f} MiB/min  fd slope {slope_per_min(tr.t, tr.fds):+.2f}/min  "
+            f"samples {len(tr.t)}"
+        )
+    return proc.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
