@@ -1,4 +1,4 @@
-"""The `harness` command: run, vtn, profiles.
+"""The `harness` command: run, vtn, profiles, compare.
 
 Edge. A user's mistake is one line on stderr and exit code 2 — never a traceback; a bug still shows one.
 """
@@ -92,9 +92,12 @@ def cli() -> None:
 @click.option("--time-scale", type=float, help="Simulated seconds per wall second for meter time. [default: 1]")
 @click.option("--name", help="Run name used in the results folder. [default: the profile's name]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, help="Results go to OUT/runs/<UTC time>-<name>/.")
+@click.option("--warmup", type=DURATION, help="Report the first seconds apart from the measured window. [default: 0s]")
+@click.option("--max-loop-lag", "max_loop_lag_ms", type=DURATION, help="Generator health: event-loop lag that makes a window saturated; sustained saturation makes the run invalid (exit 3). [default: 100ms]")
 @click.option("--quiet", is_flag=True, help="No live view; print only the final summary.")
 @click.option("--threshold", "extra_thresholds", multiple=True, metavar="EXPR", help="A pass/fail check, repeatable, added to the profile's, e.g. 'report.response_time.p99 < 500ms'.")
-def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], **flags: Any) -> None:
+@click.option("--cluster", metavar="ADDRESS|local:N", help="Run the shards on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N to start a LocalCluster of N workers. Needs `pip install 'harness[cluster]'`.")
+def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None, **flags: Any) -> None:
     """Simulate a VEN fleet against a VTN and report what it measured.
 
     Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
@@ -103,12 +106,15 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
     from rich.console import Console
 
     from harness.businesslogic import SetupFailed, TargetUnreachable
+    from harness.cluster import ClusterError, DaskBackend
     from harness.resultsdir import OutputError
     from harness.supervisor import Supervisor
     from harness.ui import LiveView, final_report
 
     profile = load_profile(profile_name)
-    rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "name": "name"}
+    rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "warmup": "warmup_s"}
+    if flags.get("max_loop_lag_ms") is not None:
+        flags["max_loop_lag_ms"] *= 1000.0
     profile = override(profile, **{rename.get(k, k): v for k, v in flags.items()})
     if extra_thresholds:
         from harness.thresholds import parse
@@ -121,10 +127,18 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
     console = Console(stderr=False)
     if not console.is_terminal:
         console = Console(stderr=False, width=160)  # CI logs: wide enough for the tables
+    try:
+        backend = DaskBackend(cluster) if cluster else None  # no connection yet: the supervisor starts it
+    except ClusterError as exc:
+        fail(str(exc), exc.exit_code)
     view = None if quiet else LiveView(console)
-    sup = Supervisor(profile, out_dir, view)
+    sup = Supervisor(profile, out_dir, view, backend=backend)
     try:
         outcome = sup.run()
+    except ClusterError as exc:
+        if view:
+            view.close()
+        fail(str(exc), exc.exit_code)
     except (TargetUnreachable, SetupFailed) as exc:
         if view:
             view.close()
@@ -250,7 +264,7 @@ def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str,
         base, new = (RunData(*read_run(d)) for d in (base_run, new_run))
     except RunDirError as exc:
         fail(str(exc))
-    settings = Settings(tolerance=tol, min_ms=min_ms, min_samples=min_samples, **({"metrics": metrics} if metrics else {}))
+    settings = Settings(tolerance=tol, metrics=metrics or Settings().metrics, min_ms=min_ms, min_samples=min_samples)
     rows = compare(base, new, settings)
     table = Table(title=f"{new_run} vs {base_run}", title_justify="left")
     for col in ("operation", "quantity", "base", "new", "change", ""):

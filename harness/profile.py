@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.fleet import SITE_KINDS
+from harness.thresholds import Threshold, from_spec
 from harness.units import parse_duration
 
 CONNECTION_MODES = ("per-ven", "pooled")
@@ -51,10 +52,12 @@ class Profile:
     ven_secret_env: str = "HARNESS_VEN_SECRET"
     max_loop_lag_ms: float = 100.0  # generator health: a window with more loop lag is saturated
     max_cpu_percent: float = 95.0
-    thresholds: tuple[str, ...] = ()
+    # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
+    thresholds: tuple[Threshold, ...] = ()
     vtn_faults: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", _thresholds(self.thresholds))
         validate(self)
 
     @property
@@ -64,6 +67,18 @@ class Profile:
 
 def _fail(msg: str) -> ProfileError:
     return ProfileError(f"profile: {msg}")
+
+
+def _thresholds(items: Any) -> tuple[Threshold, ...]:
+    if isinstance(items, str) or not isinstance(items, (list, tuple)):
+        raise _fail(f"thresholds must be a list of expressions or tables, got {items!r}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(from_spec(item))
+        except ValueError as exc:
+            raise _fail(f"thresholds[{i}]: {exc}") from None
+    return tuple(out)
 
 
 def validate(p: Profile) -> None:
@@ -131,7 +146,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "run.warmup": ("warmup_s", "duration"),
     "generator.max_loop_lag": ("max_loop_lag_ms", "duration_ms"),
     "generator.max_cpu_percent": ("max_cpu_percent", "float"),
-    "thresholds": ("thresholds", "strlist"),
+    "thresholds": ("thresholds", "thresholds"),
     "vtn.faults": ("vtn_faults", "strmap"),
 }
 
@@ -163,6 +178,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _fail(f"{key} must be a list of strings, got {value!r}")
         return tuple(value)
+    if kind == "thresholds":
+        if not isinstance(value, list):
+            raise _fail(f"{key} must be a list of expressions or tables, got {value!r}")
+        return tuple(value)  # parsed, with errors naming the item, by Profile.__post_init__
     if kind == "strmap":
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")

@@ -12,13 +12,15 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from harness.results import METRICS, SERIES_COLUMNS, RunResults, series_rows
+from harness.histogram import Histogram
+from harness.results import METRIC_KEYS, METRICS, SERIES_COLUMNS, RunResults, series_rows
 
 
 class OutputError(RuntimeError):
@@ -112,3 +114,44 @@ def write_histograms(path: Path, results: RunResults) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     write_bytes_atomic(path, buf.getvalue())
+
+
+class RunDirError(ValueError):
+    """A results folder that cannot be read back (exit code 2)."""
+
+
+def read_histograms(path: Path) -> dict[str, dict[str, Histogram]]:
+    """The total histograms of histograms.npz: operation -> response_time|service_time|start_lag -> Histogram."""
+    out: dict[str, dict[str, Histogram]] = {}
+    with np.load(path) as data:
+        for key in data.files:
+            parts = key.split("/")
+            if len(parts) != 4 or parts[0] != "total" or parts[3] != "idx" or parts[2] not in METRIC_KEYS:
+                continue
+            _, op, m, _ = parts
+            lo, hi = (int(v) for v in data[f"total/{op}/{m}/minmax"])
+            h = Histogram.from_sparse((data[key], data[f"total/{op}/{m}/count"], lo, hi))
+            out.setdefault(op, {})[METRIC_KEYS[m]] = h
+    return out
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, dict[str, Histogram]]]:
+    """summary.json and the total histograms of a results folder; RunDirError names what is missing or broken."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such results folder")
+    try:
+        doc = orjson.loads((path / "summary.json").read_bytes())
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: no summary.json (not a results folder?)") from None
+    except orjson.JSONDecodeError as exc:
+        raise RunDirError(f"{path / 'summary.json'}: not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("operations"), dict):
+        raise RunDirError(f"{path / 'summary.json'}: not a harness summary (no operations)")
+    try:
+        hists = read_histograms(path / "histograms.npz")
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: no histograms.npz") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunDirError(f"{path / 'histograms.npz'}: unreadable: {exc}") from None
+    return doc, hists

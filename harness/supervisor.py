@@ -107,6 +107,7 @@ class Supervisor:
         self.finished: set[int] = set()
         self.notes: list[str] = []
         self.target = profile.target or "embedded"
+        self.vtn_pid: int | None = None
         self.abort: tuple[ThresholdResult, float] | None = None  # the threshold that stopped the run, and when
 
     # ---- signals: record only -----------------------------------------------------------------
@@ -136,6 +137,7 @@ class Supervisor:
 
                 vtn = stack.enter_context(EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p))))
                 target = vtn.url
+                self.vtn_pid = vtn.pid
             self.target = target
             creds = resolve_credentials(p)
             op = Operator(target, dialects.get(p.dialect), creds.bl_client_id, creds.bl_secret, p.timeout_s)
@@ -151,6 +153,9 @@ class Supervisor:
         p = self.profile
         # Default: one worker per core; with the embedded VTN on this machine, leave it a core of its own.
         default = (os.cpu_count() or 1) - (1 if p.target is None else 0)
+        cluster_size = getattr(self.backend, "default_workers", None)  # on a cluster: one shard per worker thread
+        if cluster_size is not None:
+            default = cluster_size()
         n_workers = min(p.workers or max(1, default), p.vens)
         fleet = FleetSpec(vens=p.vens, sites_per_ven=p.sites_per_ven, mix=p.mix, name_prefix=p.name_prefix)
         duration = p.duration_s
@@ -323,6 +328,7 @@ class Supervisor:
             "seed": p.seed,
             "target": target,
             "embedded_vtn": p.target is None,
+            "vtn_pid": self.vtn_pid,
             "program_id": program_id,
             "event_id": event_id,
             "started_at": _iso(started_epoch),

@@ -9,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "harness"
 CORE = [
     "histogram.py", "messages.py", "recorder.py", "results.py", "shard.py", "simclock.py", "units.py",
-    "errors.py", "profile.py", "fleet.py", "replay.py", "dialects/__init__.py", "dialects/openadr301.py",
+    "errors.py", "profile.py", "fleet.py", "replay.py", "thresholds.py", "compare.py", "dialects/__init__.py", "dialects/openadr301.py",
 ]
 CORE_DIRS = ["meter"]
 IO_MODULES = {
