@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from harness.dialects import Dialect, Request
 from harness.errors import Failure
+from harness.events import event_targets
 from harness.simclock import iso_duration, rfc3339
 from harness.wire import decode, encode
 
@@ -101,6 +102,20 @@ class Operator:
             return self.dialect.parse_id(decode(r.body))
         except Failure as f:
             raise SetupFailed(f"program {name!r}: {f}") from None
+
+    def create_dr_event(
+        self, program_id: str, event_name: str, start_epoch_s: float, duration_s: float, level: int,
+        ven_names: list[str] | None,
+    ) -> str:
+        """A demand-response event (SIMPLE level) for these VENs (None: the whole program); its id."""
+        req = self.dialect.create_event(program_id, event_name, rfc3339(start_epoch_s), iso_duration(duration_s), level)
+        targets = event_targets(ven_names)
+        if targets is not None and isinstance(req.json, dict):
+            req.json["targets"] = targets
+        try:
+            return self.dialect.parse_id(decode(self._authed(req, f"create DR event {event_name!r}", (200, 201)).body))
+        except Failure as f:
+            raise SetupFailed(f"DR event {event_name!r}: {f}") from None
 
     def ensure_event(self, program_id: str, event_name: str, now_epoch_s: float) -> str:
         """The event that reports answer: the first event of the program with that name, or a new one."""

@@ -81,6 +81,8 @@ class WorkerDelta:
     vens_done: int
     is_final: bool = False
     counters: dict[str, int] = field(default_factory=dict)
+    aware: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants VENs learned of it
+    shed: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants of first shed reports
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,20 @@ from harness.units import parse_duration
 CONNECTION_MODES = ("per-ven", "pooled")
 
 
+@dataclass(frozen=True)
+class DrEvent:
+    """A demand-response event the operator creates during the run."""
+
+    at_s: float  # run time at which the operator creates the event
+    level: int = 2  # OpenADR SIMPLE level 0..3
+    duration_s: float = 300.0
+    notice_s: float = 0.0  # the event starts this long after it is created
+    share: float = 1.0  # fraction of the fleet targeted (chosen from the seed)
+
+
+EVENT_MODES = ("none", "poll", "webhook")
+
+
 class ProfileError(ValueError):
     """A user's mistake in a profile or a flag: one line, exit code 2."""
 
@@ -50,6 +64,9 @@ class Profile:
     bl_secret_env: str = "HARNESS_BL_SECRET"
     ven_client_prefix: str = "ven-"
     ven_secret_env: str = "HARNESS_VEN_SECRET"
+    events: str = "none"  # how VENs learn of events: none | poll | webhook
+    poll_interval_s: float = 30.0
+    dr_events: tuple[DrEvent, ...] = ()
     max_loop_lag_ms: float = 100.0  # generator health: a window with more loop lag is saturated
     max_cpu_percent: float = 95.0
     # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
@@ -111,6 +128,19 @@ def validate(p: Profile) -> None:
             raise _fail(f"fleet.mix.{kind} must be >= 0, got {weight}")
     if p.mix and sum(w for _, w in p.mix) <= 0:
         raise _fail("fleet.mix weights must add up to > 0")
+    if p.events not in EVENT_MODES:
+        raise _fail(f"behaviour.events must be one of {', '.join(EVENT_MODES)}, got {p.events!r}")
+    if p.poll_interval_s <= 0:
+        raise _fail(f"behaviour.poll_interval must be > 0, got {p.poll_interval_s}")
+    if p.dr_events and p.events == "none":
+        raise _fail("dr_events need behaviour.events = \"poll\" or \"webhook\" so VENs can learn of them")
+    for i, e in enumerate(p.dr_events):
+        if not 0 <= e.level <= 3:
+            raise _fail(f"dr_events[{i}].level must be 0..3 (SIMPLE), got {e.level}")
+        if not 0 < e.share <= 1:
+            raise _fail(f"dr_events[{i}].share must be in (0, 1], got {e.share}")
+        if e.duration_s <= 0:
+            raise _fail(f"dr_events[{i}].duration must be > 0, got {e.duration_s}")
     if p.target is not None:
         u = urlparse(p.target)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -146,6 +176,9 @@ _KEYS: dict[str, tuple[str, str]] = {
     "run.warmup": ("warmup_s", "duration"),
     "generator.max_loop_lag": ("max_loop_lag_ms", "duration_ms"),
     "generator.max_cpu_percent": ("max_cpu_percent", "float"),
+    "behaviour.events": ("events", "str"),
+    "behaviour.poll_interval": ("poll_interval_s", "duration"),
+    "dr_events": ("dr_events", "dr_events"),
     "thresholds": ("thresholds", "thresholds"),
     "vtn.faults": ("vtn_faults", "strmap"),
 }
@@ -182,6 +215,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, list):
             raise _fail(f"{key} must be a list of expressions or tables, got {value!r}")
         return tuple(value)  # parsed, with errors naming the item, by Profile.__post_init__
+    if kind == "dr_events":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise _fail(f"{key} must be an array of tables ([[dr_events]]), got {value!r}")
+        return tuple(_dr_event(f"{key}[{i}]", v) for i, v in enumerate(value))
     if kind == "strmap":
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")
@@ -196,6 +233,20 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             out.append((str(k), float(v)))
         return tuple(out)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _dr_event(key: str, t: dict[str, Any]) -> DrEvent:
+    known = {"at": "duration", "level": "int", "duration": "duration", "notice": "duration", "share": "float"}
+    for k in t:
+        if k not in known:
+            raise _fail(f"unknown key {key}.{k} (known: {', '.join(known)})")
+    if "at" not in t:
+        raise _fail(f"{key}.at is required (when the operator creates the event, e.g. \"2m\")")
+    v = {k: _convert(f"{key}.{k}", known[k], t[k]) for k in t}
+    return DrEvent(
+        at_s=v["at"], level=v.get("level", 2), duration_s=v.get("duration", 300.0),
+        notice_s=v.get("notice", 0.0), share=v.get("share", 1.0),
+    )
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -46,6 +46,8 @@ class ShardSpec:
     sim_start_epoch_s: float | None = None  # None: the wall-clock instant of t0
     meter_tick_s: float = 60.0  # simulated seconds per meter tick
     warmup_s: float = 0.0
+    events: str = "none"  # none | poll | webhook: how VENs learn of DR events
+    poll_interval_s: float = 30.0
 
     @property
     def vens(self) -> int:

@@ -24,12 +24,13 @@ import numpy as np
 
 from harness import __version__, dialects
 from harness.backend import Backend, LocalBackend
-from harness.businesslogic import Operator
+from harness.businesslogic import Operator, SetupFailed
+from harness.events import targeted
 from harness.fleet import FleetSpec, split
 from harness.health import HealthLimits, first_saturated, judge
 from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.profile import Profile
-from harness.results import RunResults, summary
+from harness.results import RunResults, event_fanout, summary
 from harness.junit import junit_xml
 from harness.resultsdir import make_run_dir, write_bytes_atomic, write_health, write_histograms, write_json, write_series
 from harness.shard import Credentials, ShardSpec
@@ -108,6 +109,7 @@ class Supervisor:
         self.notes: list[str] = []
         self.target = profile.target or "embedded"
         self.vtn_pid: int | None = None
+        self.fired: list[dict[str, Any]] = []
         self.abort: tuple[ThresholdResult, float] | None = None  # the threshold that stopped the run, and when
 
     # ---- signals: record only -----------------------------------------------------------------
@@ -140,10 +142,11 @@ class Supervisor:
                 self.vtn_pid = vtn.pid
             self.target = target
             creds = resolve_credentials(p)
-            op = Operator(target, dialects.get(p.dialect), creds.bl_client_id, creds.bl_secret, p.timeout_s)
+            op = self.operator = Operator(target, dialects.get(p.dialect), creds.bl_client_id, creds.bl_secret, p.timeout_s)
             op.wait_reachable(self.reachable_window_s)
             program_id = op.ensure_program(p.program_name)
             event_id = op.ensure_event(program_id, f"{p.program_name}-telemetry", time.time())
+            self.program_id = program_id
             specs = self._specs(target, program_id, event_id, creds)
             stack.callback(self.backend.close)
             t0_epoch, measured_s = self._drive(specs)
@@ -180,6 +183,8 @@ class Supervisor:
                 time_scale=p.time_scale,
                 meter_tick_s=p.meter_tick_s,
                 warmup_s=p.warmup_s,
+                events=p.events,
+                poll_interval_s=p.poll_interval_s,
             )
             for i, (lo, hi) in enumerate(split(p.vens, n_workers))
         ]
@@ -228,6 +233,8 @@ class Supervisor:
         handled_signals = 0
         phase = "running"
         while not self._all_finished():
+            if len(self.fired) < len(p.dr_events) and phase == "running":
+                self._fire_due_events(t0_epoch)
             if len(self.signals) > handled_signals:
                 handled_signals = len(self.signals)
                 if handled_signals == 1:
@@ -333,6 +340,8 @@ class Supervisor:
             "event_id": event_id,
             "started_at": _iso(started_epoch),
             "t0": _iso(t0_epoch),
+            "t0_epoch_s": t0_epoch,
+            "sim_start_epoch_s": t0_epoch,  # the meter's simulated clock starts at t0 (time_scale in the profile)
             "ended_at": _iso(time.time()),
             "workers": len(self.specs),
             "target_report_rate_per_s": round(p.target_rate_per_s, 3),
@@ -346,6 +355,34 @@ class Supervisor:
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "hostname": platform.node()},
             "notes": list(self.notes),
         }
+
+    def _fire_due_events(self, t0_epoch: float) -> None:
+        """The operator creates each DR event when its time comes (a blocking call of a few ms)."""
+        p = self.profile
+        elapsed = time.time() - t0_epoch
+        for i, e in enumerate(p.dr_events):
+            if i < len(self.fired) or elapsed < e.at_s:
+                continue
+            fleet = FleetSpec(vens=p.vens, sites_per_ven=p.sites_per_ven, mix=p.mix, name_prefix=p.name_prefix)
+            mask = targeted(p.seed, i, np.arange(p.vens, dtype=np.int64), e.share)
+            names = None if e.share >= 1.0 else [fleet.ven_name(int(j)) for j in np.flatnonzero(mask)]
+            created = time.time()
+            sim = lambda wall: t0_epoch + (wall - t0_epoch) * p.time_scale  # noqa: E731 - the workers' clock
+            try:
+                event_id = self.operator.create_dr_event(
+                    self.program_id, f"{p.program_name}-dr-{i}-{int(created)}", sim(created + e.notice_s),
+                    e.duration_s * p.time_scale, e.level, names,
+                )
+            except SetupFailed as exc:
+                self.notes.append(f"DR event {i} not created: {exc}")
+                self.fired.append({"id": None, "at_s": e.at_s, "level": e.level, "targeted": 0,
+                                   "created_epoch_s": created, "start_epoch_s": created + e.notice_s})
+                continue
+            self.fired.append({
+                "id": event_id, "at_s": e.at_s, "level": e.level, "targeted": int(mask.sum()),
+                "created_epoch_s": created, "start_epoch_s": created + e.notice_s,
+            })
+            self.notes.append(f"DR event {i} ({event_id}) created at {elapsed:.1f}s for {int(mask.sum())} VENs, SIMPLE level {e.level}")
 
     def _write_partial(self, t0_epoch: float) -> None:
         measured = max(1e-9, time.time() - t0_epoch)
@@ -380,6 +417,7 @@ class Supervisor:
             verdict=verdict,
             reasons=reasons,
             thresholds=[],
+            extra={"event_fanout": event_fanout([f for f in self.fired if f["id"]], self.results)} if self.fired else None,
         )
         # Precedence: interrupted > invalid > fail > pass; failed thresholds are listed as reasons in every case.
         checks = evaluate(self.profile.thresholds, doc)

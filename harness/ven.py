@@ -7,6 +7,7 @@ worker's Recorder; HTTP failures are recorded as data and never raised out of an
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -15,8 +16,9 @@ import numpy.typing as npt
 from harness import errors
 from harness.dialects import Dialect, Request, Site
 from harness.errors import Failure
+from harness.events import EventView, view
 from harness.fleet import FleetShard
-from harness.meter import Meter
+from harness.meter import Meter, simple_level_shed
 from harness.recorder import Recorder
 from harness.shard import ShardSpec
 from harness.simclock import SimClock, iso_duration, rfc3339
@@ -56,6 +58,12 @@ class ShardVens:
         self.reports_ok = np.zeros(n, dtype=np.int32)
         self.t0 = 0.0  # loop time of run start; set by the worker at Start
         self.counters: dict[str, int] = {}
+        # DR events: per event, which rows know it; awareness and first-shed-report instants (epoch s) to ship.
+        self.event_seen: dict[str, npt.NDArray[np.bool_]] = {}
+        self.aware: dict[str, list[float]] = {}
+        self.shed: dict[str, list[float]] = {}
+        self._shed_pending: dict[int, list[tuple[str, float]]] = {}  # row -> [(event id, sim start)]
+        self.callback_base: str | None = None  # webhook mode: http://127.0.0.1:PORT/notify
         self._site_cache_tick = -1
         self._site_energy = np.zeros(shard.n_sites, dtype=np.float64)
         self._site_power = np.zeros(shard.n_sites, dtype=np.float64)
@@ -157,10 +165,94 @@ class ShardVens:
                     return False
                 if r.status == 409:
                     self._count("resource_existing")
+            if self.callback_base is not None and not await self._subscribe(row):
+                return False
         except Failure as f:
             self.rec.fail("create_ven", f.error_class, f"{name}: {f.message}")
             return False
         return True
+
+    async def _subscribe(self, row: int) -> bool:
+        """Webhook mode: a subscription to this program's event changes, calling back into this worker."""
+        name = self._name(row)
+        body = {
+            "objectType": "SUBSCRIPTION",
+            "clientName": name,
+            "programID": self.spec.program_id,
+            "objectOperations": [
+                {
+                    "objects": ["EVENT"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "callbackUrl": f"{self.callback_base}/{row}",
+                    "bearerToken": self.callback_token(row),
+                }
+            ],
+        }
+        loop = asyncio.get_running_loop()
+        r = await self._authed("subscribe", row, Request("POST", "/subscriptions", json=body), loop.time(), (201, 200))
+        return r is not None and r.status in (200, 201)
+
+    def callback_token(self, row: int) -> str:
+        return f"{self.spec.worker_id}-{row}-{self.spec.seed}"
+
+    async def poll_events(self, row: int, intended: float) -> None:
+        """GET the program's events (every page) and act on those new to this VEN."""
+        loop = asyncio.get_running_loop()
+        skip = 0
+        while True:
+            req = self.dialect.find_events(self.spec.program_id, skip=skip, limit=50)
+            reply = await self._authed("poll_events", row, req, intended if skip == 0 else loop.time(), (200,))
+            if reply is None or reply.status != 200:
+                return
+            try:
+                items = self.dialect.parse_list(decode(reply.body))
+            except Failure as f:
+                self.rec.fail("poll_events", f.error_class, f"{self._name(row)}: {f.message}")
+                return
+            for item in items:
+                ev = view(item)
+                if ev is not None:
+                    self.on_event(row, ev)
+            if len(items) < 50:
+                return
+            skip += 50
+
+    def on_event(self, row: int, ev: EventView) -> None:
+        """A VEN learns of an event (poll or notification): note when, and shed its flexible loads."""
+        if ev.id == self.spec.event_id or ev.level is None or not ev.applies_to(self._name(row)):
+            return
+        now_sim = self.clock.at(asyncio.get_running_loop().time() - self.t0)
+        end = ev.end_epoch_s()
+        if end is not None and end <= now_sim:
+            return  # an event that is over (e.g. from an earlier run) asks nothing of the VEN
+        seen = self.event_seen.get(ev.id)
+        if seen is None:
+            seen = self.event_seen[ev.id] = np.zeros(self.shard.n_vens, dtype=bool)
+        if seen[row]:
+            return
+        seen[row] = True
+        self.aware.setdefault(ev.id, []).append(time.time())
+        if ev.start_epoch_s is not None and end is not None and ev.level > 0:
+            lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
+            self.meter.apply_dr(np.arange(lo, hi, dtype=np.int64), ev.start_epoch_s, end,
+                                shed_fraction=simple_level_shed(min(ev.level, 3)))
+            self._shed_pending.setdefault(row, []).append((ev.id, ev.start_epoch_s))
+
+    def _note_shed_reported(self, row: int, now_sim: float) -> None:
+        """The first report that holds a whole meter tick of an event's window shows the shed."""
+        pending = self._shed_pending.get(row)
+        if not pending:
+            return
+        keep = []
+        for ev_id, start in pending:
+            if now_sim >= start + self.meter.tick_s:
+                self.shed.setdefault(ev_id, []).append(time.time())
+            else:
+                keep.append((ev_id, start))
+        if keep:
+            self._shed_pending[row] = keep
+        else:
+            del self._shed_pending[row]
 
     def _site_values(self, run_s: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Cumulative energy and power per site at the simulated instant of run time run_s."""
@@ -199,4 +291,5 @@ class ShardVens:
         self.site_last_energy_kwh[lo:hi] = energy[lo:hi]
         self.last_report_sim_s[row] = now_sim
         self.reports_ok[row] += 1
+        self._note_shed_reported(row, now_sim)
         return True

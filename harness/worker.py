@@ -8,6 +8,7 @@ to the terminal — it sends messages up `out` and takes commands from the `ctrl
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -24,27 +25,19 @@ from harness import dialects
 from harness.fleet import build_shard
 from harness.messages import Health, Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.meter import Meter
+from harness.events import STREAM_POLL_PHASE, phases
 from harness.recorder import Recorder
+from harness.schedule import Stream
 from harness.shard import ShardSpec
 from harness.simclock import SimClock
 from harness.transport import AiohttpTransport, Transport
 from harness.ven import FAILED, PROVISIONING, READY, ShardVens
+from harness.webhook import WebhookReceiver
 from harness import errors
 
 
 class Sink(Protocol):
     def put(self, item: Any) -> None: ...
-
-
-def phases(seed: int, ven_start: int, ven_stop: int, interval_s: float) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Each VEN's phase in [0, interval): a hash of (seed, global VEN index), so sharding does not move it."""
-    idx = np.arange(ven_start, ven_stop, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        z = idx * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53) * interval_s
 
 
 def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
@@ -84,7 +77,7 @@ class Worker:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.transports: dict[int, Transport] = {}
         self.pooled: Transport | None = None
-        self.pending: dict[int, deque[float]] = {}
+        self.pending: dict[int, deque[tuple[str, float]]] = {}
         self.busy: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, dtype=bool)
         self.stop_reason: str | None = None
         self.drain_s = 5.0
@@ -94,6 +87,7 @@ class Worker:
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._ctrl_msgs: asyncio.Queue[Any] = asyncio.Queue()
         self.bug: BaseException | None = None
+        self.receiver: WebhookReceiver | None = None
 
     # ---- control pipe -------------------------------------------------------------------------
     def _on_ctrl(self) -> None:
@@ -135,6 +129,9 @@ class Worker:
             self.pooled = self._make_transport(spec, spec.pool_size)
         self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for, clock)
         self.vens.t0 = t0
+        if spec.events == "webhook":
+            self.receiver = WebhookReceiver(self.vens.callback_token, self.vens.on_event, shard.n_vens)
+            self.vens.callback_base = await self.receiver.start()
         self.busy = np.zeros(shard.n_vens, dtype=bool)
         self.t0 = t0
         try:
@@ -146,40 +143,36 @@ class Worker:
         self._flush(final=True)
         self.out.put(WorkerDone(spec.worker_id, self.stop_reason or "done", self.deltas_sent))
 
+    def _streams(self, t0: float) -> dict[str, Stream]:
+        spec = self.spec
+        end = t0 + spec.duration_s
+        last = spec.reports_per_ven  # slot 0 provisions; slots 1..last report
+        streams = {
+            "report": Stream(phases(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s), spec.interval_s, t0, end, 0, last)
+        }
+        if spec.events == "poll":
+            # Polls run while reports do: in count mode until the last report slot, else until the end.
+            poll_end = end if last is None else min(end, t0 + (last + 1) * spec.interval_s)
+            poll_phase = phases(spec.seed, spec.ven_start, spec.ven_stop, spec.poll_interval_s, STREAM_POLL_PHASE)
+            # Slot 0 of a poll would fall before the VEN exists: polls start one poll interval after t0.
+            streams["poll"] = Stream(poll_phase, spec.poll_interval_s, t0, poll_end, 1)
+        return streams
+
     async def _run_schedule(self, loop: asyncio.AbstractEventLoop, t0: float) -> None:
         spec = self.spec
-        n = self.vens.shard.n_vens
-        interval = spec.interval_s
-        phase = phases(spec.seed, spec.ven_start, spec.ven_stop, interval)
-        order = np.argsort(phase, kind="stable")
-        sorted_phase = phase[order]
+        streams = self._streams(t0)
         end = t0 + spec.duration_s
-        last_slot = spec.reports_per_ven if spec.reports_per_ven is not None else None
-        k, p = 0, 0  # schedule cursor: slot k, position p in phase order
-        self.schedule_done = asyncio.Event()
-        flush_handle = loop.call_at(t0 + spec.delta_interval_s, self._on_flush_timer, 1)
-        self._flush_handle = flush_handle
-
+        self._flush_handle = loop.call_at(t0 + spec.delta_interval_s, self._on_flush_timer, 1)
         while self.stop_reason is None:
             now = loop.time()
-            # Dispatch everything due by now, in intended-time order.
-            while last_slot is None or k <= last_slot:
-                base = t0 + k * interval
-                q = int(np.searchsorted(sorted_phase, now - base, side="right"))
-                if q > p:
-                    rows = order[p:q]
-                    intended = base + sorted_phase[p:q]
-                    keep = intended < end
-                    for row, t in zip(rows[keep].tolist(), intended[keep].tolist()):
-                        self._dispatch(row, k, t)
-                    p = q
-                if p < n:
-                    break
-                k, p = k + 1, 0
-            exhausted = (last_slot is not None and k > last_slot) or (t0 + k * interval + sorted_phase[min(p, n - 1)] >= end)
-            if exhausted:
+            due = [(t, kind, row, slot) for kind, st in streams.items() for row, slot, t in st.take_due(now)]
+            if len(streams) > 1:
+                due.sort()
+            for t, kind, row, slot in due:
+                self._dispatch(kind, row, slot, t)
+            wake = min(st.next_due() for st in streams.values())
+            if wake == math.inf:
                 break
-            wake = t0 + k * interval + float(sorted_phase[p])
             try:
                 msg = await asyncio.wait_for(self._ctrl_msgs.get(), timeout=max(0.0, wake - loop.time()))
             except TimeoutError:
@@ -190,7 +183,7 @@ class Worker:
                 self.drain_s = msg.drain_s
         # Schedule over (or stopped): wait for in-flight and queued work, bounded by the drain deadline.
         if self.stop_reason is None:
-            self.stop_reason = "count reached" if last_slot is not None else "duration elapsed"
+            self.stop_reason = "count reached" if spec.reports_per_ven is not None else "duration elapsed"
             drain_deadline = max(end, loop.time()) + spec.timeout_s + self.drain_s
         else:
             drain_deadline = loop.time() + self.drain_s
@@ -217,29 +210,32 @@ class Worker:
         self.pending.clear()
 
     # ---- dispatch -----------------------------------------------------------------------------
-    def _dispatch(self, row: int, slot: int, intended: float) -> None:
+    def _dispatch(self, kind: str, row: int, slot: int, intended: float) -> None:
         vens = self.vens
-        if slot == 0:
-            vens.state[row] = PROVISIONING
-            self._start(row, vens.provision(row, intended))
-            return
-        vens.counters["report_due"] = vens.counters.get("report_due", 0) + 1
+        if kind == "report":
+            if slot == 0:
+                vens.state[row] = PROVISIONING
+                self._start(row, vens.provision(row, intended))
+                return
+            vens.counters["report_due"] = vens.counters.get("report_due", 0) + 1
         if self.busy[row]:
-            # A device does one request at a time: the due report waits, keeping its intended time.
-            self.pending.setdefault(row, deque()).append(intended)
+            # A device does one request at a time: the due operation waits, keeping its intended time.
+            self.pending.setdefault(row, deque()).append((kind, intended))
             return
-        self._start_report(row, intended)
+        self._start_op(kind, row, intended)
 
-    def _start_report(self, row: int, intended: float) -> None:
+    def _start_op(self, kind: str, row: int, intended: float) -> None:
         state = self.vens.state[row]
         if state == READY:
-            self._start(row, self.vens.report(row, intended))
+            self._start(row, self.vens.report(row, intended) if kind == "report" else self.vens.poll_events(row, intended))
+        elif kind == "poll":
+            pass  # a VEN that does not exist yet has nothing to poll; its next poll comes on schedule
         elif state == FAILED:
             self.rec.fail("report", errors.NOT_READY, f"{self.vens.shard.ven_name(row)}: VEN not provisioned; retrying provisioning")
             self.vens.state[row] = PROVISIONING
             self._start(row, self.vens.provision(row, intended))
         else:  # pragma: no cover - PROVISIONING implies busy
-            self.pending.setdefault(row, deque()).append(intended)
+            self.pending.setdefault(row, deque()).append((kind, intended))
 
     def _start(self, row: int, coro: Any) -> None:
         self.busy[row] = True
@@ -256,10 +252,10 @@ class Worker:
             self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
         queue = self.pending.get(row)
         if queue:
-            intended = queue.popleft()
+            kind, intended = queue.popleft()
             if not queue:
                 del self.pending[row]
-            self._start_report(row, intended)
+            self._start_op(kind, row, intended)
 
     # ---- deltas and health --------------------------------------------------------------------
     def _on_flush_timer(self, window: int) -> None:
@@ -296,11 +292,17 @@ class Worker:
             window = max(0, int((loop.time() - self.t0) // self.spec.delta_interval_s))
         ops, errs = self.rec.flush()
         counters, self.vens.counters = self.vens.counters, {}
+        if self.receiver is not None:
+            for k, v in self.receiver.counters.items():
+                counters[k] = counters.get(k, 0) + v
+            self.receiver.counters = {}
+        aware, self.vens.aware = self.vens.aware, {}
+        shed, self.vens.shed = self.vens.shed, {}
         state = self.vens.state
         ready = int(np.count_nonzero(state == READY))
         done = int(np.count_nonzero(self.vens.reports_ok >= (self.spec.reports_per_ven or 1 << 30)))
         self.out.put(
-            WorkerDelta(self.spec.worker_id, window, ops, errs, self._health(), ready, done, final, counters)
+            WorkerDelta(self.spec.worker_id, window, ops, errs, self._health(), ready, done, final, counters, aware, shed)
         )
         self.deltas_sent += 1
 
@@ -308,6 +310,8 @@ class Worker:
         handle = getattr(self, "_flush_handle", None)
         if handle is not None:
             handle.cancel()
+        if self.receiver is not None:
+            await self.receiver.close()
         closing = list(self.transports.values()) + ([self.pooled] if self.pooled else [])
         await asyncio.gather(*(t.close() for t in closing), return_exceptions=True)
         self.transports.clear()

@@ -16,7 +16,8 @@ from harness.histogram import Histogram
 from harness.messages import Start, WorkerDelta, WorkerDone, WorkerReady
 from harness.results import RunResults
 from harness.shard import Credentials, ShardSpec
-from harness.worker import Worker, phases
+from harness.events import phases
+from harness.worker import Worker
 
 from tests.doubles import FakeVtn
 
