@@ -1,0 +1,400 @@
+"""The meter: steps every load of a shard on a fixed tick grid, vectorised, and keeps power and energy.
+
+Pure: callers pass simulated time in. Randomness is keyed by (seed, global load/VEN id, tick), so readings
+don't depend on how the fleet is sharded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.fleet import LOAD_KINDS, SITE_KINDS, FleetShard, hash64, uniform01
+from harness.meter import profiles as pr
+from harness.meter.dr import DrEvent, make_event
+from harness.meter.weather import Climate, Weather, clear_sky_fraction
+from harness.replay import Replay
+
+STREAM_LOAD = 201
+STREAM_JITTER = 202
+STREAM_INIT = 203
+STREAM_EV = 210  # .. 213
+STREAM_BATTERY = 220
+STREAM_PHASE = 230
+
+_GOLDEN32 = 0x9E3779B9
+_M1 = np.uint32(0x7FEB352D)
+_M2 = np.uint32(0x846CA68B)
+_S16, _S15 = np.uint32(16), np.uint32(15)
+_BYTE_SHIFT = tuple(np.uint32(24 - 8 * j) for j in range(4))  # byte j of a hash to the top of the word
+TICKS_PER_HASH = 4  # one 32-bit hash per load gives 4 ticks of innovations (one byte on top each)
+_SQRT3 = math.sqrt(3.0)
+_KIND = {name: i for i, name in enumerate(LOAD_KINDS)}
+
+
+def _rows(kinds: npt.NDArray[np.int16], *names: str) -> npt.NDArray[np.intp]:
+    return np.flatnonzero(np.isin(kinds, [_KIND[n] for n in names])).astype(np.intp)
+
+
+@dataclass(frozen=True, eq=False)
+class _Phase:
+    """The loads refreshed on ticks k with k % refresh_ticks == j, and what their refresh needs."""
+
+    rows: npt.NDArray[np.intp]
+    cls: npt.NDArray[np.intp]
+    th_pos: npt.NDArray[np.intp]  # positions in `rows` of temperature-driven loads
+    th_ven: npt.NDArray[np.intp]
+    th_floor: npt.NDArray[np.float32]
+    th_gain: npt.NDArray[np.float32]
+    th_thr: npt.NDArray[np.float32]
+    th_slope: npt.NDArray[np.float32]
+    light_pos: npt.NDArray[np.intp]
+
+
+class Meter:
+    """Simulated metering of one shard: call `advance_to(t)`, then read `power_kw` / `energy_kwh` per load."""
+
+    def __init__(self, shard: FleetShard, seed: int, start_epoch_s: float, tick_s: float = 60.0, *,
+                 climate: Climate | None = None, replay: Replay | None = None, refresh_s: float = 300.0) -> None:
+        if not (math.isfinite(tick_s) and tick_s > 0.0):
+            raise ValueError(f"meter: tick_s must be > 0, got {tick_s}")
+        if not (math.isfinite(refresh_s) and refresh_s > 0.0):
+            raise ValueError(f"meter: refresh_s must be > 0, got {refresh_s}")
+        if not math.isfinite(start_epoch_s):
+            raise ValueError(f"meter: start_epoch_s must be finite, got {start_epoch_s}")
+        self.shard = shard
+        self.seed = seed
+        self.start_epoch_s = float(start_epoch_s)
+        self.tick_s = float(tick_s)
+        self.climate = climate if climate is not None else Climate()
+        self.tick = 0
+        # Slow inputs (load shapes, temperature response, daylight, battery schedule) are re-evaluated every
+        # R = refresh_s / tick_s ticks per load, a 1/R share of the loads each tick (the share keyed by load
+        # id): smooth in aggregate, even in cost. Per-VEN weather moves on the same R-tick grid.
+        self.refresh_ticks = max(1, round(float(refresh_s) / self.tick_s))
+        self._offset_s = self.climate.utc_offset_h * 3600.0
+        n = shard.n_loads
+        kind = shard.load_kind
+        rated = shard.load_rated_kw
+        site_kind = shard.site_kind[shard.load_site]
+        ven_row = shard.site_ven[shard.load_site]
+
+        # generic part: level(class, local time) x AR(1) noise, in float32 (half the memory traffic)
+        key = hash64(seed, STREAM_LOAD, shard.load_id)
+        self._key_a = (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        self._key_b = (key >> np.uint64(32)).astype(np.uint32)
+        jitter = (hash64(seed, STREAM_JITTER, shard.load_id) % np.uint64(pr.N_JITTER)).astype(np.int64)
+        cls = pr.class_index(site_kind, kind, jitter)
+        sd_k = np.array([pr.NOISE[k][0] for k in LOAD_KINDS])
+        phi_k = np.array([math.exp(-self.tick_s / pr.NOISE[k][1]) if pr.NOISE[k][0] > 0 else 0.0
+                          for k in LOAD_KINDS])
+        sd, phi = sd_k[kind], phi_k[kind]
+        kick = sd * np.sqrt(1.0 - phi * phi)
+        self._phi = phi.astype(np.float32)
+        # innovation = kick x sqrt(3) x (signed 32-bit word / 2**31): zero mean, unit variance
+        self._c = (_SQRT3 * kick * rated / 2.0**31).astype(np.float32)
+        self._d = ((1.0 - phi) * rated).astype(np.float32)
+        init = uniform01(hash64(seed, STREAM_INIT, shard.load_id))
+        self._s = (rated * (1.0 + sd * _SQRT3 * (2.0 * init - 1.0))).astype(np.float32)
+        # hashes of (load, block b = tick // 4) for this block; the next block's are computed a quarter of the
+        # loads per tick (same values whatever the sharding, even cost per tick)
+        self._quarters = [(j * n // TICKS_PER_HASH, (j + 1) * n // TICKS_PER_HASH) for j in range(TICKS_PER_HASH)]
+        self._z = np.empty(n, dtype=np.uint32)
+        self._z_next = np.empty(n, dtype=np.uint32)
+        self._t = np.empty(n - 3 * (n // TICKS_PER_HASH), dtype=np.uint32)
+        for lo, hi in self._quarters:
+            self._hash_block(0, lo, hi, self._z)
+        self._w = np.empty(n, dtype=np.uint32)
+        self._f = np.empty(n, dtype=np.float32)
+        self._lv = np.empty(n, dtype=np.float32)
+        self._p = np.zeros(n, dtype=np.float32)  # exact in float64 too: energy sums the very values shown
+        self._p_sum = np.zeros(n)
+
+        # temperature-driven loads
+        thermal_rows = _rows(kind, "hvac", "heat_pump")
+        coeffs = np.zeros((len(SITE_KINDS), len(LOAD_KINDS), 4))
+        for s, sname in enumerate(SITE_KINDS):
+            for k, kname in enumerate(LOAD_KINDS):
+                th = pr.thermal(sname, kname)
+                if th is not None:
+                    coeffs[s, k] = (th.floor, th.gain, th.threshold_c, th.slope_per_c)
+        th_coef = np.zeros((n, 4), dtype=np.float32)
+        th_coef[thermal_rows] = coeffs[site_kind[thermal_rows], kind[thermal_rows]]
+        is_th = np.zeros(n, dtype=bool)
+        is_th[thermal_rows] = True
+        is_light = kind == _KIND["lighting"]
+        # turns go by blocks of 64 global sites: whole runs of rows, cheap to gather and scatter
+        block = shard.site_id[shard.load_site] // np.uint64(64)
+        phase = (hash64(seed, STREAM_PHASE, block) % np.uint64(self.refresh_ticks)).astype(np.intp)
+        order = np.argsort(phase, kind="stable")
+        bounds = np.searchsorted(phase[order], np.arange(self.refresh_ticks + 1))
+        self._phases: list[_Phase] = []
+        for j in range(self.refresh_ticks):
+            rows = order[bounds[j]:bounds[j + 1]]
+            th_pos = np.flatnonzero(is_th[rows])
+            c = th_coef[rows[th_pos]]
+            self._phases.append(_Phase(
+                rows=rows, cls=cls[rows], th_pos=th_pos, th_ven=ven_row[rows[th_pos]].astype(np.intp),
+                th_floor=c[:, 0].copy(), th_gain=c[:, 1].copy(), th_thr=c[:, 2].copy(), th_slope=c[:, 3].copy(),
+                light_pos=np.flatnonzero(is_light[rows])))
+
+        # PV
+        self._pv = _rows(kind, "pv")
+        self._pv_ven = ven_row[self._pv]
+        self._pv_neg_kwp = -rated[self._pv]
+
+        # EV sessions: one possible session per slot, drawn from (seed, load id, slot index)
+        self._ev = _rows(kind, "ev")
+        ev_site = site_kind[self._ev]
+        params = [pr.ev_sessions(s) for s in SITE_KINDS]
+
+        def per_ev(get: Callable[[pr.EvSessions], float]) -> npt.NDArray[np.float64]:
+            return np.array([get(p) for p in params], dtype=np.float64)[ev_site]
+
+        self._ev_slot_s = per_ev(lambda p: p.slot_s)
+        # short slots (public chargers) start at a per-charger offset, so the fleet's sessions don't align
+        anchor_jitter = uniform01(hash64(seed, STREAM_EV + 9, shard.load_id[self._ev]))
+        self._ev_anchor_s = per_ev(lambda p: p.anchor_h * 3600.0) + np.where(
+            self._ev_slot_s < 86400.0, anchor_jitter * self._ev_slot_s, 0.0)
+        self._ev_prob = np.array([p.probability for p in params])[ev_site]
+        self._ev_hourly = np.array([p.hourly_weight for p in params])[ev_site]
+        self._ev_arr = np.array([p.arrival_s for p in params])[ev_site]
+        self._ev_dwell = np.array([p.dwell_s for p in params])[ev_site]
+        self._ev_need = np.array([p.need_kwh for p in params])[ev_site]
+        self._ev_rated = rated[self._ev]
+        self._ev_id = shard.load_id[self._ev]
+        self._ev_slot_end = np.full(self._ev.shape[0], -np.inf)  # local s: draw a new session from then on
+        self._ev_start = np.zeros(self._ev.shape[0])  # UTC s
+        self._ev_stop = np.zeros(self._ev.shape[0])
+        self._ev_left_kwh = np.zeros(self._ev.shape[0])
+
+        # batteries: scheduled charge/discharge (from the level table), limited by state of charge
+        self._bat = _rows(kind, "battery")
+        self._bat_cap_kwh = rated[self._bat] * pr.BATTERY_HOURS
+        u = uniform01(hash64(seed, STREAM_BATTERY, shard.load_id[self._bat]))
+        self._bat_soc_kwh = self._bat_cap_kwh * (0.3 + 0.4 * u)
+
+        self._weather = Weather(self.climate, seed, np.arange(shard.ven_start, shard.ven_stop, dtype=np.uint64),
+                                self.tick_s, self.refresh_ticks)
+        self._pv_cloud = self._weather.local.cloud[self._pv_ven]
+
+        self._replay_rows: npt.NDArray[np.intp] | None = None
+        self._replay = replay
+        if replay is not None:
+            rows, cols, scale = replay.assign(kind, shard.load_id, rated)
+            self._replay_rows, self._replay_cols, self._replay_scale = rows, cols, scale
+
+        payback_k = np.array([pr.PAYBACK.get(k, 0.0) for k in LOAD_KINDS])
+        self._payback = payback_k[kind]
+        self._events: list[DrEvent] = []
+
+    # ---- reading --------------------------------------------------------------------------------------
+
+    @property
+    def sim_epoch_s(self) -> float:
+        return self.start_epoch_s + self.tick * self.tick_s
+
+    @property
+    def power_kw(self) -> npt.NDArray[np.float64]:
+        """Per load, mean power over the last tick (a copy). PV < 0 (export); batteries either sign."""
+        return self._p.astype(np.float64)
+
+    @property
+    def energy_kwh(self) -> npt.NDArray[np.float64]:
+        """Per load, energy since start: the sum of power_kw x tick_s / 3600 over the ticks stepped."""
+        return self._p_sum * (self.tick_s / 3600.0)
+
+    @property
+    def temperature_c(self) -> npt.NDArray[np.float64]:
+        """Outdoor temperature per VEN row at the middle of the last tick."""
+        return self._weather.temp_c(self.sim_epoch_s - 0.5 * self.tick_s)
+
+    @property
+    def battery_soc(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """(battery load rows, state of charge 0..1)."""
+        return self._bat.copy(), self._bat_soc_kwh / self._bat_cap_kwh
+
+    def site_sum(self, per_load: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per-site totals of a per-load array (every site has at least one load)."""
+        return np.add.reduceat(per_load, self.shard.load_offsets[:-1])
+
+    def site_power_kw(self) -> npt.NDArray[np.float64]:
+        """site_sum(power_kw) without the per-load copy (identical values)."""
+        return np.add.reduceat(self._p, self.shard.load_offsets[:-1], dtype=np.float64)
+
+    def site_energy_kwh(self) -> npt.NDArray[np.float64]:
+        """site_sum(energy_kwh) without the per-load copy (equal within rounding)."""
+        return np.add.reduceat(self._p_sum, self.shard.load_offsets[:-1]) * (self.tick_s / 3600.0)
+
+    def ven_sum(self, per_load: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per-VEN totals of a per-load array."""
+        return np.add.reduceat(self.site_sum(per_load), self.shard.site_offsets[:-1])
+
+    # ---- demand response ---------------------------------------------------------------------------------
+
+    def apply_dr(self, site_rows: npt.NDArray[np.int64], start_epoch_s: float, end_epoch_s: float, *,
+                 shed_fraction: float | None = None, limit_kw: float | None = None,
+                 rebound_s: float = 900.0) -> None:
+        """Shed (or cap per site) the flexible loads of `site_rows` during [start, end), then pay back."""
+        self._events.append(make_event(
+            site_rows, self.shard.load_offsets, self.shard.load_flexible, self._payback, self.shard.load_rated_kw,
+            start_epoch_s, end_epoch_s, shed_fraction=shed_fraction, limit_kw=limit_kw, rebound_s=rebound_s))
+
+    # ---- stepping ---------------------------------------------------------------------------------------
+
+    def advance_to(self, sim_epoch_s: float) -> int:
+        """Step every whole tick that ends at or before `sim_epoch_s`; returns how many (never goes back)."""
+        target = math.floor((sim_epoch_s - self.start_epoch_s) / self.tick_s + 1e-9)
+        stepped = 0
+        while self.tick < target:
+            self.step()
+            stepped += 1
+        return stepped
+
+    def step(self) -> None:
+        """Advance one tick."""
+        k = self.tick
+        t0 = self.start_epoch_s + k * self.tick_s
+        t1 = t0 + self.tick_s
+        mid = t0 + 0.5 * self.tick_s
+        dt_h = self.tick_s / 3600.0
+        r = self.refresh_ticks
+        self._weather.step(k)
+        if k == 0:  # every load needs inputs before its first turn; phase j's first hold is ticks [0, j)
+            for j in range(1, r):
+                self._refresh_phase(j, self.start_epoch_s + 0.5 * j * self.tick_s)
+        self._refresh_phase(k % r, self.start_epoch_s + (k + 0.5 * r) * self.tick_s)  # middle of its hold
+        p = self._p
+        self._generic(k)
+        if self._pv.size:
+            self._solar(p, mid)
+        if self._ev.size:
+            self._ev_desired(p, t0, t1, dt_h)
+        if self._bat.size:
+            self._battery_desired(p, dt_h)
+        if self._replay is not None and self._replay_rows is not None and self._replay_rows.size:
+            p[self._replay_rows] = self._replay.curves.mean_kw(t0, t1)[self._replay_cols] * self._replay_scale
+        if self._events:
+            for ev in self._events:
+                ev.shed(p, t0, t1)
+            for ev in self._events:
+                ev.rebound(p, t0, t1)
+            self._events = [ev for ev in self._events if not ev.is_done(t1)]
+        if self._ev.size:
+            self._ev_left_kwh -= np.maximum(p[self._ev], 0.0) * dt_h
+            np.maximum(self._ev_left_kwh, 0.0, out=self._ev_left_kwh)
+        if self._bat.size:
+            pb = p[self._bat]
+            eff = pr.BATTERY_EFFICIENCY
+            self._bat_soc_kwh += np.where(pb > 0.0, pb * eff, pb / eff) * dt_h
+        np.add(self._p_sum, p, out=self._p_sum)
+        if self._weather.after_tick(k):
+            self._pv_cloud = self._weather.local.cloud[self._pv_ven]
+        self.tick = k + 1
+
+    def _hash_block(self, block: int, lo: int, hi: int, out: npt.NDArray[np.uint32]) -> None:
+        """lowbias32 of (per-load key, block) for loads [lo, hi) into out[lo:hi]."""
+        z, t = out[lo:hi], self._t[: hi - lo]
+        np.add(self._key_a[lo:hi], np.uint32((block * _GOLDEN32) & 0xFFFFFFFF), out=z)
+        np.bitwise_xor(z, self._key_b[lo:hi], out=z)
+        np.right_shift(z, _S16, out=t)
+        np.bitwise_xor(z, t, out=z)
+        np.multiply(z, _M1, out=z)
+        np.right_shift(z, _S15, out=t)
+        np.bitwise_xor(z, t, out=z)
+        np.multiply(z, _M2, out=z)
+        np.right_shift(z, _S16, out=t)
+        np.bitwise_xor(z, t, out=z)
+
+    def _refresh_phase(self, j: int, utc_s: float) -> None:
+        """Re-evaluate level x temperature response x daylight for the loads of refresh phase j at `utc_s`."""
+        ph = self._phases[j]
+        if ph.rows.size == 0:
+            return
+        vals = pr.levels_at(utc_s + self._offset_s)[ph.cls]
+        if ph.th_pos.size:
+            r = self._weather.temp_c(utc_s, ph.th_ven).astype(np.float32)
+            r -= ph.th_thr
+            r *= ph.th_slope
+            np.clip(r, np.float32(0.0), np.float32(1.0), out=r)
+            r *= ph.th_gain
+            r += ph.th_floor
+            vals[ph.th_pos] *= r
+        if ph.light_pos.size:  # lights follow daylight: most of them are off once the sun is well up
+            daylight = min(1.0, clear_sky_fraction(self.climate, utc_s) / pr.DAYLIGHT_FULL)
+            vals[ph.light_pos] *= np.float32(1.0 - pr.DAYLIGHT_DIMMING * daylight)
+        self._lv[ph.rows] = vals
+
+    def _generic(self, k: int) -> None:
+        block, phase = divmod(k, TICKS_PER_HASH)
+        f = self._f
+        # innovation of tick k: byte `phase` of hash(seed, load id, k // 4) on top of a signed word (the bytes
+        # below it fill the low bits). Depends on (seed, load id, k) only.
+        if phase == TICKS_PER_HASH - 1:
+            word = self._z
+        else:
+            word = self._w
+            np.left_shift(self._z, _BYTE_SHIFT[phase], out=word)
+        np.multiply(word.view(np.int32), self._c, out=f, dtype=np.float32, casting="unsafe")
+        lo, hi = self._quarters[phase]
+        self._hash_block(block + 1, lo, hi, self._z_next)
+        if phase == TICKS_PER_HASH - 1:
+            self._z, self._z_next = self._z_next, self._z
+        s = self._s  # s = rated x (1 + AR(1) noise):  s <- phi s + innovation + (1 - phi) rated
+        np.multiply(s, self._phi, out=s)
+        np.add(s, f, out=s)
+        np.add(s, self._d, out=s)
+        np.maximum(s, np.float32(0.0), out=f)  # consumption never negative
+        np.multiply(self._lv, f, out=self._p)
+
+    def _solar(self, p: npt.NDArray[np.float32], mid: float) -> None:
+        sun = clear_sky_fraction(self.climate, mid)
+        if sun == 0.0:
+            p[self._pv] = 0.0
+        else:
+            p[self._pv] = self._weather.clear_fraction(self._pv_cloud) * self._pv_neg_kwp * sun
+
+    def _ev_desired(self, p: npt.NDArray[np.float32], t0: float, t1: float, dt_h: float) -> None:
+        local_mid = 0.5 * (t0 + t1) + self._offset_s
+        new = np.flatnonzero(self._ev_slot_end <= local_mid)
+        if new.size:
+            slot = np.floor((local_mid - self._ev_anchor_s[new]) / self._ev_slot_s[new]).astype(np.int64)
+            self._new_sessions(new, slot, t0)
+        plugged_s = np.clip(np.minimum(t1, self._ev_stop) - np.maximum(t0, self._ev_start), 0.0, t1 - t0)
+        p[self._ev] = np.minimum(self._ev_rated * (plugged_s / (t1 - t0)), self._ev_left_kwh / dt_h)
+
+    def _new_sessions(self, new: npt.NDArray[np.intp], slot: npt.NDArray[np.int64], t0: float) -> None:
+        ids = self._ev_id[new]
+        slot_u = slot.astype(np.uint64)
+        u = [uniform01(hash64(self.seed, STREAM_EV + i, ids, slot_u)) for i in range(4)]
+        slot_s = self._ev_slot_s[new]
+        start_local = self._ev_anchor_s[new] + slot * slot_s
+        day = np.floor(start_local / 86400.0)
+        weekend = ((day.astype(np.int64) + 3) % 7 >= 5).astype(np.intp)
+        hour = np.floor((start_local - day * 86400.0) / 3600.0).astype(np.intp) % 24
+        prob = self._ev_prob[new, weekend] * self._ev_hourly[new, hour]
+        arr_lo, arr_hi = self._ev_arr[new, 0], self._ev_arr[new, 1]
+        dw_lo, dw_hi = self._ev_dwell[new, 0], self._ev_dwell[new, 1]
+        nd_lo, nd_hi = self._ev_need[new, 0], self._ev_need[new, 1]
+        start = start_local - self._offset_s + arr_lo + u[1] * (arr_hi - arr_lo)
+        stop = np.minimum(start + dw_lo + u[2] * (dw_hi - dw_lo), start_local - self._offset_s + slot_s)
+        need = nd_lo + u[3] * (nd_hi - nd_lo)
+        present = u[0] < prob
+        # a session already under way when the meter starts has charged at rated power since it arrived
+        charged = self._ev_rated[new] * np.maximum(0.0, np.minimum(t0, stop) - start) / 3600.0
+        self._ev_slot_end[new] = start_local + slot_s
+        self._ev_start[new] = start
+        self._ev_stop[new] = stop
+        self._ev_left_kwh[new] = np.where(present, np.maximum(need - charged, 0.0), 0.0)
+
+    def _battery_desired(self, p: npt.NDArray[np.float32], dt_h: float) -> None:
+        lo, hi = pr.BATTERY_SOC_RANGE
+        eff = pr.BATTERY_EFFICIENCY
+        soc, cap = self._bat_soc_kwh, self._bat_cap_kwh
+        charge_max = np.maximum(hi * cap - soc, 0.0) / (eff * dt_h)
+        discharge_max = np.maximum(soc - lo * cap, 0.0) * eff / dt_h
+        p[self._bat] = np.clip(p[self._bat], -discharge_max, charge_max)
