@@ -1,0 +1,59 @@
+"""`VtnConfig`: everything the embedded VTN needs, as one frozen, picklable dataclass.
+
+Pure. Secrets are excluded from repr so a config can be logged; validation names the option it rejects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from harness.vtn.faults import Faults
+
+VEN_CLIENT_ID_PATTERN = r"^ven-[A-Za-z0-9_.-]{1,120}$"
+
+
+@dataclass(frozen=True)
+class VtnConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port, reported once listening
+    db_path: str = ":memory:"
+    base_path: str = "/openadr3/3.0.1"  # "" serves the API at the root
+    bl_client_id: str = "bl"
+    bl_client_secret: str = field(default="bl-secret", repr=False)
+    ven_client_secret: str = field(default="ven-secret", repr=False)
+    token_ttl_s: float = 3600.0
+    faults: Faults = Faults()
+    # Group commit: writes share one transaction, committed this long after the first write of a batch
+    # (0: at the next loop iteration) or as soon as `commit_max_writes` are pending. A write's response
+    # waits for the commit that holds it.
+    commit_interval_s: float = 0.0
+    commit_max_writes: int = 512
+    notify_timeout_s: float = 5.0
+    notify_max_connections: int = 100
+    shutdown_timeout_s: float = 5.0
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.base_path and (not self.base_path.startswith("/") or self.base_path.endswith("/")):
+            raise ValueError(f"base_path must be empty or start with '/' and not end with '/', got {self.base_path!r}")
+        if not self.db_path:
+            raise ValueError("db must be a file path or ':memory:', got ''")
+        if not self.bl_client_id or re.match(VEN_CLIENT_ID_PATTERN, self.bl_client_id):
+            raise ValueError(f"bl_client_id must be non-empty and not look like a VEN client id, got {self.bl_client_id!r}")
+        if not self.bl_client_secret or not self.ven_client_secret:
+            raise ValueError("client secrets must be non-empty")
+        if not self.token_ttl_s > 0:
+            raise ValueError(f"token_ttl must be > 0, got {self.token_ttl_s}")
+        if not 0 <= self.commit_interval_s <= 1.0:
+            raise ValueError(f"commit_interval must be 0..1s, got {self.commit_interval_s}")
+        if self.commit_max_writes < 1:
+            raise ValueError(f"commit_max_writes must be >= 1, got {self.commit_max_writes}")
+        if not self.notify_timeout_s > 0:
+            raise ValueError(f"notify_timeout must be > 0, got {self.notify_timeout_s}")
+        if self.notify_max_connections < 1:
+            raise ValueError(f"notify_max_connections must be >= 1, got {self.notify_max_connections}")
+        if self.shutdown_timeout_s < 0:
+            raise ValueError(f"shutdown_timeout must be >= 0, got {self.shutdown_timeout_s}")

@@ -1,0 +1,224 @@
+"""Fixtures for the embedded VTN tests: async tests run on a uvloop Runner; a real server on 127.0.0.1:0.
+
+Servers and client sessions are created and closed inside the test's loop; waits are predicates with deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import orjson
+import pytest
+import uvloop
+from aiohttp import web
+
+from harness.vtn import VtnConfig, make_app
+
+SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "openadr3" / "openadr3-3.0.1.yaml"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests in one uvloop loop each (no plugin needed)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(pyfuncitem.obj(**args), 60))
+    return True
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+
+class Client:
+    """A test client of one running VTN; `root` is http://127.0.0.1:PORT, `base` adds the API base path."""
+
+    def __init__(self, session: aiohttp.ClientSession, root: str, config: VtnConfig, app: web.Application) -> None:
+        self.session = session
+        self.root = root
+        self.base = root + config.base_path
+        self.config = config
+        self.app = app
+
+    async def token(self, client_id: str = "bl", secret: str | None = None, scope: str | None = None) -> str:
+        if secret is None:
+            secret = self.config.bl_client_secret if client_id == self.config.bl_client_id else self.config.ven_client_secret
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        if scope is not None:
+            form["scope"] = scope
+        r = await self.call("POST", "/auth/token", data=form)
+        assert r.status == 200, r.body
+        return str(r.body["access_token"])
+
+    async def call(
+        self, method: str, path: str, token: str | None = None, json: Any = None, data: Any = None,
+        raw: bytes | None = None, headers: dict[str, str] | None = None,
+    ) -> Reply:
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        body: Any = data
+        if json is not None:
+            body = orjson.dumps(json)
+            hdrs["Content-Type"] = "application/json"
+        if raw is not None:
+            body = raw
+            hdrs.setdefault("Content-Type", "application/json")
+        url = path if path.startswith("http") else (self.root + path if path.startswith("/_harness") else self.base + path)
+        async with self.session.request(method, url, data=body, headers=hdrs) as resp:
+            content = await resp.read()
+            parsed = orjson.loads(content) if content else None
+            return Reply(resp.status, parsed, resp.headers)
+
+    async def stats(self) -> dict[str, Any]:
+        r = await self.call("GET", "/_harness/stats")
+        assert r.status == 200
+        return dict(r.body)
+
+
+@asynccontextmanager
+async def vtn_server(
+    config: VtnConfig, *, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[Client]:
+    """A VTN app on a real socket (127.0.0.1, free port) and a client session, both closed on exit."""
+    app = make_app(config, clock=clock)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as session:
+            yield Client(session, f"http://127.0.0.1:{port}", config, app)
+    finally:
+        await runner.cleanup()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 5.0, what: str = "condition") -> None:
+    """Poll an async predicate until it holds; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> VtnConfig:
+    return VtnConfig(db_path=str(tmp_path / "vtn.sqlite"))
+
+
+@pytest.fixture
+def kit() -> SimpleNamespace:
+    """The helpers of this conftest (tests take them as a fixture rather than importing conftest)."""
+    return SimpleNamespace(
+        vtn_server=vtn_server, wait_for=wait_for, with_faults=with_faults, program_body=program_body,
+        event_body=event_body, report_body=report_body, program_and_event=program_and_event,
+        assert_valid=assert_valid, Client=Client,
+    )
+
+
+def with_faults(config: VtnConfig, **options: Any) -> VtnConfig:
+    from harness.vtn import parse_faults
+
+    return replace(config, faults=parse_faults(options))
+
+
+# ---- objects --------------------------------------------------------------------------------------------
+
+def program_body(name: str = "prog-1") -> dict[str, Any]:
+    return {"programName": name, "programLongName": "Test program", "payloadDescriptors": [
+        {"objectType": "EVENT_PAYLOAD_DESCRIPTOR", "payloadType": "SIMPLE"}]}
+
+
+def event_body(program_id: str) -> dict[str, Any]:
+    return {
+        "programID": program_id,
+        "eventName": "shed",
+        "intervalPeriod": {"start": "2026-01-01T10:00:00Z", "duration": "PT1H"},
+        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}],
+    }
+
+
+def report_body(program_id: str, event_id: str, client_name: str = "ven-a", n_intervals: int = 2) -> dict[str, Any]:
+    return {
+        "programID": program_id,
+        "eventID": event_id,
+        "clientName": client_name,
+        "reportName": "usage",
+        "payloadDescriptors": [{"objectType": "REPORT_PAYLOAD_DESCRIPTOR", "payloadType": "USAGE", "units": "KWH"}],
+        "resources": [{
+            "resourceName": "site-1",
+            "intervalPeriod": {"start": "2026-01-01T10:00:00Z", "duration": "PT15M"},
+            "intervals": [{"id": i, "payloads": [{"type": "USAGE", "values": [0.25 * i]}]} for i in range(n_intervals)],
+        }],
+    }
+
+
+async def program_and_event(c: Client) -> tuple[str, str]:
+    """The BL creates a program and one event of it; returns (programID, eventID)."""
+    bl = await c.token()
+    p = await c.call("POST", "/programs", bl, json=program_body())
+    assert p.status == 201, p.body
+    e = await c.call("POST", "/events", bl, json=event_body(p.body["id"]))
+    assert e.status == 201, e.body
+    return p.body["id"], e.body["id"]
+
+
+# ---- OpenAPI validation ---------------------------------------------------------------------------------
+
+_validators: dict[str, Any] = {}
+
+
+def spec_validator(schema_name: str) -> Any:
+    """An OAS 3.0 validator (with format checks) for a component schema of the 3.0.1 document."""
+    if not SPEC.exists():
+        pytest.skip(f"OpenADR 3.0.1 spec not found at {SPEC} (expected ../shared beside the repo)")
+    if schema_name not in _validators:
+        import yaml
+        from openapi_schema_validator import OAS30Validator
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT4
+
+        if "registry" not in _validators:
+            doc = _without_discriminators(yaml.safe_load(SPEC.read_text()))
+            _validators["registry"] = Registry().with_resource(
+                "urn:openadr3", Resource.from_contents(doc, default_specification=DRAFT4)
+            )
+        if schema_name.endswith("[]"):
+            schema: dict[str, Any] = {"type": "array", "items": {"$ref": f"urn:openadr3#/components/schemas/{schema_name[:-2]}"}}
+        else:
+            schema = {"$ref": f"urn:openadr3#/components/schemas/{schema_name}"}
+        _validators[schema_name] = OAS30Validator(
+            schema, registry=_validators["registry"], format_checker=OAS30Validator.FORMAT_CHECKER
+        )
+    return _validators[schema_name]
+
+
+def _without_discriminators(node: Any) -> Any:
+    """The 3.0.1 document's discriminators have no mapping, so a validator would look up a schema named
+    after the value (`#/components/schemas/EVENT_PAYLOAD_DESCRIPTOR`) and fail; the anyOf/oneOf they sit
+    beside already say what is valid, so they are dropped."""
+    if isinstance(node, dict):
+        return {k: _without_discriminators(v) for k, v in node.items() if k != "discriminator"}
+    if isinstance(node, list):
+        return [_without_discriminators(v) for v in node]
+    return node
+
+
+def assert_valid(schema_name: str, instance: Any) -> None:
+    errors = sorted(spec_validator(schema_name).iter_errors(instance), key=lambda e: list(e.path))
+    assert not errors, f"{schema_name}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
