@@ -1,0 +1,53 @@
+"""OpenADR 3.1.0 requests (not backwards compatible with 3.0.1) and the same lenient reply parsing.
+
+Pure. What changes from 3.0.1: resources are top-level (`/resources` with `venID`), a VEN creates itself and
+its resources with `VEN_VEN_REQUEST` / `VEN_RESOURCE_REQUEST` bodies, reports carry no programID, request
+bodies carry no server-owned `objectType`, targets are plain strings, and `GET /auth/server` names the
+token endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from harness.dialects import Request
+from harness.dialects.openadr301 import SIMPLE_DESCRIPTOR, OpenADR301
+
+NAME = "openadr-3.1.0"
+
+
+class OpenADR310(OpenADR301):
+    name = NAME
+
+    def auth_server(self) -> Request | None:
+        return Request("GET", "/auth/server")
+
+    def create_ven(self, ven_name: str) -> Request:
+        return Request("POST", "/vens", json={"objectType": "VEN_VEN_REQUEST", "venName": ven_name})
+
+    def create_resource(self, ven_id: str, resource_name: str) -> Request:
+        body = {"objectType": "VEN_RESOURCE_REQUEST", "resourceName": resource_name, "venID": ven_id}
+        return Request("POST", "/resources", json=body)
+
+    def find_resource(self, ven_id: str, resource_name: str) -> Request:
+        return Request("GET", f"/resources?{urlencode({'venID': ven_id, 'resourceName': resource_name})}")
+
+    def create_program(self, program_name: str) -> Request:
+        return Request("POST", "/programs", json={"programName": program_name, "payloadDescriptors": [SIMPLE_DESCRIPTOR]})
+
+    def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request:
+        body = {
+            "programID": program_id,
+            "eventName": event_name,
+            "intervalPeriod": {"start": start_iso, "duration": duration_iso},
+            "payloadDescriptors": [SIMPLE_DESCRIPTOR],
+            "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [level]}]}],
+        }
+        return Request("POST", "/events", json=body)
+
+    def _subscription_head(self) -> dict[str, Any]:
+        return {}
+
+    def _report_head(self, program_id: str, event_id: str, client_name: str) -> dict[str, Any]:
+        return {"eventID": event_id, "clientName": client_name}  # 3.1.0 dropped report.programID (issue 253)
