@@ -82,6 +82,7 @@ class WorkerState:
     rss_max_bytes: int = 0
     status: str = "starting"  # starting | running | done | failed | lost
     detail: str = ""
+    ended_epoch_s: float | None = None  # when the supervisor learned the worker had ended
     ok: int = 0
     errors: int = 0
     history: list[Health] = field(default_factory=list)
@@ -240,6 +241,7 @@ def summary(
             "loop_lag_max_ms": round(w.loop_lag_max_ms, 3),
             "cpu_percent_max": round(w.cpu_percent_max, 1),
             "rss_max_bytes": w.rss_max_bytes,
+            "ended_at_epoch_s": w.ended_epoch_s,
         }
         for w in sorted(results.workers.values(), key=lambda w: w.worker_id)
     ]

@@ -27,9 +27,10 @@ from harness.backend import Backend, LocalBackend
 from harness.businesslogic import Operator, SetupFailed
 from harness.events import targeted
 from harness.fleet import FleetSpec, split
+from harness.limits import check_fleet
 from harness.health import HealthLimits, first_saturated, judge
 from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
-from harness.profile import Profile
+from harness.profile import Profile, ProfileError
 from harness.results import RunResults, event_fanout, summary
 from harness.junit import junit_xml
 from harness.resultsdir import make_run_dir, write_bytes_atomic, write_health, write_histograms, write_json, write_series
@@ -128,6 +129,10 @@ class Supervisor:
     # ---- run ----------------------------------------------------------------------------------
     def run(self) -> Outcome:
         p = self.profile
+        if isinstance(self.backend, LocalBackend):  # a cluster's nodes have their own limits
+            problem = check_fleet(p.vens, self._n_workers(), p.connection, p.target is None)
+            if problem is not None:
+                raise ProfileError(problem)
         run_dir = make_run_dir(self.out_dir, p.name)
         self.run_dir = run_dir
         started_epoch = time.time()
@@ -152,14 +157,18 @@ class Supervisor:
             t0_epoch, measured_s = self._drive(specs)
         return self._finish(run_dir, started_epoch, t0_epoch, measured_s, target, program_id, event_id)
 
-    def _specs(self, target: str, program_id: str, event_id: str, creds: Credentials) -> list[ShardSpec]:
+    def _n_workers(self) -> int:
         p = self.profile
         # Default: one worker per core; with the embedded VTN on this machine, leave it a core of its own.
         default = (os.cpu_count() or 1) - (1 if p.target is None else 0)
         cluster_size = getattr(self.backend, "default_workers", None)  # on a cluster: one shard per worker thread
         if cluster_size is not None:
             default = cluster_size()
-        n_workers = min(p.workers or max(1, default), p.vens)
+        return int(min(p.workers or max(1, default), p.vens))
+
+    def _specs(self, target: str, program_id: str, event_id: str, creds: Credentials) -> list[ShardSpec]:
+        p = self.profile
+        n_workers = self._n_workers()
         fleet = FleetSpec(vens=p.vens, sites_per_ven=p.sites_per_ven, mix=p.mix, name_prefix=p.name_prefix)
         duration = p.duration_s
         return [
@@ -275,11 +284,13 @@ class Supervisor:
             w = self.results.worker(msg.worker_id)
             w.status = "done"
             w.detail = msg.reason
+            w.ended_epoch_s = time.time()
             self.finished.add(msg.worker_id)
         elif isinstance(msg, WorkerFailed):
             w = self.results.worker(msg.worker_id)
             w.status = "failed"
             w.detail = msg.traceback
+            w.ended_epoch_s = time.time()
             self.finished.add(msg.worker_id)
             self.notes.append(f"worker {msg.worker_id} failed: {msg.traceback.strip().splitlines()[-1]}")
         elif isinstance(msg, WorkerReady):
@@ -301,6 +312,7 @@ class Supervisor:
             spec = self.specs[wid]
             w = self.results.worker(wid)
             w.status = "lost"
+            w.ended_epoch_s = time.time()
             w.detail = f"{how}, carrying VENs {spec.ven_start}..{spec.ven_stop - 1} ({spec.vens} VENs)"
             self.notes.append(f"worker {wid} lost: {w.detail}")
 

@@ -24,6 +24,7 @@ import psutil
 from harness import dialects
 from harness.fleet import build_shard
 from harness.messages import Health, Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
+from harness.limits import raise_fd_limit
 from harness.meter import Meter
 from harness.events import STREAM_POLL_PHASE, phases
 from harness.recorder import Recorder
@@ -44,6 +45,7 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
     """Process entry: run the worker in one uvloop loop, report a bug as WorkerFailed."""
     # Ctrl-C reaches the whole process group; the supervisor alone decides how a run stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise_fd_limit()  # one socket per VEN: use the hard limit the supervisor checked against
     try:
         import uvloop
 
