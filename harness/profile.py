@@ -72,6 +72,7 @@ class Profile:
     # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
     thresholds: tuple[Threshold, ...] = ()
     vtn_faults: dict[str, str] = field(default_factory=dict)
+    capacity: dict[str, Any] = field(default_factory=dict)  # the [capacity] table, validated by harness.capacity
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", _thresholds(self.thresholds))
@@ -181,6 +182,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "dr_events": ("dr_events", "dr_events"),
     "thresholds": ("thresholds", "thresholds"),
     "vtn.faults": ("vtn_faults", "strmap"),
+    "capacity": ("capacity", "table"),
 }
 
 
@@ -219,6 +221,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise _fail(f"{key} must be an array of tables ([[dr_events]]), got {value!r}")
         return tuple(_dr_event(f"{key}[{i}]", v) for i, v in enumerate(value))
+    if kind == "table":
+        if not isinstance(value, dict):
+            raise _fail(f"{key} must be a table, got {value!r}")
+        return dict(value)
     if kind == "strmap":
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")
@@ -253,7 +259,7 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in doc.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and key not in ("fleet.mix", "vtn.faults"):
+        if isinstance(v, dict) and key not in ("fleet.mix", "vtn.faults", "capacity"):
             out.update(_flatten(v, key + "."))
         else:
             out[key] = v
