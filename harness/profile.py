@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.fleet import SITE_KINDS
+from harness.stages import Stage, total_s
 from harness.thresholds import Threshold, from_spec
 from harness.units import parse_duration
 
@@ -67,6 +68,7 @@ class Profile:
     events: str = "none"  # how VENs learn of events: none | poll | webhook
     poll_interval_s: float = 30.0
     dr_events: tuple[DrEvent, ...] = ()
+    stages: tuple[Stage, ...] = ()  # ramps of the active fleet; when given they set duration and fleet size
     max_loop_lag_ms: float = 100.0  # generator health: a window with more loop lag is saturated
     max_cpu_percent: float = 95.0
     # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
@@ -76,6 +78,10 @@ class Profile:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", _thresholds(self.thresholds))
+        if self.stages:
+            # Stages decide how long the run is and how large the fleet must be.
+            object.__setattr__(self, "duration_s", total_s(self.stages))
+            object.__setattr__(self, "vens", max(s.vens for s in self.stages))
         validate(self)
 
     @property
@@ -100,6 +106,15 @@ def _thresholds(items: Any) -> tuple[Threshold, ...]:
 
 
 def validate(p: Profile) -> None:
+    for i, st in enumerate(p.stages):
+        if st.duration_s <= 0:
+            raise _fail(f"stages[{i}].duration must be > 0, got {st.duration_s}")
+        if st.vens < 0:
+            raise _fail(f"stages[{i}].vens must be >= 0, got {st.vens}")
+    if p.stages and max(st.vens for st in p.stages) == 0:
+        raise _fail("stages must bring at least one VEN online")
+    if p.stages and p.reports_per_ven is not None:
+        raise _fail("stages and run.reports_per_ven cannot be combined: stages set the run's length")
     if p.vens <= 0:
         raise _fail(f"fleet.vens must be > 0, got {p.vens}")
     if p.sites_per_ven <= 0:
@@ -180,6 +195,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "behaviour.events": ("events", "str"),
     "behaviour.poll_interval": ("poll_interval_s", "duration"),
     "dr_events": ("dr_events", "dr_events"),
+    "stages": ("stages", "stages"),
     "thresholds": ("thresholds", "thresholds"),
     "vtn.faults": ("vtn_faults", "strmap"),
     "capacity": ("capacity", "table"),
@@ -217,6 +233,16 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, list):
             raise _fail(f"{key} must be a list of expressions or tables, got {value!r}")
         return tuple(value)  # parsed, with errors naming the item, by Profile.__post_init__
+    if kind == "stages":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise _fail(f"{key} must be an array of tables ([[stages]] with duration and vens), got {value!r}")
+        out_st = []
+        for i, t in enumerate(value):
+            extra = set(t) - {"duration", "vens"}
+            if extra or "duration" not in t or "vens" not in t:
+                raise _fail(f"{key}[{i}] needs exactly duration and vens, got {sorted(t)}")
+            out_st.append(Stage(_convert(f"{key}[{i}].duration", "duration", t["duration"]), _convert(f"{key}[{i}].vens", "int", t["vens"])))
+        return tuple(out_st)
     if kind == "dr_events":
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise _fail(f"{key} must be an array of tables ([[dr_events]]), got {value!r}")

@@ -296,3 +296,30 @@ def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, 
     }
     out.update(all_aware.summary_ms())
     return out
+
+
+def stage_rows(bounds: list[tuple[float, float, int]], results: RunResults, op: str = "report") -> list[dict[str, Any]]:
+    """Per stage (start_s, end_s, target VENs at its end): counts, achieved rate and latency of `op`."""
+    rows = []
+    for i, (start, end, vens) in enumerate(bounds):
+        ok = errors = 0
+        parts = {m: Histogram.empty() for m in METRICS}
+        for w in range(int(math.floor(start)), int(math.ceil(end))):
+            t = results.windows.get(w, {}).get(op)
+            if t is None:
+                continue
+            ok += t.ok
+            errors += t.errors
+            for m in METRICS:
+                parts[m] += t.hist(m)
+        rows.append({
+            "stage": i,
+            "start_s": start,
+            "end_s": end,
+            "target_vens": vens,
+            "ok": ok,
+            "errors": errors,
+            "rate_per_s": round(ok / (end - start), 3) if end > start else 0.0,
+            **{METRIC_KEYS[m]: parts[m].summary_ms() for m in METRICS},
+        })
+    return rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.fleet import FleetSpec
+from harness.stages import Stage
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ShardSpec:
     warmup_s: float = 0.0
     events: str = "none"  # none | poll | webhook: how VENs learn of DR events
     poll_interval_s: float = 30.0
+    stages: tuple[Stage, ...] = ()  # the active fleet over time (empty: every VEN from the start)
 
     @property
     def vens(self) -> int:

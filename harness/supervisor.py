@@ -31,7 +31,8 @@ from harness.limits import check_fleet
 from harness.health import HealthLimits, first_saturated, judge
 from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.profile import Profile, ProfileError
-from harness.results import RunResults, event_fanout, summary
+from harness.results import RunResults, event_fanout, stage_rows, summary
+from harness.stages import bounds as stage_bounds
 from harness.junit import junit_xml
 from harness.resultsdir import make_run_dir, write_bytes_atomic, write_health, write_histograms, write_json, write_series
 from harness.shard import Credentials, ShardSpec
@@ -194,6 +195,7 @@ class Supervisor:
                 warmup_s=p.warmup_s,
                 events=p.events,
                 poll_interval_s=p.poll_interval_s,
+                stages=p.stages,
             )
             for i, (lo, hi) in enumerate(split(p.vens, n_workers))
         ]
@@ -368,6 +370,14 @@ class Supervisor:
             "notes": list(self.notes),
         }
 
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.fired:
+            extra["event_fanout"] = event_fanout([f for f in self.fired if f["id"]], self.results)
+        if self.profile.stages:
+            extra["stages"] = stage_rows(stage_bounds(self.profile.stages), self.results)
+        return extra
+
     def _fire_due_events(self, t0_epoch: float) -> None:
         """The operator creates each DR event when its time comes (a blocking call of a few ms)."""
         p = self.profile
@@ -429,7 +439,7 @@ class Supervisor:
             verdict=verdict,
             reasons=reasons,
             thresholds=[],
-            extra={"event_fanout": event_fanout([f for f in self.fired if f["id"]], self.results)} if self.fired else None,
+            extra=self._extra(),
         )
         # Precedence: interrupted > invalid > fail > pass; failed thresholds are listed as reasons in every case.
         checks = evaluate(self.profile.thresholds, doc)

@@ -32,7 +32,8 @@ from harness.schedule import Stream
 from harness.shard import ShardSpec
 from harness.simclock import SimClock
 from harness.transport import AiohttpTransport, Transport
-from harness.ven import FAILED, PROVISIONING, READY, ShardVens
+from harness.stages import ranks, target_at
+from harness.ven import FAILED, NEW, PROVISIONING, READY, ShardVens
 from harness.webhook import WebhookReceiver
 from harness import errors
 
@@ -90,6 +91,8 @@ class Worker:
         self._ctrl_msgs: asyncio.Queue[Any] = asyncio.Queue()
         self.bug: BaseException | None = None
         self.receiver: WebhookReceiver | None = None
+        self._rank: np.ndarray[Any, np.dtype[np.int64]] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     # ---- control pipe -------------------------------------------------------------------------
     def _on_ctrl(self) -> None:
@@ -136,6 +139,8 @@ class Worker:
             self.vens.callback_base = await self.receiver.start()
         self.busy = np.zeros(shard.n_vens, dtype=bool)
         self.t0 = t0
+        if spec.stages:
+            self._rank = ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop)
         try:
             await self._run_schedule(loop, t0)
         finally:
@@ -212,10 +217,22 @@ class Worker:
         self.pending.clear()
 
     # ---- dispatch -----------------------------------------------------------------------------
+    def _is_active(self, row: int, intended: float) -> bool:
+        """With stages, a VEN takes part only while its rank is below the ramp's target."""
+        if self._rank is None:
+            return True
+        return bool(self._rank[row] < target_at(self.spec.stages, intended - self.t0))
+
     def _dispatch(self, kind: str, row: int, slot: int, intended: float) -> None:
         vens = self.vens
+        if not self._is_active(row, intended):
+            if row in self.transports and not self.busy[row]:
+                self._go_offline(row)
+            return
         if kind == "report":
-            if slot == 0:
+            if slot == 0 or vens.state[row] == NEW:
+                if self.busy[row]:
+                    return  # still going offline; it provisions at its next slot
                 vens.state[row] = PROVISIONING
                 self._start(row, vens.provision(row, intended))
                 return
@@ -225,6 +242,13 @@ class Worker:
             self.pending.setdefault(row, deque()).append((kind, intended))
             return
         self._start_op(kind, row, intended)
+
+    def _go_offline(self, row: int) -> None:
+        """A VEN ramped out of the fleet drops its connection (it keeps its identity for a later ramp-up)."""
+        transport = self.transports.pop(row)
+        task = asyncio.get_running_loop().create_task(transport.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _start_op(self, kind: str, row: int, intended: float) -> None:
         state = self.vens.state[row]
@@ -312,6 +336,8 @@ class Worker:
         handle = getattr(self, "_flush_handle", None)
         if handle is not None:
             handle.cancel()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self.receiver is not None:
             await self.receiver.close()
         closing = list(self.transports.values()) + ([self.pooled] if self.pooled else [])
