@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.fleet import FleetSpec
+from harness.target import TargetSettings
 from harness.stages import Stage
 
 
@@ -31,7 +32,7 @@ class ShardSpec:
     ven_start: int
     ven_stop: int
     seed: int
-    target: str  # base URL, e.g. http://127.0.0.1:8080/openadr3/3.0.1
+    target: str  # the target URL, e.g. http://127.0.0.1:8080/openadr3/3.0.1 (target_settings.base_url adds a base path)
     program_id: str
     event_id: str
     interval_s: float
@@ -49,6 +50,9 @@ class ShardSpec:
     warmup_s: float = 0.0
     events: str = "none"  # none | poll | webhook: how VENs learn of DR events
     poll_interval_s: float = 30.0
+    # Base path, operations vocabulary, granularity and TLS files; the SSLContext is built in the worker.
+    target_settings: TargetSettings = TargetSettings()
+    startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     stages: tuple[Stage, ...] = ()  # the active fleet over time (empty: every VEN from the start)
 
     @property

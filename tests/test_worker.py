@@ -122,3 +122,16 @@ def test_messages_per_second_do_not_depend_on_request_rate() -> None:
     n_big = sum(isinstance(m, WorkerDelta) for m in big)
     assert merged(big).ok("report") == 10 * merged(small).ok("report") == 200
     assert abs(n_big - n_small) <= 1
+
+
+def test_startup_window_spreads_provisioning_and_keeps_exact_counts() -> None:
+    """VENs coming online over 1 s (5 intervals) still send exactly 3 reports each, after provisioning."""
+    from harness.events import startup_slots
+
+    slots = startup_slots(3, 0, 20, 0.2, 1.0)
+    assert slots.min() == 0 and slots.max() == 4 and len(set(slots.tolist())) > 2
+    vtn = FakeVtn()
+    out, _ = run_worker(spec(startup_s=1.0), vtn)
+    res = merged(out)
+    assert vtn.accepted == {"POST /reports": 60, "POST /vens": 20, "POST /vens/*/resources": 40}
+    assert res.ok("report") == 60 and res.errors == {}
