@@ -7,7 +7,7 @@ latencies it measured describe harness as much as the target. Too many such wind
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.messages import Health
@@ -25,7 +25,7 @@ def is_saturated(h: Health, limits: HealthLimits) -> bool:
     return h.loop_lag_max_ms > limits.max_loop_lag_ms or h.cpu_percent >= limits.max_cpu_percent
 
 
-def judge(history: dict[int, Sequence[Health]], limits: HealthLimits) -> list[str]:
+def judge(history: Mapping[int, Sequence[Health]], limits: HealthLimits) -> list[str]:
     """Reasons the generator was the bottleneck (empty: it kept up)."""
     reasons: list[str] = []
     for worker_id, windows in sorted(history.items()):

@@ -105,7 +105,8 @@ class Histogram:
     def summary_ms(self) -> dict[str, float | None]:
         """p50/p90/p99/p99.9/max in milliseconds (None when empty), the results-file shape."""
         if self.total == 0:
-            return {f"{name}_ms": None for name, _ in PERCENTILES} | {"max_ms": None, "mean_ms": None}
+            empty: dict[str, float | None] = {f"{name}_ms": None for name, _ in PERCENTILES}
+            return empty | {"max_ms": None, "mean_ms": None}
         out: dict[str, float | None] = {
             f"{name}_ms": round(self.percentile_ns(q) / 1e6, 4) for name, q in PERCENTILES
         }
