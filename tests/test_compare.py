@@ -188,3 +188,36 @@ def test_an_operation_in_one_run_only_is_listed_not_judged() -> None:
     gone = row(rows, "poll_events", "rate_per_s")
     assert (gone.base, gone.new, gone.change_pct, gone.mark) == (100.0, None, None, "")
     assert regressions(rows) == []
+
+
+def test_compare_against_the_embedded_vtn_made_twice_as_slow(tmp_path: Path) -> None:
+    """Real runs: two at 20 ms injected latency compare clean; one at 40 ms is flagged (exit 1)."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from harness.profile import Profile
+    from harness.supervisor import Supervisor
+    from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
+
+    with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"), faults=parse_faults({"latency": "20ms"}))) as vtn:
+        p = Profile(name="cmp", target=vtn.url, vens=50, interval_s=0.5, reports_per_ven=6, workers=1, seed=8,
+                    max_loop_lag_ms=5000)
+        a = Supervisor(p, tmp_path).run().run_dir
+        b = Supervisor(p, tmp_path).run().run_dir
+        req = urllib.request.Request(vtn.url.split("/openadr3")[0] + "/_harness/faults",
+                                     data=json.dumps({"latency": "40ms"}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).close()
+        slow = Supervisor(p, tmp_path).run().run_dir
+
+    def compare(base: Path, new: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness", "compare", str(base), str(new), "--tolerance", "10%"],
+                              capture_output=True, text=True, timeout=60)
+
+    same = compare(a, b)
+    assert same.returncode == 0, same.stdout
+    worse = compare(a, slow)
+    assert worse.returncode == 1, worse.stdout
+    assert "regression" in worse.stdout
