@@ -24,6 +24,7 @@ class Track:
     t: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     fds: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system CPU seconds so far
 
 
 def role(p: psutil.Process) -> str:
@@ -88,6 +89,7 @@ def main() -> int:
             try:
                 mem = p.memory_info().rss
                 fds = p.num_fds()
+                ct = p.cpu_times()
             except psutil.Error:
                 continue
             tr = tracks.get(p.pid)
@@ -96,6 +98,7 @@ def main() -> int:
             tr.t.append(now)
             tr.rss.append(mem)
             tr.fds.append(fds)
+            tr.cpu.append(ct.user + ct.system)
         time.sleep(a.interval)
     wall = time.monotonic() - start
     print(f"exit code {proc.returncode}, wall {wall:.1f}s")
@@ -104,6 +107,7 @@ def main() -> int:
         print(
             f"pid {tr.pid:7d} {tr.role:28s} peak RSS {max(tr.rss) / 2**20:8.1f} MiB  fds max {max(tr.fds):6d}  "
             f"RSS slope {slope_per_min(tr.t, tr.rss) / 2**20:+.2f} MiB/min  fd slope {slope_per_min(tr.t, tr.fds):+.2f}/min  "
+            f"CPU {tr.cpu[-1]:6.2f} s ({100 * (tr.cpu[-1] - tr.cpu[0]) / max(1e-9, tr.t[-1] - tr.t[0]):5.1f} % while sampled)  "
             f"samples {len(tr.t)}"
         )
     return proc.returncode or 0

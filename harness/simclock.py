@@ -5,8 +5,10 @@ Pure: callers pass elapsed run time in; timestamps are RFC 3339 with an explicit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,18 @@ class SimClock:
         return self.start_epoch_s + run_s * self.time_scale
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text: reports come thousands a second
+
+
 def rfc3339(epoch_s: float) -> str:
     """`2026-11-28T10:04:29.123Z` (millisecond precision, explicit UTC zone)."""
-    dt = datetime.fromtimestamp(epoch_s, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    frac, whole = math.modf(epoch_s)  # rounded to the microsecond as datetime.fromtimestamp does, then truncated
+    micro = round(frac * 1e6)
+    sec = int(whole) + micro // 1_000_000
+    milli = (micro % 1_000_000) // 1000
+    if _second[0] != sec:
+        _second[0], _second[1] = sec, datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_second[1]}{milli:03d}Z"
 
 
 def iso_duration(seconds: float) -> str:

@@ -33,6 +33,11 @@ class VtnConfig:
     notify_max_connections: int = 100
     shutdown_timeout_s: float = 5.0
     access_log: bool = False
+    # The null VTN (harness.vtn.null): canned answers at wire speed, nothing stored, no auth or faults — for
+    # measuring harness itself. `processes` > 1 serves one port from several processes (SO_REUSEPORT): each
+    # process holds its own connections, so together they hold more than one process's open-files limit.
+    null: bool = False
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -55,5 +60,9 @@ class VtnConfig:
             raise ValueError(f"notify_timeout must be > 0, got {self.notify_timeout_s}")
         if self.notify_max_connections < 1:
             raise ValueError(f"notify_max_connections must be >= 1, got {self.notify_max_connections}")
+        if self.processes < 1:
+            raise ValueError(f"processes must be >= 1, got {self.processes}")
+        if self.processes > 1 and not self.null:
+            raise ValueError("processes > 1 needs the null VTN: the SQLite store is one process's")
         if self.shutdown_timeout_s < 0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {self.shutdown_timeout_s}")

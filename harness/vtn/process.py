@@ -1,4 +1,4 @@
-"""Running the VTN: `serve` (blocking, one uvloop loop for its whole life) and `EmbeddedVtn` (a spawned child).
+"""Running the VTN: `serve` (blocking, one uvloop loop for its whole life) and `EmbeddedVtn` (spawned children).
 
 The parent side creates no event loop, session or thread: it spawns the child with a picklable `VtnConfig`,
 learns the port over a Pipe, and stops it by that pipe; the child also stops on EOF, so it dies with its parent.
@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import signal
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Callable
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from harness.vtn.app import make_app
 from harness.vtn.config import VtnConfig
+from harness.vtn.null import NullVtnProtocol
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +48,27 @@ async def _serve(
     stop = asyncio.Event()
     if config.access_log and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    app = make_app(config)
-    runner = web.AppRunner(
-        app, access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
-        shutdown_timeout=config.shutdown_timeout_s, handle_signals=False,
-    )
-    await runner.setup()
+    runner: web.AppRunner | None = None
+    server: asyncio.AbstractServer | None = None
     installed: list[int] = []
     try:
-        site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
-        await site.start()
-        port = _bound_port(runner)
+        if config.null:
+            # Wire speed, nothing stored: a Protocol per connection, no aiohttp. With several processes every
+            # one binds the same port (SO_REUSEPORT) and the kernel spreads connections over them.
+            server = await loop.create_server(
+                NullVtnProtocol, config.host, config.port, backlog=4096, reuse_address=True,
+                reuse_port=config.processes > 1,
+            )
+            port = int(server.sockets[0].getsockname()[1])
+        else:
+            runner = web.AppRunner(
+                make_app(config), access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+                shutdown_timeout=config.shutdown_timeout_s, handle_signals=False,
+            )
+            await runner.setup()
+            site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
+            await site.start()
+            port = _bound_port(runner)
         for sig in stop_signals:
             try:
                 loop.add_signal_handler(sig, stop.set)
@@ -69,7 +81,7 @@ async def _serve(
                 stop.set()
 
             loop.add_reader(stop_fd, on_stop_fd)
-        log.info("VTN listening on http://%s:%d%s", config.host, port, config.base_path)
+        log.info("%s VTN listening on http://%s:%d%s", "null" if config.null else "OpenADR", config.host, port, config.base_path)
         if ready is not None:
             ready(port)
         await stop.wait()
@@ -78,7 +90,10 @@ async def _serve(
             loop.remove_reader(stop_fd)
         for sig in installed:
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        if server is not None:
+            server.close()
+        if runner is not None:
+            await runner.cleanup()
 
 
 def _bound_port(runner: web.AppRunner) -> int:
@@ -113,6 +128,8 @@ class EmbeddedVtn:
         self._start_timeout_s = start_timeout_s
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._more: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []  # processes 2..N
+        self._starting: tuple[multiprocessing.process.BaseProcess, Connection] | None = None
         self._pid: int | None = None
         self.port = 0
 
@@ -130,69 +147,91 @@ class EmbeddedVtn:
         return self._pid
 
     @property
+    def pids(self) -> list[int]:
+        """Every serving process (more than one with `processes` > 1)."""
+        procs = ([self._process] if self._process is not None else []) + [p for p, _ in self._more]
+        return [p.pid for p in procs if p.pid is not None]
+
+    @property
     def is_alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
     def start(self) -> EmbeddedVtn:
         if self._process is not None:
             raise RuntimeError("EmbeddedVtn already started")
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe(duplex=True)
-        process = ctx.Process(target=_child_main, args=(self.config, child), name="harness-vtn", daemon=True)
-        process.start()
-        child.close()
-        self._pid = process.pid
-        self._process, self._conn = process, parent
-        deadline = time.monotonic() + self._start_timeout_s
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise RuntimeError(f"embedded VTN did not report its port within {self._start_timeout_s:g}s")
-                if parent.poll(min(remaining, 0.1)):
-                    try:
-                        kind, value = parent.recv()
-                    except EOFError:
-                        raise RuntimeError(
-                            f"embedded VTN exited before it was ready (exit code {process.exitcode})"
-                        ) from None
-                    if kind == "ready":
-                        self.port = int(value)
-                        return self
-                    raise RuntimeError(f"embedded VTN failed to start: {value}")
-                if not process.is_alive():
-                    raise RuntimeError(f"embedded VTN exited before it was ready (exit code {process.exitcode})")
+            self._process, self._conn, self.port = self._spawn(self.config)
+            self._pid = self._process.pid
+            # More processes (null VTN): each binds the port the first one got, with SO_REUSEPORT.
+            fixed = replace(self.config, port=self.port)
+            for _ in range(self.config.processes - 1):
+                process, conn, _port = self._spawn(fixed)
+                self._more.append((process, conn))
         except BaseException:
             self.stop(timeout=2.0)
             raise
+        return self
+
+    def _spawn(self, config: VtnConfig) -> tuple[multiprocessing.process.BaseProcess, Connection, int]:
+        """Start one child serving `config`; return it, its pipe and its port once it is listening."""
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        process = ctx.Process(target=_child_main, args=(config, child), name="harness-vtn", daemon=True)
+        process.start()
+        child.close()
+        self._starting = (process, parent)  # stop() reaps it if it never gets ready
+        deadline = time.monotonic() + self._start_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"embedded VTN did not report its port within {self._start_timeout_s:g}s")
+            if parent.poll(min(remaining, 0.1)):
+                try:
+                    kind, value = parent.recv()
+                except EOFError:
+                    raise RuntimeError(
+                        f"embedded VTN exited before it was ready (exit code {process.exitcode})"
+                    ) from None
+                if kind == "ready":
+                    self._starting = None
+                    return process, parent, int(value)
+                raise RuntimeError(f"embedded VTN failed to start: {value}")
+            if not process.is_alive():
+                raise RuntimeError(f"embedded VTN exited before it was ready (exit code {process.exitcode})")
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """Ask the child to stop (finish in-flight requests, commit, close), then escalate to terminate and
-        kill. Returns the child's exit code."""
-        process, conn = self._process, self._conn
-        if process is None:
+        """Ask the children to stop (finish in-flight requests, commit, close), then escalate to terminate and
+        kill. Returns the (first) child's exit code."""
+        children: list[tuple[multiprocessing.process.BaseProcess, Connection | None]] = (
+            [(self._process, self._conn)] if self._process is not None else []) + list(self._more)
+        if self._starting is not None:
+            children.append(self._starting)
+        self._process, self._conn, self._more, self._starting = None, None, [], None
+        if not children:
             return None
-        if conn is not None:
+        for _, conn in children:
             try:
-                conn.send(("stop", None))
+                if conn is not None:
+                    conn.send(("stop", None))
             except (OSError, ValueError):
                 pass
-        process.join(timeout)
-        if process.is_alive():
-            log.warning("embedded VTN (pid %s) did not stop within %.1fs; terminating", process.pid, timeout)
-            process.terminate()
-            process.join(2.0)
-        if process.is_alive():
-            process.kill()
-            process.join(2.0)
-        if conn is not None:
-            conn.close()
-        self._conn = None
-        code = process.exitcode
-        if not process.is_alive():
-            process.close()
-        self._process = None
-        return code
+        deadline = time.monotonic() + timeout
+        codes = []
+        for process, conn in children:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("embedded VTN (pid %s) did not stop within %.1fs; terminating", process.pid, timeout)
+                process.terminate()
+                process.join(2.0)
+            if process.is_alive():
+                process.kill()
+                process.join(2.0)
+            if conn is not None:
+                conn.close()
+            codes.append(process.exitcode)
+            if not process.is_alive():
+                process.close()
+        return codes[0]
 
     def __enter__(self) -> EmbeddedVtn:
         return self if self._process is not None else self.start()

@@ -1,0 +1,134 @@
+"""The lean HTTP/1.1 client: body framings, keep-alive reuse, a closed idle connection, timeouts, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+import uvloop
+
+from harness import errors
+from harness.dialects import Request
+from harness.errors import Failure
+from harness.h1client import H1Transport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(r: asyncio.StreamReader) -> bytes:
+    head = await r.readuntil(b"\r\n\r\n")
+    length = next((int(ln.split(b":")[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")), 0)
+    return head + await r.readexactly(length)
+
+
+def run(handler: Handler, body: Callable[[str], Awaitable[None]]) -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await body(f"http://127.0.0.1:{port}/base")
+        finally:
+            server.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        r.run(main())
+
+
+def test_framings_and_keep_alive_reuse() -> None:
+    """Content-Length, chunked and 204 replies on one kept-alive connection; path prefixed, headers sent."""
+    replies = [b"HTTP/1.1 201 Created\r\nContent-Length: 8\r\nRetry-After: 3\r\n\r\n{\"id\":1}",
+               b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n",
+               b"HTTP/1.1 204 No Content\r\n\r\n"]
+    seen: list[bytes] = []
+    connections = 0
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        for reply in replies:
+            seen.append(await read_request(r))
+            w.write(reply)
+        await w.drain()
+        w.close()
+
+    async def body(url: str) -> None:
+        t = H1Transport(url, limit=1, timeout_s=5)
+        a = await t.send(Request("POST", "/reports", json={"x": 1}), "tok")
+        b = await t.send(Request("GET", "/events?limit=50"))
+        c = await t.send(Request("DELETE", "/x"))
+        await t.close()
+        assert (a.status, a.body, a.retry_after_s) == (201, b'{"id":1}', 3.0)
+        assert (b.status, b.body) == (200, b"[1,2]")
+        assert (c.status, c.body) == (204, b"")
+
+    run(handler, body)
+    assert connections == 1
+    assert seen[0].startswith(b"POST /base/reports HTTP/1.1\r\n") and b"Authorization: Bearer tok\r\n" in seen[0]
+    assert seen[0].endswith(b'{"x":1}') and seen[1].startswith(b"GET /base/events?limit=50 HTTP/1.1")
+
+
+def test_a_body_ended_by_close_and_a_closed_idle_connection() -> None:
+    """A reply without length ends at the close; the next request opens a fresh connection and succeeds."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\n\r\n[]")
+        await w.drain()
+        w.close()
+
+    async def body(url: str) -> None:
+        t = H1Transport(url, limit=1, timeout_s=5)
+        assert (await t.send(Request("GET", "/a"))).body == b"[]"
+        assert (await t.send(Request("GET", "/b"))).body == b"[]"
+        await t.close()
+
+    run(handler, body)
+
+
+def test_stale_keep_alive_connection_is_retried_once() -> None:
+    """The server closes a kept-alive connection after one reply: the second request is retried on a new one."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await w.drain()
+        w.close()
+
+    async def body(url: str) -> None:
+        t = H1Transport(url, limit=1, timeout_s=5)
+        assert (await t.send(Request("GET", "/a"))).status == 200
+        await asyncio.sleep(0.05)  # the server's FIN arrives while the connection is idle
+        assert (await t.send(Request("GET", "/b"))).status == 200
+        await t.close()
+
+    run(handler, body)
+
+
+def test_timeout_and_refused_are_classified() -> None:
+    """No reply within the timeout is read_timeout; a closed port is connect_refused."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_request(r)
+        await r.read()  # never answer; the client gives up and closes
+        w.close()
+        await w.wait_closed()
+
+    async def body(url: str) -> None:
+        t = H1Transport(url, limit=1, timeout_s=0.2)
+        with pytest.raises(Failure) as info:
+            await t.send(Request("GET", "/slow"))
+        assert info.value.error_class == errors.READ_TIMEOUT
+        await t.close()
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        t = H1Transport(f"http://127.0.0.1:{port}", limit=1, timeout_s=1)
+        with pytest.raises(Failure) as info:
+            await t.send(Request("GET", "/x"))
+        assert info.value.error_class == errors.CONNECT_REFUSED
+        await t.close()
+
+    run(handler, body)
