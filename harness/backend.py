@@ -97,6 +97,15 @@ class LocalBackend:
         """Test hook: SIGKILL one worker, as the OOM killer would."""
         self._children[worker_id].process.kill()
 
+    def stop_worker(self, worker_id: int, *, force: bool) -> None:
+        """Stop one hung worker: SIGTERM, or SIGKILL with force (a stopped or stuck process cannot refuse it)."""
+        child = self._children.get(worker_id)
+        if child is not None and child.process.exitcode is None:
+            if force:
+                child.process.kill()
+            else:
+                child.process.terminate()
+
     def terminate(self) -> None:
         for c in self._children.values():
             if c.process.is_alive():

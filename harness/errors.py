@@ -39,6 +39,7 @@ class Failure(Exception):
         self.error_class = error_class
         self.message = message
         self.status = status
+        self.retried = False  # as Reply.retried: the request was sent twice, this is the second attempt's failure
 
     def __str__(self) -> str:
         return f"{self.error_class}: {self.message}"

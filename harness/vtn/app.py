@@ -46,6 +46,10 @@ class _ResetResponse(web.Response):
     """Returned after an injected reset; never sent, since the connection is gone."""
 
 
+class _DisconnectedResponse(web.Response):
+    """Returned when the client went away mid-request (its body cut short): not an error of ours, never sent."""
+
+
 class Problem(Exception):
     """An HTTP error answered with a `problem` body {type, title, status, detail}."""
 
@@ -150,6 +154,7 @@ class Vtn:
         self._store: Store | None = None
         self._notifier: Notifier | None = None
         self._started_at = 0.0
+        self.client_disconnects = 0
 
     @property
     def store(self) -> Store:
@@ -187,7 +192,11 @@ class Vtn:
         base = self.config.base_path
         if base and template.startswith(base):
             template = template[len(base):] or "/"
-        status: int | str = "reset" if isinstance(response, _ResetResponse) else response.status
+        status: int | str = response.status
+        if isinstance(response, _ResetResponse):
+            status = "reset"
+        elif isinstance(response, _DisconnectedResponse):
+            status = "client_disconnected"
         self.requests[f"{request.method} {template}"][status] += 1
         return response
 
@@ -257,6 +266,11 @@ class Vtn:
             return problem_response(exc.status, exc.reason, headers)
         except asyncio.CancelledError:
             raise
+        except ConnectionError:
+            # The client dropped the connection mid-request (e.g. its timeout fired while sending the body):
+            # counted in stats, no traceback, nothing to answer.
+            self.client_disconnects += 1
+            return _DisconnectedResponse(status=499)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return problem_response(500, "internal error")
@@ -306,7 +320,10 @@ class Vtn:
                 raise OAuthError(400, "invalid_request", "body must be a form or a JSON object")
             form = data
         else:
-            form = await request.post()
+            try:
+                form = await request.post()
+            except ValueError as exc:  # a multipart body without its boundary, a bad charset, ...
+                raise OAuthError(400, "invalid_request", f"body is not a valid form: {str(exc)[:120]}") from None
         client_id, secret = form.get("client_id"), form.get("client_secret")
         basic = request.headers.get("Authorization", "")
         used_basic = basic[:6].lower() == "basic "
@@ -498,6 +515,7 @@ class Vtn:
             },
             "store": {"commits": self.store.commits, "committed_writes": self.store.committed_writes},
             "tokens_live": len(self.tokens),
+            "client_disconnects": self.client_disconnects,
         }
         return web.Response(body=orjson.dumps(body), content_type=JSON)
 
