@@ -6,16 +6,22 @@ Edge, deliberately blocking (stdlib urllib): the supervisor owns no event loop, 
 
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from harness.dialects import Dialect, Request
 from harness.errors import Failure
 from harness.events import event_targets
 from harness.simclock import iso_duration, rfc3339
-from harness.wire import decode, encode
+from harness.wire import decode, encode, url_for
+
+
+SETUP_ATTEMPTS = 5
+RETRY_STATUSES = (429, 502, 503, 504)
 
 
 class TargetUnreachable(RuntimeError):
@@ -32,16 +38,18 @@ class HttpReply:
     body: bytes
 
 
-def call(base_url: str, req: Request, token: str | None = None, timeout_s: float = 10.0) -> HttpReply:
+def call(
+    base_url: str, req: Request, token: str | None = None, timeout_s: float = 10.0, context: ssl.SSLContext | None = None
+) -> HttpReply:
     headers = {"Accept": "application/json"}
     body, content_type = encode(req)
     if content_type is not None:
         headers["Content-Type"] = content_type
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    r = urllib.request.Request(base_url.rstrip("/") + req.path, data=body, method=req.method, headers=headers)
+    r = urllib.request.Request(url_for(base_url, req.path), data=body, method=req.method, headers=headers)
     try:
-        with urllib.request.urlopen(r, timeout=timeout_s) as resp:  # noqa: S310 - URL validated by the profile
+        with urllib.request.urlopen(r, timeout=timeout_s, context=context) as resp:  # noqa: S310 - URL validated by the profile
             return HttpReply(resp.status, resp.read())
     except urllib.error.HTTPError as exc:
         return HttpReply(exc.code, exc.read())
@@ -50,13 +58,37 @@ def call(base_url: str, req: Request, token: str | None = None, timeout_s: float
 class Operator:
     """Holds a BL token; each method is one blocking call with a clear error on failure."""
 
-    def __init__(self, base_url: str, dialect: Dialect, client_id: str, secret: str, timeout_s: float = 10.0):
+    def __init__(
+        self, base_url: str, dialect: Dialect, client_id: str, secret: str, timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         self.base_url = base_url
         self.dialect = dialect
         self.client_id = client_id
         self._secret = secret
         self.timeout_s = timeout_s
+        self._ssl = ssl_context
         self._token: str | None = None
+        # Transient failures (reset, timeout, 429, 502-504) the setup calls met, the reachability probe's included
+        # (summary counter setup_transient_failures): an injected fault is counted by a VEN or here.
+        self.transient_failures = 0
+        self.token_url: str | None = None  # a discovered 3.1.0 tokenURL; None: {base}/auth/token
+
+    def _call(self, req: Request, token: str | None = None, timeout_s: float | None = None) -> HttpReply:
+        return call(self.base_url, req, token, self.timeout_s if timeout_s is None else timeout_s, self._ssl)
+
+    def discover_token_url(self) -> None:
+        """3.1.0: `GET /auth/server` names the token endpoint; a dialect without discovery keeps {base}/auth/token."""
+        req = self.dialect.auth_server()
+        if req is None:
+            return
+        r = self._call(req)
+        if r.status != 200:
+            raise SetupFailed(f"auth server discovery: HTTP {r.status} {r.body[:120]!r}")
+        try:
+            self.token_url = self.dialect.parse_auth_server(decode(r.body))
+        except Failure as f:
+            raise SetupFailed(f"auth server discovery: {f}") from None
 
     def wait_reachable(self, window_s: float) -> None:
         """Retry the token endpoint until it answers at all (any HTTP status), for at most window_s."""
@@ -65,22 +97,43 @@ class Operator:
         last = ""
         while True:
             try:
-                call(self.base_url, self.dialect.token("probe", "probe"), timeout_s=min(self.timeout_s, 5.0))
+                r = self._call(self.dialect.token("probe", "probe"), timeout_s=min(self.timeout_s, 5.0))
+                self.transient_failures += r.status in RETRY_STATUSES
                 return
             except (urllib.error.URLError, OSError) as exc:
                 last = str(getattr(exc, "reason", exc))
+                self.transient_failures += 1
             if time.monotonic() + delay > deadline:
                 raise TargetUnreachable(f"target {self.base_url} unreachable after {window_s:g}s: {last}")
             time.sleep(delay)  # the supervisor has nothing else to do before its workers exist
             delay = min(delay * 2, 1.0)
 
+    def _retrying(self, req: Request, what: str, token: str | None = None) -> HttpReply:
+        """One setup call, retried on what a faulty or overloaded VTN does (reset, timeout, 429, 502-504) a few
+        times; a transport failure that persists is a SetupFailed naming the call, never a traceback."""
+        delay = 0.2
+        for attempt in range(1, SETUP_ATTEMPTS + 1):
+            try:
+                r = self._call(req, token)
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == SETUP_ATTEMPTS:
+                    raise SetupFailed(f"{what}: {getattr(exc, 'reason', exc)} ({attempt} attempts)") from None
+            else:
+                if r.status not in RETRY_STATUSES or attempt == SETUP_ATTEMPTS:
+                    return r
+            self.transient_failures += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _authed(self, req: Request, what: str, ok: tuple[int, ...]) -> HttpReply:
         if self._token is None:
-            r = call(self.base_url, self.dialect.token(self.client_id, self._secret), timeout_s=self.timeout_s)
+            r = self._retrying(self.dialect.token(self.client_id, self._secret, token_url=self.token_url),
+                               "business-logic token")
             if r.status != 200:
                 raise SetupFailed(f"business-logic token for client {self.client_id!r} refused: HTTP {r.status} {r.body[:120]!r}")
             self._token = self.dialect.parse_token(decode(r.body)).access_token
-        r = call(self.base_url, req, self._token, self.timeout_s)
+        r = self._retrying(req, what, self._token)
         if r.status not in ok:
             raise SetupFailed(f"{what}: HTTP {r.status} {r.body[:160]!r}")
         return r
@@ -91,11 +144,12 @@ class Operator:
             skip = 0
             while True:
                 req = Request("GET", f"/programs?skip={skip}&limit=50")
-                items = self.dialect.parse_list(decode(self._authed(req, "list programs", (200,)).body))
-                for item in items:
-                    if item.get("programName") == name and item.get("id") is not None:
-                        return str(item["id"])
-                if len(items) < 50:
+                doc = decode(self._authed(req, "list programs", (200,)).body)
+                programs = self.dialect.parse_programs(doc)
+                for prog in programs:
+                    if prog.program_name == name:
+                        return prog.id
+                if _page_len(doc, programs) < 50:
                     break
                 skip += 50
             r = self._authed(self.dialect.create_program(name), f"create program {name!r}", (200, 201))
@@ -123,11 +177,12 @@ class Operator:
             skip = 0
             while True:
                 req = self.dialect.find_events(program_id, skip=skip, limit=50)
-                items = self.dialect.parse_list(decode(self._authed(req, "list events", (200,)).body))
-                for item in items:
-                    if item.get("eventName") == event_name and item.get("id") is not None:
-                        return str(item["id"])
-                if len(items) < 50:
+                doc = decode(self._authed(req, "list events", (200,)).body)
+                events = self.dialect.parse_events(doc)
+                for ev in events:
+                    if ev.event_name == event_name:
+                        return ev.id
+                if _page_len(doc, events) < 50:
                     break
                 skip += 50
             req = self.dialect.create_event(program_id, event_name, rfc3339(now_epoch_s), iso_duration(86400), 0)
@@ -135,3 +190,8 @@ class Operator:
             return self.dialect.parse_id(decode(r.body))
         except Failure as f:
             raise SetupFailed(f"event {event_name!r}: {f}") from None
+
+
+def _page_len(doc: Any, parsed: list[Any]) -> int:
+    """Objects on a page as the VTN sent them (parsing drops those without an id): a full page means more may follow."""
+    return len(doc) if isinstance(doc, list) else len(parsed)

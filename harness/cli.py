@@ -8,12 +8,13 @@ from __future__ import annotations
 import importlib.resources
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from harness.profile import Profile, ProfileError, from_toml, override
+from harness.profile import Profile, ProfileError, from_toml, override, with_target_settings
 from harness.units import parse_duration
 
 EXIT_USAGE = 2
@@ -25,7 +26,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
@@ -84,6 +85,10 @@ def cli() -> None:
 @click.option("--duration", type=DURATION, help="How long to schedule operations, e.g. 60s, 2m. [default: 60s]")
 @click.option("--reports-per-ven", type=int, help="Count-bounded mode: each VEN sends exactly this many reports, then the run ends.")
 @click.option("--target", metavar="URL", help="Base URL of the VTN, e.g. http://127.0.0.1:8080/openadr3/3.0.1. Default: start the embedded VTN.")
+@click.option("--dialect", metavar="NAME", help="What the target speaks: openadr-3.0.1, openadr-3.1.0, snake-case-example or a plug-in (needs --target unless openadr-3.0.1). [default: openadr-3.0.1]")
+@click.option("--granularity", type=click.Choice(["ven", "resource", "load"]), help="Reports per VEN per interval: one (ven), one per resource, or one per load. [default: the dialect's]")
+@click.option("--insecure", is_flag=True, default=None, help="TLS: no certificate or hostname check (test VTNs only).")
+@click.option("--ca-bundle", metavar="FILE", help="TLS: trust the CAs in this PEM file instead of the system store.")
 @click.option("--workers", type=int, help="Worker processes. [default: one per core]")
 @click.option("--seed", type=int, help="Seed for the fleet, phases and meter noise. [default: 1]")
 @click.option("--sites-per-ven", type=int, help="Resources (sites) per VEN. [default: 1]")
@@ -92,6 +97,7 @@ def cli() -> None:
 @click.option("--time-scale", type=float, help="Simulated seconds per wall second for meter time. [default: 1]")
 @click.option("--name", help="Run name used in the results folder. [default: the profile's name]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, help="Results go to OUT/runs/<UTC time>-<name>/.")
+@click.option("--startup", type=DURATION, help="Spread the VENs coming online (token, create, resources) over this window instead of the first interval, e.g. 2m for a large fleet.")
 @click.option("--warmup", type=DURATION, help="Report the first seconds apart from the measured window. [default: 0s]")
 @click.option("--max-loop-lag", "max_loop_lag_ms", type=DURATION, help="Generator health: event-loop lag that makes a window saturated; sustained saturation makes the run invalid (exit 3). [default: 100ms]")
 @click.option("--quiet", is_flag=True, help="No live view; print only the final summary.")
@@ -112,7 +118,9 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
     from harness.ui import LiveView, final_report
 
     profile = load_profile(profile_name)
-    rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "warmup": "warmup_s"}
+    profile = with_target_settings(profile, granularity=flags.pop("granularity"), ca_bundle=flags.pop("ca_bundle"),
+                                   verify=False if flags.pop("insecure") else None)
+    rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "warmup": "warmup_s", "startup": "startup_s"}
     if flags.get("max_loop_lag_ms") is not None:
         flags["max_loop_lag_ms"] *= 1000.0
     profile = override(profile, **{rename.get(k, k): v for k, v in flags.items()})
@@ -164,7 +172,10 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
 @click.option("--token-ttl", type=DURATION, default=3600.0, show_default="1h", help="Access token lifetime.")
 @click.option("--fault", "faults", multiple=True, metavar="KEY=VALUE", help="Fault injection, repeatable: latency=50ms, latency=lognormal:20ms:0.5, errors=503:0.05, reset=0.01, stall=30s:2s, max_concurrency=8, service_time=20ms, rate_limit=...")
 @click.option("--access-log", is_flag=True, help="Log every request (never secrets or tokens).")
-def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool) -> None:
+@click.option("--null", "null", is_flag=True, help="Serve the null VTN instead: a canned success for every call at wire speed, storing nothing, no auth or faults — for measuring harness itself (benchmarks, generator ceiling).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True, help="With --null: serve the port from N processes (SO_REUSEPORT), to hold more connections than one process's open-files limit.")
+def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool,
+        null: bool, processes: int) -> None:
     """Serve the embedded OpenADR 3.0.1 VTN (aiohttp + SQLite) until Ctrl-C.
 
     Credentials: business logic client `bl` / secret from $HARNESS_BL_SECRET (default `bl-secret`);
@@ -193,13 +204,38 @@ def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str,
         ven_client_secret=os.environ.get("HARNESS_VEN_SECRET", "ven-secret"),
     )
 
+    if processes > 1 and not null:
+        fail("--processes needs --null (the SQLite VTN is one process)")
+    if null:
+        config = replace(config, null=True, processes=processes)
+        if processes > 1:
+            _serve_null_processes(config)
+            return
+
     def ready(actual_port: int) -> None:
-        click.echo(f"harness vtn: serving OpenADR 3.0.1 at http://{host}:{actual_port}{config.base_path} (db {db_path})", err=True)
+        what = "null VTN (stores nothing)" if null else f"OpenADR 3.0.1 (db {db_path})"
+        click.echo(f"harness vtn: serving {what} at http://{host}:{actual_port}{config.base_path}", err=True)
 
     try:
         serve(config, ready=ready)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_ABORTED)
+
+
+def _serve_null_processes(config: Any) -> None:
+    """The null VTN from several spawned processes on one port, until SIGINT or SIGTERM."""
+    import signal
+
+    from harness.vtn import EmbeddedVtn
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        with EmbeddedVtn(config) as v:
+            click.echo(f"harness vtn: serving null VTN (stores nothing) at {v.url} from {config.processes} processes "
+                       f"(pids {', '.join(map(str, v.pids))})", err=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except RuntimeError as exc:
+        fail(f"cannot serve on {config.host}:{config.port}: {exc}", EXIT_ABORTED)
 
 
 @cli.command("profiles")

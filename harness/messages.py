@@ -83,6 +83,8 @@ class WorkerDelta:
     counters: dict[str, int] = field(default_factory=dict)
     aware: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants VENs learned of it
     shed: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants of first shed reports
+    # Protocol deviation kind -> one example (its count is the counter deviation:<kind>).
+    deviations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,23 @@ environment variables that hold them.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlparse
 
 from harness.fleet import SITE_KINDS
+from harness.target import KEYS as TARGET_KEYS
+from harness.target import TargetSettings
+from harness.target import from_table as target_from_table
 from harness.stages import Stage, total_s
 from harness.thresholds import Threshold, from_spec
 from harness.units import parse_duration
 
 CONNECTION_MODES = ("per-ven", "pooled")
+# The measured operations (summary.json "operations" keys) a per-operation timeout can name.
+OPERATIONS = ("token", "auth_server", "create_ven", "find_ven", "create_resource", "subscribe", "report", "poll_events")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Profile:
     drain_s: float = 5.0
     warmup_s: float = 0.0
     dialect: str = "openadr-3.0.1"
+    target_settings: TargetSettings = TargetSettings()  # [target] base_path, operations, granularity, tls
     program_name: str = "harness-program"
     name_prefix: str = "harness"
     time_scale: float = 1.0
@@ -67,10 +74,13 @@ class Profile:
     ven_secret_env: str = "HARNESS_VEN_SECRET"
     events: str = "none"  # how VENs learn of events: none | poll | webhook
     poll_interval_s: float = 30.0
+    startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     dr_events: tuple[DrEvent, ...] = ()
     stages: tuple[Stage, ...] = ()  # ramps of the active fleet; when given they set duration and fleet size
     max_loop_lag_ms: float = 100.0  # generator health: a window with more loop lag is saturated
     max_cpu_percent: float = 95.0
+    op_timeouts: dict[str, float] = field(default_factory=dict)  # behaviour.timeouts: per-operation timeout_s
+    heartbeat_s: float = 10.0  # a worker silent this long (10 delta intervals) is hung: terminated, then killed
     # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
     thresholds: tuple[Threshold, ...] = ()
     vtn_faults: dict[str, str] = field(default_factory=dict)
@@ -133,8 +143,15 @@ def validate(p: Profile) -> None:
         raise _fail(f"behaviour.pool_size must be > 0, got {p.pool_size}")
     if p.timeout_s <= 0:
         raise _fail(f"behaviour.timeout must be > 0, got {p.timeout_s}")
+    for op, t in p.op_timeouts.items():
+        if op not in OPERATIONS:
+            raise _fail(f"unknown operation behaviour.timeouts.{op} (known: {', '.join(OPERATIONS)})")
+        if not 0 < t < math.inf:
+            raise _fail(f"behaviour.timeouts.{op} must be > 0, got {t}")
     if p.time_scale <= 0:
         raise _fail(f"behaviour.time_scale must be > 0, got {p.time_scale}")
+    if not p.heartbeat_s > 0:
+        raise _fail(f"run.heartbeat must be > 0, got {p.heartbeat_s}")
     if p.meter_tick_s <= 0:
         raise _fail(f"behaviour.meter_tick must be > 0, got {p.meter_tick_s}")
     for kind, weight in p.mix:
@@ -182,6 +199,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "behaviour.connection": ("connection", "str"),
     "behaviour.pool_size": ("pool_size", "int"),
     "behaviour.timeout": ("timeout_s", "duration"),
+    "behaviour.timeouts": ("op_timeouts", "timeouts"),
     "behaviour.time_scale": ("time_scale", "float"),
     "behaviour.meter_tick": ("meter_tick_s", "duration"),
     "run.duration": ("duration_s", "duration"),
@@ -192,8 +210,10 @@ _KEYS: dict[str, tuple[str, str]] = {
     "run.warmup": ("warmup_s", "duration"),
     "generator.max_loop_lag": ("max_loop_lag_ms", "duration_ms"),
     "generator.max_cpu_percent": ("max_cpu_percent", "float"),
+    "run.heartbeat": ("heartbeat_s", "duration"),
     "behaviour.events": ("events", "str"),
     "behaviour.poll_interval": ("poll_interval_s", "duration"),
+    "behaviour.startup": ("startup_s", "duration"),
     "dr_events": ("dr_events", "dr_events"),
     "stages": ("stages", "stages"),
     "thresholds": ("thresholds", "thresholds"),
@@ -251,6 +271,15 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")
         return dict(value)
+    if kind == "timeouts":
+        if not isinstance(value, dict):
+            raise _fail(f"{key} must be a table of operation = duration, e.g. {{ token = \"5s\", report = \"2s\" }}, got {value!r}")
+        out_t: dict[str, float] = {}
+        for op, v in value.items():
+            if op not in OPERATIONS:
+                raise _fail(f"unknown operation {key}.{op} (known: {', '.join(OPERATIONS)})")
+            out_t[op] = _convert(f"{key}.{op}", "duration", v)
+        return out_t
     if kind == "strmap":
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")
@@ -285,7 +314,7 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in doc.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and key not in ("fleet.mix", "vtn.faults", "capacity"):
+        if isinstance(v, dict) and key not in ("fleet.mix", "vtn.faults", "capacity", "target.tls", "behaviour.timeouts"):
             out.update(_flatten(v, key + "."))
         else:
             out[key] = v
@@ -294,13 +323,33 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def from_mapping(doc: dict[str, Any], base: Profile | None = None) -> Profile:
     values: dict[str, Any] = {}
+    settings: dict[str, Any] = {}  # the [target] keys harness.target reads, parsed there once
     for key, value in _flatten(doc).items():
+        if key.startswith("target.") and key[len("target."):] in TARGET_KEYS:
+            settings[key[len("target."):]] = value
+            continue
         if key not in _KEYS:
-            known = ", ".join(sorted(_KEYS))
+            known = ", ".join(sorted([*_KEYS, *(f"target.{k}" for k in TARGET_KEYS)]))
             raise _fail(f"unknown key {key!r} (known keys: {known})")
         name, kind = _KEYS[key]
         values[name] = _convert(key, kind, value)
+    if settings:
+        try:
+            values["target_settings"] = target_from_table(settings)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     return replace(base or Profile(), **values)
+
+
+def with_target_settings(p: Profile, **changes: Any) -> Profile:
+    """Apply CLI flags to the target settings (None means: not given); a conflict is a ProfileError."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return p
+    try:
+        return replace(p, target_settings=replace(p.target_settings, **changes))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def from_toml(text: str, source: str = "profile") -> Profile:

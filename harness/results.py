@@ -101,6 +101,7 @@ class RunResults:
     counters: dict[str, int] = field(default_factory=dict)
     aware: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> epoch instants
     shed: dict[str, list[float]] = field(default_factory=dict)
+    deviations: dict[str, str] = field(default_factory=dict)  # protocol deviation kind -> first example seen
 
     def worker(self, worker_id: int) -> WorkerState:
         w = self.workers.get(worker_id)
@@ -129,6 +130,8 @@ class RunResults:
             self.shed.setdefault(ev, []).extend(times)
         for k, v in delta.counters.items():
             self.counters[k] = self.counters.get(k, 0) + v
+        for kind, example in delta.deviations.items():
+            self.deviations.setdefault(kind, example)
         w.deltas += 1
         w.health = delta.health
         w.history.append(delta.health)
@@ -139,6 +142,11 @@ class RunResults:
         w.rss_max_bytes = max(w.rss_max_bytes, delta.health.rss_bytes)
 
     # ---- views -------------------------------------------------------------------------------
+    def note_deviation(self, kind: str, count: int, example: str) -> None:
+        """Deviations seen outside the workers (the operator's calls), counted like theirs."""
+        self.counters[f"deviation:{kind}"] = self.counters.get(f"deviation:{kind}", 0) + count
+        self.deviations.setdefault(kind, example)
+
     def ok(self, op: str) -> int:
         t = self.totals.get(op)
         return t.ok if t else 0
@@ -256,6 +264,10 @@ def summary(
             "operations": {op: op_summary(t, warm_s) for op, t in sorted(results.warmup.items())},
         },
         "errors": dict(sorted(results.errors.items())),
+        "deviations": {
+            kind: {"count": results.counters.get(f"deviation:{kind}", 0), "example": example}
+            for kind, example in sorted(results.deviations.items())
+        },
         "counters": dict(sorted(results.counters.items())),
         "workers": workers,
         "thresholds": thresholds,

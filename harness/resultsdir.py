@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import tempfile
 import time
 import zipfile
@@ -21,6 +22,9 @@ import orjson
 
 from harness.histogram import Histogram
 from harness.results import METRIC_KEYS, METRICS, SERIES_COLUMNS, RunResults, series_rows
+
+
+MIN_FREE_BYTES = 64 * 2**20  # a run's folder (series, histograms, the embedded VTN's database) needs room to grow
 
 
 class OutputError(RuntimeError):
@@ -45,8 +49,13 @@ def make_run_dir(out_dir: str | os.PathLike[str], name: str, now_epoch_s: float 
             raise OutputError(f"output folder {base}: too many runs named {stamp}-{safe}")
         write_bytes_atomic(path / ".writable", b"")
         (path / ".writable").unlink()
+        free = shutil.disk_usage(path).free
     except OSError as exc:
         raise OutputError(f"output folder {base} is not writable: {exc.strerror or exc}") from None
+    if free < MIN_FREE_BYTES:
+        path.rmdir()
+        raise OutputError(f"output folder {base} is full: {free / 2**20:.1f} MiB free, a run needs at least "
+                          f"{MIN_FREE_BYTES / 2**20:.0f} MiB")
     return path
 
 
@@ -104,15 +113,15 @@ def write_histograms(path: Path, results: RunResults) -> None:
             arrays[f"total/{op}/{m}/count"] = cnt
             arrays[f"total/{op}/{m}/minmax"] = np.array([lo, hi], dtype=np.int64)
     for w, ops in results.windows.items():
-        for op, t in ops.items():
+        for op, wt in ops.items():
             for m in METRICS:
-                idx, cnt, lo, hi = t.hist(m).to_sparse()
+                idx, cnt, lo, hi = wt.hist(m).to_sparse()
                 if idx.size:
                     arrays[f"window/{w}/{op}/{m}/idx"] = idx
                     arrays[f"window/{w}/{op}/{m}/count"] = cnt
                     arrays[f"window/{w}/{op}/{m}/minmax"] = np.array([lo, hi], dtype=np.int64)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     write_bytes_atomic(path, buf.getvalue())
 
 

@@ -54,6 +54,7 @@ class ShardSpec:
     target_settings: TargetSettings = TargetSettings()
     startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     stages: tuple[Stage, ...] = ()  # the active fleet over time (empty: every VEN from the start)
+    op_timeouts: tuple[tuple[str, float], ...] = ()  # per-operation overrides of timeout_s (the longest of all)
 
     @property
     def vens(self) -> int:

@@ -93,14 +93,14 @@ def _workers(profile: Profile, embedded: bool) -> int:
 
 
 def run_step(profile: Profile, plan: CapacityPlan, index: int, vens: int, target: str, out_dir: Path,
-             workers: int, inner: View | None = None) -> StepFigures:
+             workers: int, inner: View | None = None, embedded: bool = False) -> StepFigures:
     """Run one step to its hold and measure it; its run folder ends up as out_dir/step-NN-<vens>/."""
     name = f"step-{index:02d}-{vens}"
     p = replace(profile, name=name, target=target, vens=vens, interval_s=plan.interval_s,
                 duration_s=plan.step_duration_s, reports_per_ven=None, warmup_s=float(plan.warmup_windows),
                 thresholds=(), workers=min(workers, vens))
     watch = StepWatch(plan, vens, inner)
-    sup = Supervisor(p, out_dir, watch)
+    sup = Supervisor(p, out_dir, watch, embedded_target=embedded)  # embedded: the VTN's default secrets apply
     watch.supervisor = sup
     outcome = sup.run()
     run_dir = outcome.run_dir
@@ -150,7 +150,7 @@ def run_capacity(
         started = time.time()
         try:
             for i, vens in enumerate(plan.fleet_sizes(), 1):
-                fig = run_step(profile, plan, i, vens, target, cap_dir, workers, view)
+                fig = run_step(profile, plan, i, vens, target, cap_dir, workers, view, embedded)
                 steps.append(fig)
                 if on_step is not None:
                     on_step(fig)

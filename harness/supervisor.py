@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +23,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness import __version__, dialects
+from harness import __version__, dialects, tls
 from harness.backend import Backend, LocalBackend
 from harness.businesslogic import Operator, SetupFailed
+from harness.dialects import resolve_granularity
 from harness.events import targeted
 from harness.fleet import FleetSpec, split
 from harness.limits import check_fleet
@@ -36,6 +38,7 @@ from harness.stages import bounds as stage_bounds
 from harness.junit import junit_xml
 from harness.resultsdir import make_run_dir, write_bytes_atomic, write_health, write_histograms, write_json, write_series
 from harness.shard import Credentials, ShardSpec
+from harness.simclock import SimClock
 from harness.thresholds import Threshold, ThresholdResult, evaluate, failure_reasons, mark_aborted, should_abort, to_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INVALID, EXIT_ABORTED = 0, 1, 2, 3, 4
@@ -43,6 +46,9 @@ EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 READY_TIMEOUT_S = 60.0
 START_MARGIN_S = 0.3
 SNAPSHOT_EVERY_S = 5.0
+EMBEDDED_DIALECT = "openadr-3.0.1"  # what the embedded VTN speaks
+HUNG_KILL_AFTER_S = 2.0  # a hung worker gets this long to die from SIGTERM before SIGKILL
+VTN_STOP_S, VTN_STOP_INTERRUPTED_S, VTN_STOP_FORCED_S = 10.0, 2.0, 0.5
 
 
 class View(Protocol):
@@ -78,13 +84,36 @@ class Outcome:
     summary: dict[str, Any]
 
 
-def resolve_credentials(p: Profile) -> Credentials:
-    return Credentials(
-        bl_client_id=p.bl_client_id,
-        bl_secret=os.environ.get(p.bl_secret_env, "bl-secret"),
-        ven_client_prefix=p.ven_client_prefix,
-        ven_secret=os.environ.get(p.ven_secret_env, "ven-secret"),
-    )
+def resolve_credentials(p: Profile, embedded: bool = True) -> Credentials:
+    """Secrets from the environment variables the profile names; the embedded VTN's defaults (`bl-secret`,
+    `ven-secret`) apply only to the embedded VTN: for another target an unset variable is a ProfileError."""
+    found: dict[str, str] = {}
+    for key, env, default in (("bl_secret_env", p.bl_secret_env, "bl-secret"), ("ven_secret_env", p.ven_secret_env, "ven-secret")):
+        value = os.environ.get(env)
+        if value is None and not embedded:
+            raise ProfileError(f"profile: target.{key}: environment variable {env} is not set "
+                               f"(a --target needs its real secret; defaults apply only to the embedded VTN)")
+        found[key] = default if value is None else value
+    return Credentials(p.bl_client_id, found["bl_secret_env"], p.ven_client_prefix, found["ven_secret_env"])
+
+
+def preflight(p: Profile, embedded: bool) -> tuple[Credentials, ssl.SSLContext | None]:
+    """Everything a run needs that a user can get wrong, checked before anything starts (each a one-line
+    ProfileError): the dialect and its granularity, TLS files, the dialect an embedded VTN speaks, secrets."""
+    try:
+        dialect = dialects.get(p.dialect)
+    except ValueError as exc:
+        raise ProfileError(f"profile: target.{exc}") from None
+    try:
+        resolve_granularity(dialect, p.target_settings.granularity)
+        if p.target_settings.uses_tls_files:
+            tls.client_context(p.target_settings)  # the files exist and load, whatever the scheme
+        ctx = tls.context_for(p.target_settings.base_url(p.target or "http://127.0.0.1"), p.target_settings)
+    except ValueError as exc:
+        raise ProfileError(f"profile: {exc}") from None
+    if embedded and p.dialect != EMBEDDED_DIALECT:
+        raise ProfileError(f"profile: target.dialect {p.dialect} needs --target: the embedded VTN speaks only {EMBEDDED_DIALECT}")
+    return resolve_credentials(p, embedded), ctx
 
 
 class Supervisor:
@@ -96,8 +125,11 @@ class Supervisor:
         *,
         reachable_window_s: float = 10.0,
         backend: Backend | None = None,
+        heartbeat_s: float | None = None,
+        embedded_target: bool = False,
     ) -> None:
         self.profile = profile
+        self.embedded_target = embedded_target  # profile.target is an embedded VTN the caller started (capacity)
         self.out_dir = Path(out_dir)
         self.view = view or NullView()
         self.reachable_window_s = reachable_window_s
@@ -112,7 +144,13 @@ class Supervisor:
         self.target = profile.target or "embedded"
         self.vtn_pid: int | None = None
         self.fired: list[dict[str, Any]] = []
+        self.operator: Operator | None = None
         self.abort: tuple[ThresholdResult, float] | None = None  # the threshold that stopped the run, and when
+        # A worker that sends nothing (no delta, no message) for heartbeat_s is hung: terminated, then killed.
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else profile.heartbeat_s
+        self.last_heard: dict[int, float] = {}  # worker id -> monotonic instant of its last message, from Start
+        self.hung: dict[int, float] = {}  # worker id -> when it was found hung and terminated
+        self.killed: set[int] = set()  # hung workers that outlived SIGTERM and were sent SIGKILL
 
     # ---- signals: record only -----------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -130,6 +168,7 @@ class Supervisor:
     # ---- run ----------------------------------------------------------------------------------
     def run(self) -> Outcome:
         p = self.profile
+        creds, ssl_context = preflight(p, embedded=p.target is None or self.embedded_target)
         if isinstance(self.backend, LocalBackend):  # a cluster's nodes have their own limits
             problem = check_fleet(p.vens, self._n_workers(), p.connection, p.target is None)
             if problem is not None:
@@ -137,26 +176,37 @@ class Supervisor:
         run_dir = make_run_dir(self.out_dir, p.name)
         self.run_dir = run_dir
         started_epoch = time.time()
-        with ExitStack() as stack, self._signals():
+        # Signals are recorded until the very end (teardown included), and the results are written before
+        # teardown, so a slow or interrupted teardown never loses them.
+        with self._signals(), ExitStack() as stack:
             target = p.target
             vtn = None
             if target is None:
                 from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
 
-                vtn = stack.enter_context(EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p))))
+                vtn = EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p))).start()
+                stack.callback(lambda: vtn.stop(timeout=self._vtn_stop_s()))
                 target = vtn.url
                 self.vtn_pid = vtn.pid
             self.target = target
-            creds = resolve_credentials(p)
-            op = self.operator = Operator(target, dialects.get(p.dialect), creds.bl_client_id, creds.bl_secret, p.timeout_s)
+            op = self.operator = Operator(p.target_settings.base_url(target), dialects.get(p.dialect), creds.bl_client_id,
+                                          creds.bl_secret, p.timeout_s, ssl_context)
             op.wait_reachable(self.reachable_window_s)
+            op.discover_token_url()
             program_id = op.ensure_program(p.program_name)
             event_id = op.ensure_event(program_id, f"{p.program_name}-telemetry", time.time())
             self.program_id = program_id
             specs = self._specs(target, program_id, event_id, creds)
             stack.callback(self.backend.close)
             t0_epoch, measured_s = self._drive(specs)
-        return self._finish(run_dir, started_epoch, t0_epoch, measured_s, target, program_id, event_id)
+            for kind, dev in op.dialect.deviations.take().items():  # what the operator's calls tolerated
+                self.results.note_deviation(kind, dev.count, dev.example)
+            return self._finish(run_dir, started_epoch, t0_epoch, measured_s, target, program_id, event_id)
+
+    def _vtn_stop_s(self) -> float:
+        """How long the embedded VTN may take to finish in-flight requests: short once interrupted, shorter on
+        a second signal (a stalled VTN must not hold the exit)."""
+        return VTN_STOP_S if not self.signals else VTN_STOP_INTERRUPTED_S if len(self.signals) == 1 else VTN_STOP_FORCED_S
 
     def _n_workers(self) -> int:
         p = self.profile
@@ -187,7 +237,8 @@ class Supervisor:
                 reports_per_ven=p.reports_per_ven,
                 connection=p.connection,
                 pool_size=max(1, p.pool_size // n_workers),
-                timeout_s=p.timeout_s,
+                timeout_s=max([p.timeout_s, *p.op_timeouts.values()]),
+                op_timeouts=tuple(sorted(p.op_timeouts.items())),
                 credentials=creds,
                 dialect=p.dialect,
                 time_scale=p.time_scale,
@@ -195,7 +246,9 @@ class Supervisor:
                 warmup_s=p.warmup_s,
                 events=p.events,
                 poll_interval_s=p.poll_interval_s,
+                target_settings=p.target_settings,
                 stages=p.stages,
+                startup_s=p.startup_s,
             )
             for i, (lo, hi) in enumerate(split(p.vens, n_workers))
         ]
@@ -227,6 +280,7 @@ class Supervisor:
             self._broadcast(Stop(0.0, "aborted before start"))
         else:
             self._broadcast(Start(t0_epoch))
+            self.last_heard = {wid: time.monotonic() + START_MARGIN_S for wid in self.specs}
             for w in self.results.workers.values():
                 w.status = "running"
         self._loop(t0_epoch)
@@ -275,6 +329,9 @@ class Supervisor:
             self._handle(msg)
 
     def _handle(self, msg: Any) -> None:
+        wid = getattr(msg, "worker_id", None)
+        if wid in self.last_heard:
+            self.last_heard[wid] = time.monotonic()
         if isinstance(msg, WorkerDelta):
             self.results.add(msg)
             if not self._warned_saturated:
@@ -301,22 +358,53 @@ class Supervisor:
             if msg.pid:
                 w.pid = msg.pid
 
+    def _check_heartbeats(self) -> None:
+        """Terminate a worker silent for heartbeat_s (e.g. stopped, or stuck in a blocking call), kill it if it
+        is still there HUNG_KILL_AFTER_S later; it is then reported lost like a worker that died."""
+        now = time.monotonic()
+        if not any(now - last > self.heartbeat_s for wid, last in self.last_heard.items() if wid not in self.finished):
+            return
+        while (msg := self.backend.get(0.0)) is not None:  # the supervisor may be the one that was busy
+            self._handle(msg)
+        stop_worker = getattr(self.backend, "stop_worker", None)  # a cluster backend cannot stop one task
+        for wid, last in self.last_heard.items():
+            if wid in self.finished:
+                continue
+            since = self.hung.get(wid)
+            if since is None and now - last > self.heartbeat_s:
+                self.hung[wid] = now
+                self.notes.append(f"worker {wid} sent nothing for {now - last:.0f}s (heartbeat deadline "
+                                  f"{self.heartbeat_s:g}s): terminating it")
+                if stop_worker is None:
+                    self._mark_lost(wid, "not stopped (the backend cannot stop one worker)")
+                else:
+                    stop_worker(wid, force=False)
+            elif since is not None and wid not in self.killed and now - since > HUNG_KILL_AFTER_S and stop_worker:
+                self.killed.add(wid)
+                stop_worker(wid, force=True)
+
     def _check_alive(self) -> None:
+        if self.last_heard:
+            self._check_heartbeats()
         gone = {wid: how for wid, how in self.backend.exited().items() if wid not in self.finished}
         if not gone:
             return
         while (msg := self.backend.get(0.0)) is not None:  # their last words may still be queued
             self._handle(msg)
         for wid, how in gone.items():
-            if wid in self.finished:
-                continue
-            self.finished.add(wid)
-            spec = self.specs[wid]
-            w = self.results.worker(wid)
-            w.status = "lost"
-            w.ended_epoch_s = time.time()
-            w.detail = f"{how}, carrying VENs {spec.ven_start}..{spec.ven_stop - 1} ({spec.vens} VENs)"
-            self.notes.append(f"worker {wid} lost: {w.detail}")
+            if wid not in self.finished:
+                self._mark_lost(wid, how)
+
+    def _mark_lost(self, wid: int, how: str) -> None:
+        self.finished.add(wid)
+        spec = self.specs[wid]
+        w = self.results.worker(wid)
+        w.status = "lost"
+        w.ended_epoch_s = time.time()
+        if wid in self.hung:
+            how = f"hung (no message for {self.heartbeat_s:g}s), terminated{', then killed' if wid in self.killed else ''}: {how}"
+        w.detail = f"{how}, carrying VENs {spec.ven_start}..{spec.ven_stop - 1} ({spec.vens} VENs)"
+        self.notes.append(f"worker {wid} lost: {w.detail}")
 
     def _all_finished(self) -> bool:
         return len(self.finished) >= len(self.specs)
@@ -382,6 +470,7 @@ class Supervisor:
         """The operator creates each DR event when its time comes (a blocking call of a few ms)."""
         p = self.profile
         elapsed = time.time() - t0_epoch
+        assert self.operator is not None  # set up before any worker starts
         for i, e in enumerate(p.dr_events):
             if i < len(self.fired) or elapsed < e.at_s:
                 continue
@@ -389,10 +478,10 @@ class Supervisor:
             mask = targeted(p.seed, i, np.arange(p.vens, dtype=np.int64), e.share)
             names = None if e.share >= 1.0 else [fleet.ven_name(int(j)) for j in np.flatnonzero(mask)]
             created = time.time()
-            sim = lambda wall: t0_epoch + (wall - t0_epoch) * p.time_scale  # noqa: E731 - the workers' clock
+            start_sim = SimClock(t0_epoch, p.time_scale).at(created + e.notice_s - t0_epoch)  # the workers' clock
             try:
                 event_id = self.operator.create_dr_event(
-                    self.program_id, f"{p.program_name}-dr-{i}-{int(created)}", sim(created + e.notice_s),
+                    self.program_id, f"{p.program_name}-dr-{i}-{int(created)}", start_sim,
                     e.duration_s * p.time_scale, e.level, names,
                 )
             except SetupFailed as exc:
@@ -431,6 +520,8 @@ class Supervisor:
     def _finish(self, run_dir: Path, started_epoch: float, t0_epoch: float, measured_s: float, target: str,
                 program_id: str, event_id: str) -> Outcome:
         verdict, code, reasons = self._verdict()
+        if self.operator is not None and self.operator.transient_failures:
+            self.results.counters["setup_transient_failures"] = self.operator.transient_failures
         invalid_reasons = list(reasons) if verdict == "invalid" else []
         doc = summary(
             run=self._manifest(started_epoch, t0_epoch, target, program_id, event_id),

@@ -32,9 +32,9 @@ class TargetSettings:
         if not isinstance(bp, str) or (bp and not bp.startswith("/")) or any(c in bp for c in "?# "):
             raise ValueError(f"target.base_path must be empty or a path like /openadr3/3.0.1, got {bp!r}")
         object.__setattr__(self, "base_path", bp.rstrip("/"))
-        if self.operations not in OPERATION_VOCABULARIES:
+        if not isinstance(self.operations, str) or self.operations not in OPERATION_VOCABULARIES:
             raise ValueError(f"target.operations must be one of {', '.join(OPERATION_VOCABULARIES)}, got {self.operations!r}")
-        if self.granularity is not None and self.granularity not in GRANULARITIES:
+        if self.granularity is not None and (not isinstance(self.granularity, str) or self.granularity not in GRANULARITIES):
             raise ValueError(f"target.granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
         for key in ("ca_bundle", "client_cert", "client_key"):
             v = getattr(self, key)

@@ -17,9 +17,9 @@ import aiohttp
 from harness import errors
 from harness.dialects import Request
 from harness.errors import Failure
-from harness.wire import decode, encode
+from harness.wire import decode, encode, url_for
 
-__all__ = ["AiohttpTransport", "Reply", "Transport", "classify", "decode", "encode"]
+__all__ = ["AiohttpTransport", "Reply", "Transport", "classify", "decode", "encode", "url_for"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Reply:
     status: int
     body: bytes
     retry_after_s: float | None = None
+    retried: bool = False  # sent twice: the first attempt met a kept-alive connection the server had closed
 
 
 class Transport(Protocol):
@@ -101,9 +102,7 @@ class AiohttpTransport:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            async with self._session.request(
-                req.method, self._base + req.path, data=body, headers=headers
-            ) as resp:
+            async with self._session.request(req.method, url_for(self._base, req.path), data=body, headers=headers) as resp:
                 body = await resp.read()
                 return Reply(resp.status, body, _retry_after(resp.headers.get("Retry-After")))
         except Exception as exc:  # noqa: BLE001 - classified or re-raised by classify()

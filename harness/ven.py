@@ -14,10 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from harness import errors
-from harness.dialects import Dialect, Request, Site
+from harness.dialects import Dialect, EventInfo, LoadReading, Request, Site, Token, resolve_granularity
 from harness.errors import Failure
-from harness.events import EventView, view
-from harness.fleet import FleetShard
+from harness.fleet import LOAD_KINDS, FleetShard
 from harness.meter import Meter, simple_level_shed
 from harness.recorder import Recorder
 from harness.shard import ShardSpec
@@ -30,6 +29,8 @@ TOKEN_REFRESH_MARGIN_S = 30.0
 
 class ShardVens:
     """The VENs of one shard. A VEN is a row: idle VENs cost array slots, not coroutines."""
+
+    supports_granularity = True  # reports follow the target's granularity (dialect.reports)
 
     def __init__(
         self,
@@ -53,6 +54,12 @@ class ShardVens:
         self.ven_id: list[str | None] = [None] * n
         self.token: list[str | None] = [None] * n
         self.token_expiry = np.zeros(n, dtype=np.float64)  # loop time
+        self.throttled_until = np.zeros(n, dtype=np.float64)  # loop time; a VEN told 429 + Retry-After waits till then
+        # Per-operation timeouts shorter than the transport's (which is the longest of them all).
+        self._op_timeouts = {op: t for op, t in spec.op_timeouts if t < spec.timeout_s}
+        self.ven_token = np.zeros(n, dtype=bool)  # the row's token is its own, from the VTN's POST /vens reply
+        self.token_url: str | None = None  # a discovered 3.1.0 tokenURL; None: {base}/auth/token
+        self.granularity = resolve_granularity(dialect, spec.target_settings.granularity)
         self.site_last_energy_kwh = np.zeros(shard.n_sites, dtype=np.float64)
         self.last_report_sim_s = np.full(n, np.nan, dtype=np.float64)
         self.reports_ok = np.zeros(n, dtype=np.int32)
@@ -67,6 +74,11 @@ class ShardVens:
         self._site_cache_tick = -1
         self._site_energy = np.zeros(shard.n_sites, dtype=np.float64)
         self._site_power = np.zeros(shard.n_sites, dtype=np.float64)
+        # Per-load state only for "load" granularity: other granularities never pay for it.
+        n_loads = shard.n_loads if self.granularity == "load" else 0
+        self.load_last_energy_kwh = np.zeros(n_loads, dtype=np.float64)
+        self._load_energy = np.zeros(n_loads, dtype=np.float64)
+        self._load_power = np.zeros(n_loads, dtype=np.float64)
 
     # ---- plumbing -----------------------------------------------------------------------------
     def _count(self, key: str, n: int = 1) -> None:
@@ -81,20 +93,37 @@ class ShardVens:
         """Send one request; record it against `intended`; return the reply if its status is in ok."""
         loop = asyncio.get_running_loop()
         sent = loop.time()
+        limit = self._op_timeouts.get(op)
         try:
-            reply = await self._transport_for(row).send(req, token)
+            if limit is None:
+                reply = await self._transport_for(row).send(req, token)
+            else:
+                async with asyncio.timeout(limit):
+                    reply = await self._transport_for(row).send(req, token)
         except Failure as f:
+            if f.retried:
+                self._count("stale_connection_retries")
             self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}")
             return None
+        except TimeoutError:
+            self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)")
+            return None
         done = loop.time()
+        if reply.retried:
+            self._count("stale_connection_retries")
         if reply.status in ok:
             self.rec.ok(op, intended, sent, done)
             return reply
         if reply.status == 429 and reply.retry_after_s is not None:
-            self._count("retry_after_429")
-        self.rec.fail(
-            op, errors.http_class(reply.status), f"{self._name(row)}: {req.method} {req.path.split('?')[0]} -> {reply.status} {reply.body[:160]!r}"
-        )
+            # Honour Retry-After: the worker holds this VEN's next operations (they keep their intended times).
+            self._count("throttled")
+            self.throttled_until[row] = max(self.throttled_until[row], done + reply.retry_after_s)
+        try:
+            doc = decode(reply.body)
+        except Failure:
+            doc = reply.body[:160].decode("utf-8", "replace")
+        problem = self.dialect.parse_problem(reply.status, doc)  # notes non-problem bodies, string statuses
+        self.rec.fail(op, errors.http_class(reply.status), f"{self._name(row)}: {req.method} {req.path.split('?')[0]} -> {problem}")
         return reply
 
     async def _authed(
@@ -107,15 +136,45 @@ class ShardVens:
                 return None
         reply = await self._call(op, row, req, intended, self.token[row], ok)
         if reply is not None and reply.status == 401:
-            self._count("token_refresh_on_401")
-            if await self._fetch_token(row, loop.time()):
+            if self.ven_token[row]:
+                # The VEN's own token was refused: ask the VTN for its current one, not for client credentials.
+                self._count("ven_token_refresh_on_401")
+                refreshed = await self._refresh_ven_token(row)
+            else:
+                self._count("token_refresh_on_401")
+                refreshed = await self._fetch_token(row, loop.time())
+            if refreshed:
                 reply = await self._call(op, row, req, loop.time(), self.token[row], ok)
         return reply
+
+    def _adopt_ven_token(self, row: int, tok: Token | None) -> bool:
+        """A per-VEN token from the VTN's VEN object becomes the row's token, with no expiry."""
+        if tok is None:
+            return False
+        self.token[row] = tok.access_token
+        self.token_expiry[row] = np.inf
+        self.ven_token[row] = True
+        return True
+
+    async def _refresh_ven_token(self, row: int) -> bool:
+        """Look the VEN up again (with a client-credentials token) and adopt the token its VEN object holds."""
+        loop = asyncio.get_running_loop()
+        if not await self._fetch_token(row, loop.time()):
+            return False
+        found = await self._call("find_ven", row, self.dialect.find_ven(self._name(row)), loop.time(), self.token[row], (200,))
+        if found is None or found.status != 200:
+            return False
+        try:
+            return self._adopt_ven_token(row, self.dialect.token_from_create_ven(decode(found.body)))
+        except Failure as f:
+            self.rec.fail("find_ven", f.error_class, f"{self._name(row)}: {f.message}")
+            return False
 
     async def _fetch_token(self, row: int, intended: float) -> bool:
         creds = self.spec.credentials
         client_id = f"{creds.ven_client_prefix}{self._name(row)}"
-        reply = await self._call("token", row, self.dialect.token(client_id, creds.ven_secret), intended, None, (200,))
+        req = self.dialect.token(client_id, creds.ven_secret, token_url=self.token_url)
+        reply = await self._call("token", row, req, intended, None, (200,))
         if reply is None or reply.status != 200:
             return False
         try:
@@ -124,9 +183,24 @@ class ShardVens:
             self.rec.fail("token", f.error_class, f"{self._name(row)}: {f.message}")
             return False
         self.token[row] = tok.access_token
+        self.ven_token[row] = False
         ttl = tok.expires_in_s if tok.expires_in_s and tok.expires_in_s > 0 else 10 * 365 * 86400.0
         self.token_expiry[row] = asyncio.get_running_loop().time() + ttl
         return True
+
+    async def discover_token_url(self) -> None:
+        """3.1.0: `GET /auth/server` once for the shard; its tokenURL is where every VEN asks for tokens. A failure
+        is recorded (operation `auth_server`) and VENs fall back to {base}/auth/token."""
+        req = self.dialect.auth_server()
+        if req is None:
+            return
+        reply = await self._call("auth_server", 0, req, asyncio.get_running_loop().time(), None, (200,))
+        if reply is None or reply.status != 200:
+            return
+        try:
+            self.token_url = self.dialect.parse_auth_server(decode(reply.body))
+        except Failure as f:
+            self.rec.fail("auth_server", f.error_class, f.message)
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def provision(self, row: int, intended: float) -> bool:
@@ -149,11 +223,14 @@ class ShardVens:
                 found = await self._authed("find_ven", row, self.dialect.find_ven(name), loop.time(), (200,))
                 if found is None or found.status != 200:
                     return False
-                ven_id = self.dialect.parse_first_id(decode(found.body))
+                doc = decode(found.body)
+                ven_id = self.dialect.parse_first_id(doc)
                 if ven_id is None:
                     raise Failure(errors.PROTOCOL, f"409 for venName {name} but GET /vens?venName finds none")
             else:
-                ven_id = self.dialect.parse_id(decode(reply.body))
+                doc = decode(reply.body)
+                ven_id = self.dialect.parse_id(doc)
+            self._adopt_ven_token(row, self.dialect.token_from_create_ven(doc))
             self.ven_id[row] = ven_id
             lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
             for s in range(lo, hi):
@@ -174,22 +251,12 @@ class ShardVens:
 
     async def _subscribe(self, row: int) -> bool:
         """Webhook mode: a subscription to this program's event changes, calling back into this worker."""
-        name = self._name(row)
-        body = {
-            "objectType": "SUBSCRIPTION",
-            "clientName": name,
-            "programID": self.spec.program_id,
-            "objectOperations": [
-                {
-                    "objects": ["EVENT"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "callbackUrl": f"{self.callback_base}/{row}",
-                    "bearerToken": self.callback_token(row),
-                }
-            ],
-        }
+        req = self.dialect.subscribe(
+            self.spec.program_id, self._name(row), f"{self.callback_base}/{row}", self.callback_token(row), ["EVENT"],
+            self.spec.target_settings.operations,
+        )
         loop = asyncio.get_running_loop()
-        r = await self._authed("subscribe", row, Request("POST", "/subscriptions", json=body), loop.time(), (201, 200))
+        r = await self._authed("subscribe", row, req, loop.time(), (201, 200))
         return r is not None and r.status in (200, 201)
 
     def callback_token(self, row: int) -> str:
@@ -205,38 +272,46 @@ class ShardVens:
             if reply is None or reply.status != 200:
                 return
             try:
-                items = self.dialect.parse_list(decode(reply.body))
+                doc = decode(reply.body)
+                events = self.dialect.parse_events(doc)
             except Failure as f:
                 self.rec.fail("poll_events", f.error_class, f"{self._name(row)}: {f.message}")
                 return
-            for item in items:
-                ev = view(item)
-                if ev is not None:
-                    self.on_event(row, ev)
-            if len(items) < 50:
+            for ev in events:
+                self.on_event(row, ev)
+            if (len(doc) if isinstance(doc, list) else len(events)) < 50:  # a full page: there may be more
                 return
             skip += 50
 
-    def on_event(self, row: int, ev: EventView) -> None:
+    def _targets_row(self, ev: EventInfo, row: int) -> bool:
+        """No targets: the whole program. Otherwise the VEN must be named (3.0.1 VEN_NAME values, flattened;
+        a linear scan costs no more than parsing the event did)."""
+        return not ev.targets or self._name(row) in ev.targets
+
+    def on_event(self, row: int, ev: EventInfo) -> None:
         """A VEN learns of an event (poll or notification): note when, and shed its flexible loads."""
-        if ev.id == self.spec.event_id or ev.level is None or not ev.applies_to(self._name(row)):
+        level = ev.signal.level if ev.signal.payload_type == "SIMPLE" else None
+        if ev.id == self.spec.event_id or level is None:
+            return
+        seen = self.event_seen.get(ev.id)
+        if seen is not None and seen[row]:
+            return
+        if not self._targets_row(ev, row):
             return
         now_sim = self.clock.at(asyncio.get_running_loop().time() - self.t0)
-        end = ev.end_epoch_s()
+        start = ev.start_epoch_s
+        end = None if start is None or ev.duration_s is None else start + ev.duration_s
         if end is not None and end <= now_sim:
             return  # an event that is over (e.g. from an earlier run) asks nothing of the VEN
-        seen = self.event_seen.get(ev.id)
         if seen is None:
             seen = self.event_seen[ev.id] = np.zeros(self.shard.n_vens, dtype=bool)
-        if seen[row]:
-            return
         seen[row] = True
         self.aware.setdefault(ev.id, []).append(time.time())
-        if ev.start_epoch_s is not None and end is not None and ev.level > 0:
+        if start is not None and end is not None and level > 0:
             lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
-            self.meter.apply_dr(np.arange(lo, hi, dtype=np.int64), ev.start_epoch_s, end,
-                                shed_fraction=simple_level_shed(min(ev.level, 3)))
-            self._shed_pending.setdefault(row, []).append((ev.id, ev.start_epoch_s))
+            self.meter.apply_dr(np.arange(lo, hi, dtype=np.int64), start, end,
+                                shed_fraction=simple_level_shed(min(level, 3)))
+            self._shed_pending.setdefault(row, []).append((ev.id, start))
 
     def _note_shed_reported(self, row: int, now_sim: float) -> None:
         """The first report that holds a whole meter tick of an event's window shows the shed."""
@@ -259,12 +334,30 @@ class ShardVens:
         self.meter.advance_to(self.clock.at(run_s))
         if self.meter.tick != self._site_cache_tick:
             self._site_cache_tick = self.meter.tick
-            self._site_energy = self.meter.site_sum(self.meter.energy_kwh)
-            self._site_power = self.meter.site_sum(self.meter.power_kw)
+            # New arrays each tick (never written in place): a report in flight keeps the values it was built from.
+            energy, power = self.meter.energy_kwh, self.meter.power_kw
+            self._site_energy = self.meter.site_sum(energy)
+            self._site_power = self.meter.site_sum(power)
+            if self.granularity == "load":
+                self._load_energy, self._load_power = energy, power
         return self._site_energy, self._site_power
 
+    def _load_readings(self, lo: int, hi: int) -> list[LoadReading]:
+        """Per load of sites [lo, hi): energy since the VEN's last report and mean power ("load" granularity)."""
+        shard, energy, power, last = self.shard, self._load_energy, self._load_power, self.load_last_energy_kwh
+        out = []
+        for s in range(lo, hi):
+            site = shard.site_name(s)
+            first = int(shard.load_offsets[s])
+            for k in range(first, int(shard.load_offsets[s + 1])):
+                kind = LOAD_KINDS[int(shard.load_kind[k])]
+                out.append(LoadReading(site, f"{site}-{kind}-{k - first}", kind, float(energy[k] - last[k]), float(power[k])))
+        return out
+
     async def report(self, row: int, intended: float) -> bool:
-        """One report holding all the VEN's resources: energy since its last report and mean power."""
+        """One interval's reports, as the granularity asks (one for the VEN, one per resource or one per load):
+        energy since the VEN's last report and mean power. Each POST is one `report` operation, all measured
+        against the slot's intended time (a device sends them one after another)."""
         loop = asyncio.get_running_loop()
         run_s = loop.time() - self.t0
         energy, power = self._site_values(run_s)
@@ -273,22 +366,33 @@ class ShardVens:
             Site(self.shard.site_name(s), float(energy[s] - self.site_last_energy_kwh[s]), float(power[s]))
             for s in range(lo, hi)
         ]
+        loads = None
+        if self.granularity == "load":
+            load_energy = self._load_energy  # this tick's array, kept while the POSTs are in flight
+            loads = self._load_readings(lo, hi)
         now_sim = self.clock.at(run_s)
         start_sim = self.last_report_sim_s[row]
         if np.isnan(start_sim):
             start_sim = now_sim - self.spec.interval_s * self.clock.time_scale
-        req = self.dialect.report(
+        reqs = self.dialect.reports(
             self.spec.program_id,
             self.spec.event_id,
             self._name(row),
             sites,
+            loads,
             rfc3339(start_sim),
             iso_duration(round(now_sim - start_sim, 3)),
+            self.granularity,
         )
-        reply = await self._authed("report", row, req, intended, (201, 200))
-        if reply is None or reply.status not in (200, 201):
-            return False
+        for req in reqs:
+            reply = await self._authed("report", row, req, intended, (201, 200))
+            if reply is None or reply.status not in (200, 201):
+                # The interval is not committed: the next report covers it (its energy delta included).
+                return False
         self.site_last_energy_kwh[lo:hi] = energy[lo:hi]
+        if loads is not None:
+            a, b = int(self.shard.load_offsets[lo]), int(self.shard.load_offsets[hi])
+            self.load_last_energy_kwh[a:b] = load_energy[a:b]
         self.last_report_sim_s[row] = now_sim
         self.reports_ok[row] += 1
         self._note_shed_reported(row, now_sim)

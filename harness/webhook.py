@@ -1,8 +1,9 @@
 """The worker's webhook receiver: one aiohttp server in the worker's own loop, one callback URL per VEN.
 
 Edge. It answers the VTN's echo checks (`?echo=` on the callback URL, or `{callbackUrl}/echo`), checks each
-notification's bearer token, decodes bodies leniently (JSON encoded twice, `"targets": null`) and hands
-events to the VEN it names. Created and cleaned up inside the worker's loop.
+notification's bearer token, reads bodies with the dialect's lenient `parse_notification` (JSON encoded twice,
+`"targets": null`, HTTP verbs as operations) and hands events to the VEN it names. Created and cleaned up inside
+the worker's loop.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.dialects import Dialect, EventInfo
 from harness.errors import Failure
-from harness.events import EventView, view
 from harness.wire import decode
 
 
 class WebhookReceiver:
-    def __init__(self, token_for: Callable[[int], str], on_event: Callable[[int, EventView], None], n_rows: int) -> None:
+    def __init__(
+        self, token_for: Callable[[int], str], on_event: Callable[[int, EventInfo], None], n_rows: int, dialect: Dialect
+    ) -> None:
         self._token_for = token_for
         self._on_event = on_event
+        self._dialect = dialect  # the worker's: what its parsers tolerate is counted with the worker's deviations
         self._n_rows = n_rows
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -71,16 +75,13 @@ class WebhookReceiver:
         except Failure:
             self._count("notification_not_understood")
             return web.Response(status=200)
-        obj = doc.get("object") if isinstance(doc, dict) else None
-        if isinstance(obj, str):  # the object itself encoded once more
-            try:
-                obj = decode(obj.encode())
-            except Failure:
-                obj = None
-        kind = str(doc.get("objectType", "")).upper() if isinstance(doc, dict) else ""
-        ev = view(obj) if kind in ("EVENT", "") else None
-        if ev is None:
+        try:
+            note = self._dialect.parse_notification(doc)
+            events = self._dialect.parse_events([note.object]) if note is not None else []
+        except Failure:
+            note, events = None, []
+        if note is None or note.object_type not in ("EVENT", "UNKNOWN") or not events:
             self._count("notification_not_understood")
-        else:
-            self._on_event(row, ev)
+        elif note.operation != "DELETE":  # a deleted event asks nothing of a VEN
+            self._on_event(row, events[0])
         return web.Response(status=200)

@@ -1,4 +1,4 @@
-"""Bytes on the wire: JSON and form encoding of dialect requests, lenient JSON decoding of replies.
+"""Bytes on the wire: request URLs, JSON and form encoding of dialect requests, lenient JSON decoding of replies.
 
 Edge (orjson), shared by the async transport and the supervisor's blocking operator calls.
 """
@@ -24,6 +24,13 @@ def decode(body: bytes) -> Any:
         return doc
     except orjson.JSONDecodeError:
         raise Failure(errors.PROTOCOL, f"response is not JSON: {body[:80]!r}") from None
+
+
+def url_for(base_url: str, path: str) -> str:
+    """The URL of a request path: relative to the base URL, or as is when absolute (a discovered 3.1.0 tokenURL)."""
+    if path.startswith(("http://", "https://")):
+        return path
+    return base_url.rstrip("/") + path
 
 
 def encode(req: Request) -> tuple[bytes | None, str | None]:

@@ -11,6 +11,14 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "openadr3"
 
 
+@pytest.fixture(autouse=True)
+def target_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run against a --target needs its secrets in the environment: tests' remote targets (spawned embedded or
+    test VTNs) take the embedded defaults. A test that checks the missing-secret error deletes them."""
+    monkeypatch.setenv("HARNESS_BL_SECRET", "bl-secret")
+    monkeypatch.setenv("HARNESS_VEN_SECRET", "ven-secret")
+
+
 @cache
 def openapi(version: str) -> dict[str, Any]:
     import yaml

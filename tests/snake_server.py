@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import multiprocessing
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -209,9 +210,9 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
     return runner, port
 
 
-def _child(conn: Connection) -> None:
+def _child(conn: Connection, factory: Callable[[], web.Application]) -> None:
     async def main() -> None:
-        runner, port = await serve(make_app())
+        runner, port = await serve(factory())
         stop = asyncio.Event()
         asyncio.get_running_loop().add_reader(conn.fileno(), stop.set)
         conn.send(port)
@@ -222,12 +223,13 @@ def _child(conn: Connection) -> None:
 
 
 class SnakeServer:
-    """The snake VTN in a spawned process: `with SnakeServer() as s: use(s.url)`."""
+    """The snake VTN (or the app another module-level factory makes) in a spawned process:
+    `with SnakeServer() as s: use(s.url)`."""
 
-    def __init__(self) -> None:
+    def __init__(self, factory: Callable[[], web.Application] = make_app) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_child, args=(child,), daemon=True)
+        self._process = ctx.Process(target=_child, args=(child, factory), daemon=True)
         self._child = child
         self.port = 0
 

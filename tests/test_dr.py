@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.events import targeted, view
+from harness.dialects import get
+from harness.dialects.lenient import parse_duration, parse_time
+from harness.events import targeted
 from harness.fleet import FleetSpec, build_shard
 from harness.meter import Meter, simple_level_shed
 from harness.profile import DrEvent, Profile
@@ -47,9 +49,10 @@ def test_dr_event_reaches_every_targeted_ven_and_reports_show_the_shed(tmp_path:
     # Rebuild the meter model from the seed and check every report's DEMAND against it.
     db = sqlite3.connect(outcome.run_dir / "vtn.sqlite")
     (body,) = db.execute("SELECT body FROM events WHERE id = ?", (ev["id"],)).fetchone()
-    event = view(json.loads(body))
-    assert event is not None and event.level == LEVEL and event.ven_names is not None
-    assert len(event.ven_names) == ev["targeted"]
+    dialect = get("openadr-3.0.1")
+    [event] = dialect.parse_events([json.loads(body)])
+    assert (event.id, event.signal.payload_type, event.signal.level) == (ev["id"], "SIMPLE", LEVEL)
+    assert len(set(event.targets)) == len(event.targets) == ev["targeted"]
     sim_start = doc["run"]["sim_start_epoch_s"]
     shard = build_shard(FleetSpec(vens=VENS, sites_per_ven=1, mix=(("household", 1.0),)), SEED, 0, VENS)
     base, dr = Meter(shard, SEED, sim_start, 15.0), Meter(shard, SEED, sim_start, 15.0)
@@ -59,10 +62,10 @@ def test_dr_event_reaches_every_targeted_ven_and_reports_show_the_shed(tmp_path:
     readings = []
     for client, rbody in db.execute("SELECT client_name, body FROM reports"):
         r = json.loads(rbody)["resources"][0]
-        end = view({"id": "x", "intervalPeriod": r["intervalPeriod"]})
-        assert end is not None and end.start_epoch_s is not None and end.duration_s is not None
+        start, duration = parse_time(r["intervalPeriod"]["start"]), parse_duration(r["intervalPeriod"]["duration"])
+        assert start is not None and duration is not None
         demand = next(pl["values"][0] for pl in r["intervals"][0]["payloads"] if pl["type"] == "DEMAND")
-        readings.append((end.start_epoch_s + end.duration_s, int(client.rsplit("-", 1)[1]), demand))
+        readings.append((start + duration, int(client.rsplit("-", 1)[1]), demand))
     readings.sort()
     shed_seen = 0
     by_tick: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -81,3 +84,4 @@ def test_dr_event_reaches_every_targeted_ven_and_reports_show_the_shed(tmp_path:
                 shed_seen += int(expect[ven] and abs(b[ven] - d[ven]) > 1e-3)
         assert matched, (ven, now_sim, demand)
     assert shed_seen > 0  # the event really took load off in what was reported
+    assert dialect.deviations.peek() == {} and doc["deviations"] == {}

@@ -78,3 +78,41 @@ def test_shipped_profiles_are_valid(path: Path) -> None:
     """Every shipped profile parses, is named after its file and describes itself."""
     p = from_toml(path.read_text(encoding="utf-8"), str(path))
     assert p.name == path.stem and p.description
+
+
+def test_target_table_gives_the_target_settings() -> None:
+    """[target] base_path/operations/granularity and [target.tls] become the profile's TargetSettings, parsed once."""
+    from harness.target import TargetSettings
+
+    p = from_toml('[target]\nurl = "https://h"\ndialect = "openadr-3.1.0"\nbase_path = "/openadr3"\n'
+                  'operations = "http"\ngranularity = "resource"\n[target.tls]\nverify = false\n')
+    assert (p.target, p.dialect) == ("https://h", "openadr-3.1.0")
+    assert p.target_settings == TargetSettings(base_path="/openadr3", operations="http", granularity="resource", verify=False)
+    assert Profile().target_settings == TargetSettings()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[target]\ngranularity = 'site'", "profile: target.granularity must be one of ven, resource, load, got 'site'"),
+        ("[target]\noperations = ['crud']", "profile: target.operations must be one of crud, http, got ['crud']"),
+        ("[target]\ntls = 'x'", "profile: target.tls must be a table, got 'x'"),
+        ("[target.tls]\ncafile = 'x'", "profile: target.tls.cafile is not a known key (known: ca_bundle, client_cert, client_key, verify)"),
+    ],
+)
+def test_target_settings_errors_are_profile_errors(text: str, message: str) -> None:
+    """A bad [target] setting is a one-line ProfileError naming target.<key>."""
+    with pytest.raises(ProfileError) as e:
+        from_toml(text)
+    assert str(e.value) == message
+
+
+def test_target_flags_override_the_settings() -> None:
+    """--granularity/--ca-bundle/--insecure replace the profile's target settings; a conflict is a ProfileError."""
+    from harness.profile import with_target_settings
+
+    p = with_target_settings(Profile(), granularity="load", ca_bundle=None, verify=None)
+    assert (p.target_settings.granularity, p.target_settings.verify) == ("load", True)
+    with pytest.raises(ProfileError) as e:
+        with_target_settings(p, ca_bundle="/ca.pem", verify=False)
+    assert str(e.value) == "profile: target.tls.ca_bundle is set but target.tls.verify is false: choose one"
