@@ -84,16 +84,18 @@ def test_killed_supervisor_leaves_no_orphans(tmp_path: Path) -> None:
                              "--duration", "120s", "--workers", "2"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in proc.stdout:
-        if "reports=" in line and " reports=0 " not in line:
-            break
-        assert time.monotonic() < deadline
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert len(children) >= 3  # 2 workers + the embedded VTN (+ the resource tracker)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    proc.stdout.close()
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            if "reports=" in line and " reports=0 " not in line:
+                break
+            assert time.monotonic() < deadline
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3  # 2 workers + the embedded VTN (+ the resource tracker)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        proc.stdout.close()
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], [p.pid for p in alive]
     # The last partial summary is readable (written atomically every few seconds).

@@ -58,3 +58,13 @@ def test_core_imports_only_stdlib_numpy_and_core() -> None:
             elif top not in sys.stdlib_module_names and top not in THIRD_PARTY_OK and top != "__future__":
                 bad.append(f"{path.name}: {mod} (third-party)")
     assert bad == []
+
+
+def test_every_subpackage_ships_in_the_wheel() -> None:
+    """pyproject lists packages explicitly (profiles/ is mapped in): a new subpackage must be listed too."""
+    import tomllib
+
+    root = PKG.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"harness." + str(d.relative_to(PKG)).replace("/", ".") for d in PKG.rglob("*") if (d / "__init__.py").is_file()}
+    assert found | {"harness", "harness.profiles"} <= listed
