@@ -8,10 +8,13 @@ the second half of its life) and the wall time. Used for the issue figures and t
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -50,31 +53,30 @@ def slope_per_min(t: list[float], y: list[int]) -> float:
     return float(np.polyfit(tt, yy, 1)[0] * 60)
 
 
-def label_from_summary(tracks: dict[int, Track]) -> None:
-    """Name the children from the newest summary.json under runs/: workers by pid, the embedded VTN."""
-    import json
-    from pathlib import Path
-
-    found = sorted(Path(".").glob("runs/*/summary.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        return
-    doc = json.loads(found[-1].read_text())
+def label(tracks: dict[int, Track], summary_path: Path) -> dict[str, Any]:
+    """Name the children from a run's summary.json (workers by pid, the embedded VTN); the summary."""
+    doc: dict[str, Any] = json.loads(summary_path.read_text())
     names = {w["pid"]: f"worker {w['worker']} ({w['vens']} VENs)" for w in doc.get("workers", [])}
     if doc.get("run", {}).get("vtn_pid"):
         names[doc["run"]["vtn_pid"]] = "embedded VTN"
     for tr in tracks.values():
         tr.role = names.get(tr.pid, tr.role)
+    return doc
+
+
+def label_from_summary(tracks: dict[int, Track], where: Path = Path(".")) -> None:
+    """Label from the newest summary.json under where/runs/ and print its report figures."""
+    found = sorted(where.glob("runs/*/summary.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return
+    doc = label(tracks, found[-1])
     r = doc.get("operations", {}).get("report", {})
     print(f"reports ok {r.get('ok')} errors {r.get('errors')} due {r.get('due')} achieved {r.get('achieved_fraction')} "
           f"rate {r.get('rate_per_s')}/s target {doc.get('run', {}).get('target_report_rate_per_s')}/s verdict {doc.get('verdict')}")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--interval", type=float, default=0.5)
-    ap.add_argument("cmd", nargs=argparse.REMAINDER)
-    a = ap.parse_args()
-    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+def run_sampled(cmd: list[str], interval_s: float) -> tuple[int, float, dict[int, Track]]:
+    """Run cmd; sample RSS, fds and CPU of its whole process tree every interval_s; (exit code, wall s, tracks)."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     root = psutil.Process(proc.pid)
@@ -94,14 +96,23 @@ def main() -> int:
                 continue
             tr = tracks.get(p.pid)
             if tr is None:
-                tr = tracks[p.pid] = Track(p.pid, role(p))
+                tr = tracks[p.pid] = Track(p.pid, "supervisor" if p.pid == proc.pid else role(p))
             tr.t.append(now)
             tr.rss.append(mem)
             tr.fds.append(fds)
             tr.cpu.append(ct.user + ct.system)
-        time.sleep(a.interval)
-    wall = time.monotonic() - start
-    print(f"exit code {proc.returncode}, wall {wall:.1f}s")
+        time.sleep(interval_s)
+    return proc.returncode or 0, time.monotonic() - start, tracks
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--interval", type=float, default=0.5)
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+    code, wall, tracks = run_sampled(cmd, a.interval)
+    print(f"exit code {code}, wall {wall:.1f}s")
     label_from_summary(tracks)
     for tr in sorted(tracks.values(), key=lambda t: t.pid):
         print(
@@ -110,7 +121,7 @@ def main() -> int:
             f"CPU {tr.cpu[-1]:6.2f} s ({100 * (tr.cpu[-1] - tr.cpu[0]) / max(1e-9, tr.t[-1] - tr.t[0]):5.1f} % while sampled)  "
             f"samples {len(tr.t)}"
         )
-    return proc.returncode or 0
+    return code
 
 
 if __name__ == "__main__":

@@ -10,27 +10,12 @@ Exit 0 on PASS, 1 on FAIL. A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proctree import Track, role, slope_per_min  # noqa: E402
-
-
-def label(tracks: dict[int, Track], run_dir: Path) -> dict[str, object]:
-    doc = json.loads((run_dir / "summary.json").read_text())
-    names = {w["pid"]: f"worker {w['worker']} ({w['vens']} VENs)" for w in doc.get("workers", [])}
-    if doc.get("run", {}).get("vtn_pid"):
-        names[doc["run"]["vtn_pid"]] = "embedded VTN"
-    for tr in tracks.values():
-        tr.role = names.get(tr.pid, tr.role)
-    return doc
+from proctree import label, run_sampled, slope_per_min  # noqa: E402
 
 
 def main() -> int:
@@ -51,31 +36,11 @@ def main() -> int:
            "--duration", f"{a.minutes * 60:g}s", "--workers", str(a.workers), "--quiet", "--max-loop-lag", "5s",
            "--name", "soak", "--out", str(out)]
     print(" ".join(cmd[1:]), flush=True)
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    root = psutil.Process(proc.pid)
-    tracks: dict[int, Track] = {}
-    while proc.poll() is None:
-        now = time.monotonic() - start
-        try:
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            break
-        for p in procs:
-            try:
-                rss, fds = p.memory_info().rss, p.num_fds()
-            except psutil.Error:
-                continue
-            tr = tracks.setdefault(p.pid, Track(p.pid, "supervisor" if p.pid == proc.pid else role(p)))
-            tr.t.append(now)
-            tr.rss.append(rss)
-            tr.fds.append(fds)
-        time.sleep(a.sample)
-    wall = time.monotonic() - start
+    code, wall, tracks = run_sampled(cmd, a.sample)
     run_dirs = sorted(out.glob("runs/*/summary.json"))
-    doc = label(tracks, run_dirs[-1].parent) if run_dirs else {}
+    doc = label(tracks, run_dirs[-1]) if run_dirs else {}
     rep = doc.get("operations", {}).get("report", {}) if isinstance(doc.get("operations"), dict) else {}
-    print(f"exit code {proc.returncode}, wall {wall:.0f}s, verdict {doc.get('verdict')}, reports ok {rep.get('ok')} "
+    print(f"exit code {code}, wall {wall:.0f}s, verdict {doc.get('verdict')}, reports ok {rep.get('ok')} "
           f"errors {rep.get('errors')} due {rep.get('due')}, folder {out}")
     failed = []
     for tr in sorted(tracks.values(), key=lambda t: t.pid):
@@ -92,7 +57,7 @@ def main() -> int:
         print(f"{'PASS' if ok else 'FAIL'} pid {tr.pid:7d} {tr.role:24s} RSS {rss[half] / 2**20:7.1f} -> "
               f"{rss[-1] / 2**20:7.1f} MiB, slope {rss_slope:+.3f} MiB/min; fds {fds[half]} -> {fds[-1]}, "
               f"slope {fd_slope:+.3f}/min; {len(t) - half} samples ({t[half]:.0f}..{t[-1]:.0f}s)")
-    verdict = "PASS" if not failed and proc.returncode == 0 else "FAIL"
+    verdict = "PASS" if not failed and code == 0 else "FAIL"
     print(f"{verdict}: bounds RSS < {a.rss_bound:g} MiB/min, fds < {a.fd_bound:g}/min per process over the second half"
           + (f"; over: {', '.join(failed)}" if failed else ""))
     return 0 if verdict == "PASS" else 1
