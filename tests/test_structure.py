@@ -11,6 +11,7 @@ CORE = [
     "histogram.py", "messages.py", "recorder.py", "results.py", "shard.py", "simclock.py", "units.py",
     "errors.py", "profile.py", "fleet.py", "replay.py", "thresholds.py", "compare.py", "dialects/__init__.py", "dialects/openadr301.py",
     "dialects/openadr310.py", "dialects/snake.py", "dialects/lenient.py", "dialects/parsing.py", "target.py",
+    "schedule.py", "stages.py", "events.py", "health.py", "capacity.py",
 ]
 CORE_DIRS = ["meter"]
 IO_MODULES = {
