@@ -97,6 +97,7 @@ def cli() -> None:
 @click.option("--time-scale", type=float, help="Simulated seconds per wall second for meter time. [default: 1]")
 @click.option("--name", help="Run name used in the results folder. [default: the profile's name]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, help="Results go to OUT/runs/<UTC time>-<name>/.")
+@click.option("--unsubscribe/--keep-subscriptions", "unsubscribe", default=None, help="Webhook mode: delete each VEN's subscription when the run ends. [default: keep]")
 @click.option("--startup", type=DURATION, help="Spread the VENs coming online (token, create, resources) over this window instead of the first interval, e.g. 2m for a large fleet.")
 @click.option("--warmup", type=DURATION, help="Report the first seconds apart from the measured window. [default: 0s]")
 @click.option("--max-loop-lag", "max_loop_lag_ms", type=DURATION, help="Generator health: event-loop lag that makes a window saturated; sustained saturation makes the run invalid (exit 3). [default: 100ms]")

@@ -72,8 +72,11 @@ class Profile:
     bl_secret_env: str = "HARNESS_BL_SECRET"
     ven_client_prefix: str = "ven-"
     ven_secret_env: str = "HARNESS_VEN_SECRET"
+    provisioning_client_id: str | None = None  # a privileged credential that creates VENs and resources
+    provisioning_secret_env: str = "HARNESS_PROVISIONING_SECRET"
     events: str = "none"  # how VENs learn of events: none | poll | webhook
     poll_interval_s: float = 30.0
+    unsubscribe: bool = False  # webhook mode: each VEN deletes its subscription at the end of the run
     startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     dr_events: tuple[DrEvent, ...] = ()
     stages: tuple[Stage, ...] = ()  # ramps of the active fleet; when given they set duration and fleet size
@@ -190,6 +193,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "target.bl_secret_env": ("bl_secret_env", "str"),
     "target.ven_client_prefix": ("ven_client_prefix", "str"),
     "target.ven_secret_env": ("ven_secret_env", "str"),
+    "target.provisioning_client_id": ("provisioning_client_id", "str"),
+    "target.provisioning_secret_env": ("provisioning_secret_env", "str"),
     "target.program_name": ("program_name", "str"),
     "fleet.vens": ("vens", "int"),
     "fleet.sites_per_ven": ("sites_per_ven", "int"),
@@ -213,6 +218,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "run.heartbeat": ("heartbeat_s", "duration"),
     "behaviour.events": ("events", "str"),
     "behaviour.poll_interval": ("poll_interval_s", "duration"),
+    "behaviour.unsubscribe": ("unsubscribe", "bool"),
     "behaviour.startup": ("startup_s", "duration"),
     "dr_events": ("dr_events", "dr_events"),
     "stages": ("stages", "stages"),
@@ -226,6 +232,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise _fail(f"{key} must be a string, got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _fail(f"{key} must be true or false, got {value!r}")
         return value
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):

@@ -20,6 +20,8 @@ class Credentials:
     bl_secret: str = "bl-secret"
     ven_client_prefix: str = "ven-"
     ven_secret: str = "ven-secret"
+    provisioning_client_id: str | None = None  # when set, VENs and resources are created with this credential
+    provisioning_secret: str = ""
 
     def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
         return f"Credentials(bl_client_id={self.bl_client_id!r}, ven_client_prefix={self.ven_client_prefix!r})"
@@ -50,6 +52,7 @@ class ShardSpec:
     warmup_s: float = 0.0
     events: str = "none"  # none | poll | webhook: how VENs learn of DR events
     poll_interval_s: float = 30.0
+    unsubscribe: bool = False  # webhook mode: delete each VEN's subscription when the run ends
     # Base path, operations vocabulary, granularity and TLS files; the SSLContext is built in the worker.
     target_settings: TargetSettings = TargetSettings()
     startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)

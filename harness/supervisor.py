@@ -94,7 +94,14 @@ def resolve_credentials(p: Profile, embedded: bool = True) -> Credentials:
             raise ProfileError(f"profile: target.{key}: environment variable {env} is not set "
                                f"(a --target needs its real secret; defaults apply only to the embedded VTN)")
         found[key] = default if value is None else value
-    return Credentials(p.bl_client_id, found["bl_secret_env"], p.ven_client_prefix, found["ven_secret_env"])
+    prov_secret = ""
+    if p.provisioning_client_id is not None:
+        # The embedded VTN's BL client may create VENs: its secret is the embedded default.
+        prov_secret = os.environ.get(p.provisioning_secret_env, "bl-secret" if embedded else "")
+        if not prov_secret:
+            raise ProfileError(f"profile: target.provisioning_secret_env names {p.provisioning_secret_env}, which is not set")
+    return Credentials(p.bl_client_id, found["bl_secret_env"], p.ven_client_prefix, found["ven_secret_env"],
+                       p.provisioning_client_id, prov_secret)
 
 
 def preflight(p: Profile, embedded: bool) -> tuple[Credentials, ssl.SSLContext | None]:
@@ -246,6 +253,7 @@ class Supervisor:
                 warmup_s=p.warmup_s,
                 events=p.events,
                 poll_interval_s=p.poll_interval_s,
+                unsubscribe=p.unsubscribe,
                 target_settings=p.target_settings,
                 stages=p.stages,
                 startup_s=p.startup_s,

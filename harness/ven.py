@@ -70,7 +70,10 @@ class ShardVens:
         self.aware: dict[str, list[float]] = {}
         self.shed: dict[str, list[float]] = {}
         self._shed_pending: dict[int, list[tuple[str, float]]] = {}  # row -> [(event id, sim start)]
-        self.callback_base: str | None = None  # webhook mode: http://127.0.0.1:PORT/notify
+        self.callback_base: str | None = None
+        self.subscription_id: dict[int, str] = {}  # row -> id of its webhook subscription
+        self._prov_token: asyncio.Task[str | None] | None = None  # the shard's provisioning-credential token
+        self._prov_expiry = 0.0  # webhook mode: http://127.0.0.1:PORT/notify
         self._site_cache_tick = -1
         self._site_energy = np.zeros(shard.n_sites, dtype=np.float64)
         self._site_power = np.zeros(shard.n_sites, dtype=np.float64)
@@ -170,6 +173,49 @@ class ShardVens:
             self.rec.fail("find_ven", f.error_class, f"{self._name(row)}: {f.message}")
             return False
 
+    async def _provisioner_token(self, row: int, refresh: bool = False) -> str | None:
+        """The shard's token of the privileged provisioning credential: fetched once, shared by every VEN."""
+        loop = asyncio.get_running_loop()
+        if refresh or (self._prov_token is not None and self._prov_token.done() and
+                       (self._prov_token.result() is None or loop.time() > self._prov_expiry - TOKEN_REFRESH_MARGIN_S)):
+            self._prov_token = None
+        if self._prov_token is None:
+            self._prov_token = loop.create_task(self._fetch_provisioner_token(row))
+        return await asyncio.shield(self._prov_token)
+
+    async def _fetch_provisioner_token(self, row: int) -> str | None:
+        creds = self.spec.credentials
+        assert creds.provisioning_client_id is not None
+        req = self.dialect.token(creds.provisioning_client_id, creds.provisioning_secret, token_url=self.token_url)
+        loop = asyncio.get_running_loop()
+        reply = await self._call("provisioning_token", row, req, loop.time(), None, (200,))
+        if reply is None or reply.status != 200:
+            return None
+        try:
+            tok = self.dialect.parse_token(decode(reply.body))
+        except Failure as f:
+            self.rec.fail("provisioning_token", f.error_class, f.message)
+            return None
+        ttl = tok.expires_in_s if tok.expires_in_s and tok.expires_in_s > 0 else 10 * 365 * 86400.0
+        self._prov_expiry = loop.time() + ttl
+        return tok.access_token
+
+    async def _provisioning(self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]) -> Reply | None:
+        """Create/find a VEN or its resources: with the privileged credential when the target demands one,
+        else with the VEN's own token."""
+        if self.spec.credentials.provisioning_client_id is None:
+            return await self._authed(op, row, req, intended, ok)
+        token = await self._provisioner_token(row)
+        if token is None:
+            return None
+        reply = await self._call(op, row, req, intended, token, ok)
+        if reply is not None and reply.status == 401:
+            self._count("provisioning_token_refresh_on_401")
+            token = await self._provisioner_token(row, refresh=True)
+            if token is not None:
+                reply = await self._call(op, row, req, asyncio.get_running_loop().time(), token, ok)
+        return reply
+
     async def _fetch_token(self, row: int, intended: float) -> bool:
         creds = self.spec.credentials
         client_id = f"{creds.ven_client_prefix}{self._name(row)}"
@@ -214,13 +260,13 @@ class ShardVens:
         name = self._name(row)
         if not await self._fetch_token(row, intended):
             return False
-        reply = await self._authed("create_ven", row, self.dialect.create_ven(name), loop.time(), (201, 200, 409))
+        reply = await self._provisioning("create_ven", row, self.dialect.create_ven(name), loop.time(), (201, 200, 409))
         if reply is None or reply.status not in (200, 201, 409):
             return False
         try:
             if reply.status == 409:
                 self._count("ven_existing")
-                found = await self._authed("find_ven", row, self.dialect.find_ven(name), loop.time(), (200,))
+                found = await self._provisioning("find_ven", row, self.dialect.find_ven(name), loop.time(), (200,))
                 if found is None or found.status != 200:
                     return False
                 doc = decode(found.body)
@@ -235,7 +281,7 @@ class ShardVens:
             lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
             for s in range(lo, hi):
                 site = self.shard.site_name(s)
-                r = await self._authed(
+                r = await self._provisioning(
                     "create_resource", row, self.dialect.create_resource(ven_id, site), loop.time(), (201, 200, 409)
                 )
                 if r is None or r.status not in (200, 201, 409):
@@ -257,7 +303,20 @@ class ShardVens:
         )
         loop = asyncio.get_running_loop()
         r = await self._authed("subscribe", row, req, loop.time(), (201, 200))
-        return r is not None and r.status in (200, 201)
+        if r is None or r.status not in (200, 201):
+            return False
+        try:
+            self.subscription_id[row] = self.dialect.parse_id(decode(r.body))
+        except Failure as f:  # subscribed, but without an id it cannot be deleted later
+            self.dialect.deviations.note("subscription_without_id", f"{self._name(row)}: {f.message}")
+        return True
+
+    async def unsubscribe(self, row: int) -> None:
+        """Delete the VEN's subscription (the clean stop of a webhook-mode VEN)."""
+        sub = self.subscription_id.pop(row, None)
+        if sub is not None:
+            loop = asyncio.get_running_loop()
+            await self._authed("unsubscribe", row, self.dialect.unsubscribe(sub), loop.time(), (200, 204))
 
     def callback_token(self, row: int) -> str:
         return f"{self.spec.worker_id}-{row}-{self.spec.seed}"

@@ -278,6 +278,24 @@ class Worker:
             op = ABANDONED_OP.get(kind)
             if op is not None:
                 self.rec.fail(op, errors.ABANDONED, "in flight or queued when the drain deadline passed")
+        if spec.unsubscribe and self.vens.subscription_id and self.stop_reason != "supervisor gone":
+            await self._unsubscribe_all(loop.time() + spec.timeout_s + self.drain_s)
+
+    async def _unsubscribe_all(self, deadline: float) -> None:
+        """Delete every VEN's subscription, a bounded batch at a time, before the deadline."""
+        loop = asyncio.get_running_loop()
+        rows = list(self.vens.subscription_id)
+        batch = max(1, min(256, self.spec.pool_size if self.spec.connection == "pooled" else 256))
+        for i in range(0, len(rows), batch):
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            tasks = [loop.create_task(self.vens.unsubscribe(r)) for r in rows[i : i + batch]]
+            _, pending = await asyncio.wait(tasks, timeout=left)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
 
     # ---- dispatch -----------------------------------------------------------------------------
     def _is_active(self, row: int, intended: float) -> bool:

@@ -85,3 +85,19 @@ def test_dr_event_reaches_every_targeted_ven_and_reports_show_the_shed(tmp_path:
         assert matched, (ven, now_sim, demand)
     assert shed_seen > 0  # the event really took load off in what was reported
     assert dialect.deviations.peek() == {} and doc["deviations"] == {}
+
+
+@pytest.mark.parametrize("unsubscribe", [False, True])
+def test_webhook_vens_unsubscribe_at_the_end_when_asked(tmp_path: Path, unsubscribe: bool) -> None:
+    """Webhook mode keeps one subscription per VEN, or deletes each one at the clean stop when asked."""
+    p = Profile(name="unsub", vens=10, interval_s=0.5, reports_per_ven=2, workers=1, seed=3, events="webhook",
+                unsubscribe=unsubscribe, max_loop_lag_ms=5000)
+    outcome = Supervisor(p, tmp_path).run()
+    doc = outcome.summary
+    assert doc["operations"]["subscribe"]["ok"] == 10 and doc["errors"] == {}
+    db = sqlite3.connect(outcome.run_dir / "vtn.sqlite")
+    (left,) = db.execute("SELECT count(*) FROM subscriptions").fetchone()
+    if unsubscribe:
+        assert doc["operations"]["unsubscribe"]["ok"] == 10 and left == 0
+    else:
+        assert "unsubscribe" not in doc["operations"] and left == 10

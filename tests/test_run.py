@@ -103,3 +103,16 @@ def test_sigint_ends_the_run_within_5s_with_a_summary(tmp_path: Path) -> None:
     doc = json.loads(next(tmp_path.glob("runs/*/summary.json")).read_text())
     assert doc["verdict"] == "interrupted" and doc["operations"]["report"]["ok"] > 0
     assert "Traceback" not in err
+
+
+def test_privileged_provisioning_credential_creates_vens_and_vens_report_with_their_own(tmp_path: Path) -> None:
+    """With a provisioning credential, the VTN's VENs belong to it (one token per shard) and reports still flow."""
+    p = Profile(name="prov", vens=10, interval_s=0.5, reports_per_ven=2, workers=2, seed=6, max_loop_lag_ms=5000,
+                provisioning_client_id="bl")
+    doc = Supervisor(p, tmp_path).run().summary
+    ops = doc["operations"]
+    assert (ops["provisioning_token"]["ok"], ops["create_ven"]["ok"], ops["report"]["ok"]) == (2, 10, 20)
+    assert doc["errors"] == {}
+    db = sqlite3.connect(next(tmp_path.glob("runs/*/vtn.sqlite")))
+    assert db.execute("SELECT DISTINCT owner FROM vens").fetchall() == [("bl",)]
+    assert db.execute("SELECT count(*) FROM reports").fetchone() == (20,)
