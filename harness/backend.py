@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+from multiprocessing.connection import wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,38 +42,54 @@ class _Child:
     spec: ShardSpec
     process: Any
     ctrl: Any
+    out: Any  # this worker's own results queue
 
 
 class LocalBackend:
     def __init__(self, join_timeout_s: float = 5.0) -> None:
         self._ctx = mp.get_context("spawn")
-        self._out: Any = None
         self._children: dict[int, _Child] = {}
         self.join_timeout_s = join_timeout_s
 
     def start(self, specs: list[ShardSpec]) -> dict[int, int]:
-        self._out = self._ctx.Queue()
         for spec in specs:
             recv, send = self._ctx.Pipe(duplex=False)
+            # One results queue per worker: a worker SIGKILLed mid-write can leave a shared queue's write lock
+            # held or its stream torn, silencing every other worker; its own queue dies with it alone.
+            out = self._ctx.Queue()
             proc = self._ctx.Process(
-                target=worker_mod.main, args=(spec, recv, self._out), name=f"harness-worker-{spec.worker_id}", daemon=False
+                target=worker_mod.main, args=(spec, recv, out), name=f"harness-worker-{spec.worker_id}", daemon=False
             )
             proc.start()
             recv.close()  # the child holds its end; EOF tells it we are gone
-            self._children[spec.worker_id] = _Child(spec, proc, send)
+            # The supervisor only reads: without its copy of the write end, a message torn by a worker's death
+            # reads as EOF instead of blocking forever.
+            out._writer.close()
+            self._children[spec.worker_id] = _Child(spec, proc, send, out)
         return {wid: c.process.pid or 0 for wid, c in self._children.items()}
 
     def get(self, timeout_s: float) -> Any:
-        if self._out is None:
+        queues = [c.out for c in self._children.values() if c.out is not None]
+        if not queues:
             return None
-        try:
-            if timeout_s <= 0:
-                return self._out.get_nowait()
-            return self._out.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
-        except (EOFError, OSError):  # pragma: no cover - queue torn down
-            return None
+        msg = self._take(queues)
+        if msg is not None or timeout_s <= 0:
+            return msg
+        # Wait on every queue's pipe at once (Queue keeps its read end as _reader; stable since Python 3.0).
+        wait([q._reader for q in queues], timeout_s)
+        return self._take(queues)
+
+    def _take(self, queues: list[Any]) -> Any:
+        # Rotate so that one busy worker cannot starve the others' messages.
+        self._turn = (getattr(self, "_turn", -1) + 1) % len(queues)
+        for q in queues[self._turn :] + queues[: self._turn]:
+            try:
+                return q.get_nowait()
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):  # a queue torn down with its killed worker
+                continue
+        return None
 
     def send(self, worker_id: int, msg: Any) -> None:
         child = self._children.get(worker_id)
@@ -125,7 +142,8 @@ class LocalBackend:
                 c.process.kill()
                 c.process.join(2.0)
             c.ctrl.close()
-        if self._out is not None:
-            self._out.close()
-            self._out.join_thread()
-            self._out = None
+        for c in self._children.values():
+            if c.out is not None:
+                c.out.close()
+                c.out.join_thread()
+                c.out = None
