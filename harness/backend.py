@@ -56,7 +56,7 @@ class LocalBackend:
             recv, send = self._ctx.Pipe(duplex=False)
             # One results queue per worker: a worker SIGKILLed mid-write can leave a shared queue's write lock
             # held or its stream torn, silencing every other worker; its own queue dies with it alone.
-            out = self._ctx.Queue()
+            out: Any = self._ctx.Queue()
             proc = self._ctx.Process(
                 target=worker_mod.main, args=(spec, recv, out), name=f"harness-worker-{spec.worker_id}", daemon=False
             )
