@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,16 @@ from harness.transport import Reply, Transport, decode
 
 NEW, PROVISIONING, READY, FAILED = 0, 1, 2, 3
 TOKEN_REFRESH_MARGIN_S = 30.0
+
+
+class _Snapshot(NamedTuple):
+    """The meter after `tick` steps, as reports read it: per-site (and, for "load" granularity, per-load) arrays."""
+
+    tick: int
+    site_energy: npt.NDArray[np.float64]
+    site_power: npt.NDArray[np.float64]
+    load_energy: npt.NDArray[np.float64] | None
+    load_power: npt.NDArray[np.float64] | None
 
 
 class ShardVens:
@@ -69,12 +80,18 @@ class ShardVens:
         self.event_seen: dict[str, npt.NDArray[np.bool_]] = {}
         self.aware: dict[str, list[float]] = {}
         self.shed: dict[str, list[float]] = {}
-        self._shed_pending: dict[int, list[tuple[str, float]]] = {}  # row -> [(event id, sim start)]
+        self._shed_pending: dict[int, list[tuple[str, float]]] = {}  # row -> [(event id, sim start of the shed)]
+        # Sheds learnt since the meter's last step began: (row, event id, start, end, shed fraction). They reach the
+        # meter, merged into one DR event per event, when the next tick's computation starts (see _launch_tick).
+        self._dr_queue: list[tuple[int, str, float, float, float]] = []
         self.callback_base: str | None = None
         self.subscription_id: dict[int, str] = {}  # row -> id of its webhook subscription
         self._prov_token: asyncio.Task[str | None] | None = None  # the shard's provisioning-credential token
         self._prov_expiry = 0.0  # webhook mode: http://127.0.0.1:PORT/notify
-        self._site_cache_tick = -1
+        # The meter ticks off this loop: tick k+1 is computed in a thread while reports read tick k's snapshot, so a
+        # million-load step (~60 ms) never stalls the loop (see _advance_meter).
+        self._visible_tick = -1
+        self._next_tick: asyncio.Future[_Snapshot] | None = None
         self._site_energy = np.zeros(shard.n_sites, dtype=np.float64)
         self._site_power = np.zeros(shard.n_sites, dtype=np.float64)
         # Per-load state only for "load" granularity: other granularities never pay for it.
@@ -367,10 +384,7 @@ class ShardVens:
         seen[row] = True
         self.aware.setdefault(ev.id, []).append(time.time())
         if start is not None and end is not None and level > 0:
-            lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
-            self.meter.apply_dr(np.arange(lo, hi, dtype=np.int64), start, end,
-                                shed_fraction=simple_level_shed(min(level, 3)))
-            self._shed_pending.setdefault(row, []).append((ev.id, start))
+            self._dr_queue.append((row, ev.id, start, end, simple_level_shed(min(level, 3))))
 
     def _note_shed_reported(self, row: int, now_sim: float) -> None:
         """The first report that holds a whole meter tick of an event's window shows the shed."""
@@ -388,18 +402,59 @@ class ShardVens:
         else:
             del self._shed_pending[row]
 
-    def _site_values(self, run_s: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Cumulative energy and power per site at the simulated instant of run time run_s."""
-        self.meter.advance_to(self.clock.at(run_s))
-        if self.meter.tick != self._site_cache_tick:
-            self._site_cache_tick = self.meter.tick
-            # New arrays each tick (never written in place): a report in flight keeps the values it was built from.
-            energy, power = self.meter.energy_kwh, self.meter.power_kw
-            self._site_energy = self.meter.site_sum(energy)
-            self._site_power = self.meter.site_sum(power)
-            if self.granularity == "load":
-                self._load_energy, self._load_power = energy, power
-        return self._site_energy, self._site_power
+    def _flush_dr(self) -> None:
+        """Hand the sheds learnt since the last step to the meter: one DR event per (event, window, level) for all
+        the VENs that learnt it (not one per VEN: a fleet-wide event would cost a Python call per VEN per tick).
+        It applies from the next tick the meter computes, so that tick's start is when the shed can first show."""
+        if not self._dr_queue:
+            return
+        m = self.meter
+        first_tick_s = m.start_epoch_s + m.tick * m.tick_s
+        groups: dict[tuple[float, float, float], list[int]] = {}
+        for row, ev_id, start, end, fraction in self._dr_queue:
+            groups.setdefault((start, end, fraction), []).append(row)
+            self._shed_pending.setdefault(row, []).append((ev_id, max(start, first_tick_s)))
+        self._dr_queue = []
+        offsets = self.shard.site_offsets
+        for (start, end, fraction), rows in groups.items():
+            r = np.asarray(rows, dtype=np.int64)
+            lo, hi = offsets[r], offsets[r + 1]
+            sites = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(lo.tolist(), hi.tolist())])
+            m.apply_dr(sites, start, end, shed_fraction=fraction)
+
+    def _compute_tick(self, step: bool) -> _Snapshot:
+        """In the meter thread: step once (or not, for the first snapshot) and sum per site. Only this thread
+        touches the meter while it runs; the result is new arrays, never written afterwards."""
+        m = self.meter
+        if step:
+            m.step()
+        energy, power = m.energy_kwh, m.power_kw
+        if self.granularity == "load":
+            return _Snapshot(m.tick, m.site_sum(energy), m.site_sum(power), energy, power)
+        return _Snapshot(m.tick, m.site_sum(energy), m.site_sum(power), None, None)
+
+    def _launch_tick(self) -> asyncio.Future[_Snapshot]:
+        self._flush_dr()
+        step = self.meter.tick <= self._visible_tick
+        fut = asyncio.get_running_loop().run_in_executor(None, self._compute_tick, step)
+        self._next_tick = fut
+        return fut
+
+    async def _advance_meter(self, target: int) -> None:
+        """Make tick `target` the one reports read. The next tick is always being computed ahead in a thread,
+        so at a tick boundary the swap is instant; a report waits only if the meter cannot keep up (which its
+        start lag then shows)."""
+        while self._visible_tick < target:
+            fut = self._next_tick or self._launch_tick()
+            await asyncio.shield(fut)  # shared by every report crossing this boundary; a cancelled one leaves it be
+            if self._next_tick is fut:
+                snap = fut.result()
+                self._visible_tick = snap.tick
+                self._site_energy, self._site_power = snap.site_energy, snap.site_power
+                if snap.load_energy is not None and snap.load_power is not None:
+                    self._load_energy, self._load_power = snap.load_energy, snap.load_power
+                self._next_tick = None
+                self._launch_tick()  # tick + 1, ahead of need
 
     def _load_readings(self, lo: int, hi: int) -> list[LoadReading]:
         """Per load of sites [lo, hi): energy since the VEN's last report and mean power ("load" granularity)."""
@@ -419,7 +474,10 @@ class ShardVens:
         against the slot's intended time (a device sends them one after another)."""
         loop = asyncio.get_running_loop()
         run_s = loop.time() - self.t0
-        energy, power = self._site_values(run_s)
+        tick = self.meter.tick_at(self.clock.at(run_s))
+        if tick > self._visible_tick:
+            await self._advance_meter(tick)
+        energy, power = self._site_energy, self._site_power
         lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
         sites = [
             Site(self.shard.site_name(s), float(energy[s] - self.site_last_energy_kwh[s]), float(power[s]))

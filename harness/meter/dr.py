@@ -39,6 +39,21 @@ class DrEvent:
     headroom_kw: npt.NDArray[np.float64]  # rated power: the rebound can't exceed it
     owed_kwh: npt.NDArray[np.float64] | None = None  # deferred_kwh when the rebound began
 
+    def absorb(self, other: DrEvent) -> bool:
+        """Take `other`'s loads into this event if both ask the same (window, shed or limit, rebound) and this
+        one's rebound has not begun; False (nothing changed) otherwise. The loads' sites stay separate groups."""
+        same = (self.start_s, self.end_s, self.rebound_s, self.shed_fraction, self.limit_kw) == (
+            other.start_s, other.end_s, other.rebound_s, other.shed_fraction, other.limit_kw)
+        if not same or self.owed_kwh is not None or other.owed_kwh is not None:
+            return False
+        self.loads = np.concatenate([self.loads, other.loads])
+        self.group = np.concatenate([self.group, other.group + self.n_groups])
+        self.n_groups += other.n_groups
+        self.payback = np.concatenate([self.payback, other.payback])
+        self.deferred_kwh = np.concatenate([self.deferred_kwh, other.deferred_kwh])
+        self.headroom_kw = np.concatenate([self.headroom_kw, other.headroom_kw])
+        return True
+
     def is_done(self, t0_s: float) -> bool:
         return t0_s >= self.end_s + self.rebound_s
 

@@ -239,16 +239,27 @@ class Meter:
     def apply_dr(self, site_rows: npt.NDArray[np.int64], start_epoch_s: float, end_epoch_s: float, *,
                  shed_fraction: float | None = None, limit_kw: float | None = None,
                  rebound_s: float = 900.0) -> None:
-        """Shed (or cap per site) the flexible loads of `site_rows` during [start, end), then pay back."""
-        self._events.append(make_event(
+        """Shed (or cap per site) the flexible loads of `site_rows` during [start, end), then pay back.
+
+        Sites joining an event already applied (same window, level and rebound; rebound not begun) join its
+        DrEvent, so an event that reaches a shard's VENs over many ticks stays one vectorised event per tick."""
+        ev = make_event(
             site_rows, self.shard.load_offsets, self.shard.load_flexible, self._payback, self.shard.load_rated_kw,
-            start_epoch_s, end_epoch_s, shed_fraction=shed_fraction, limit_kw=limit_kw, rebound_s=rebound_s))
+            start_epoch_s, end_epoch_s, shed_fraction=shed_fraction, limit_kw=limit_kw, rebound_s=rebound_s)
+        for old in self._events:
+            if old.absorb(ev):
+                return
+        self._events.append(ev)
 
     # ---- stepping ---------------------------------------------------------------------------------------
 
+    def tick_at(self, sim_epoch_s: float) -> int:
+        """How many whole ticks end at or before `sim_epoch_s` (the tick count advance_to would reach)."""
+        return math.floor((sim_epoch_s - self.start_epoch_s) / self.tick_s + 1e-9)
+
     def advance_to(self, sim_epoch_s: float) -> int:
         """Step every whole tick that ends at or before `sim_epoch_s`; returns how many (never goes back)."""
-        target = math.floor((sim_epoch_s - self.start_epoch_s) / self.tick_s + 1e-9)
+        target = self.tick_at(sim_epoch_s)
         stepped = 0
         while self.tick < target:
             self.step()

@@ -1,0 +1,126 @@
+"""The meter off the loop: a worker's VENs read tick k while tick k+1 is computed in a thread, and DR events learnt
+by many VENs reach the meter as one vectorised event, from the first tick computed after they were learnt."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from harness import dialects
+from harness.dialects import EventInfo, Signal
+from harness.fleet import FleetSpec, build_shard
+from harness.meter import Meter, simple_level_shed
+from harness.meter.dr import make_event
+from harness.recorder import Recorder
+from harness.shard import Credentials, ShardSpec
+from harness.simclock import SimClock
+from harness.ven import ShardVens
+
+SEED, START, TICK = 5, 1_749_988_800.0, 60.0
+FLEET = FleetSpec(vens=30)
+
+
+def _vens(meter: Meter) -> ShardVens:
+    shard = meter.shard
+    spec = ShardSpec(worker_id=0, fleet=FLEET, ven_start=0, ven_stop=shard.n_vens, seed=SEED,
+                     target="http://127.0.0.1:9/openadr3/3.0.1", program_id="1", event_id="0", interval_s=1.0,
+                     duration_s=10.0, reports_per_ven=None, connection="pooled", pool_size=1, timeout_s=1.0,
+                     credentials=Credentials(), meter_tick_s=TICK)
+
+    def no_transport(row: int) -> object:
+        raise AssertionError("no request is sent in this test")
+
+    return ShardVens(spec, shard, meter, dialects.get(spec.dialect), Recorder(), no_transport,  # type: ignore[arg-type]
+                     SimClock(START, 60.0))
+
+
+def _event(start: float, level: int) -> EventInfo:
+    return EventInfo("ev-1", "1", None, start, 3600.0, Signal("SIMPLE", (level,), level, 1), None, ())
+
+
+def test_the_snapshot_a_report_reads_is_the_synchronous_meter_tick_for_tick() -> None:
+    shard = build_shard(FLEET, SEED, 0, 30)
+    ref = Meter(shard, SEED, START, TICK)
+    vens = _vens(Meter(shard, SEED, START, TICK))
+
+    async def walk() -> list[int]:
+        seen = []
+        for tick in (0, 1, 2, 5, 6, 9):  # boundaries one at a time and several at once
+            await vens._advance_meter(tick)
+            ref.advance_to(START + tick * TICK)
+            assert vens._visible_tick == tick
+            np.testing.assert_array_equal(vens._site_energy, ref.site_sum(ref.energy_kwh))
+            np.testing.assert_array_equal(vens._site_power, ref.site_sum(ref.power_kw))
+            assert vens._next_tick is not None  # the next tick is already on its way
+            seen.append(int((await vens._next_tick).tick))
+        return seen
+
+    assert asyncio.run(walk()) == [1, 2, 3, 6, 7, 10]
+
+
+def test_an_event_learnt_by_every_ven_is_one_meter_event_that_sheds_what_one_event_for_all_would() -> None:
+    shard = build_shard(FLEET, SEED, 0, 30)
+    ref = Meter(shard, SEED, START, TICK)
+    meter = Meter(shard, SEED, START, TICK)
+    vens = _vens(meter)
+    start = START + 3 * TICK
+
+    async def run() -> None:
+        vens.t0 = asyncio.get_running_loop().time()  # the run starts now: the simulated clock is at START
+        await vens._advance_meter(1)  # tick 2 is being computed: the event can first apply to tick 3
+        for row in range(shard.n_vens):
+            vens.on_event(row, _event(start, 2))
+        assert vens._dr_queue and meter._events == []  # nothing touches the meter while its thread may run
+        await vens._advance_meter(8)
+
+    asyncio.run(run())
+    assert len(meter._events) == 1  # 30 VENs learnt it: one vectorised event, not 30
+    ref.apply_dr(np.arange(shard.n_sites, dtype=np.int64), start, start + 3600.0, shed_fraction=simple_level_shed(2))
+    ref.advance_to(START + 8 * TICK)
+    np.testing.assert_array_equal(vens._site_power, ref.site_sum(ref.power_kw))
+    # Learnt before tick 3 was computed: the shed shows from the event's own start.
+    assert vens._shed_pending == {row: [("ev-1", start)] for row in range(shard.n_vens)}
+    vens._note_shed_reported(0, start + TICK - 1)
+    assert "ev-1" not in vens.shed
+
+
+def test_an_event_learnt_after_its_start_applies_from_the_first_tick_computed_after() -> None:
+    shard = build_shard(FLEET, SEED, 0, 30)
+    meter = Meter(shard, SEED, START, TICK)
+    vens = _vens(meter)
+    start = START  # already running when learnt
+
+    async def run() -> None:
+        vens.t0 = asyncio.get_running_loop().time()
+        await vens._advance_meter(4)  # tick 5 is being computed
+        vens.on_event(0, _event(start, 3))
+        await vens._advance_meter(5)  # the event reaches the meter when tick 6's computation starts
+
+    asyncio.run(run())
+    assert vens._shed_pending == {0: [("ev-1", START + 5 * TICK)]}
+    vens._note_shed_reported(0, START + 6 * TICK - 1)
+    assert "ev-1" not in vens.shed
+    vens._note_shed_reported(0, START + 6 * TICK)
+    assert len(vens.shed["ev-1"]) == 1 and vens._shed_pending == {}
+
+
+def test_dr_events_with_the_same_request_merge_and_shed_as_separate_ones_would() -> None:
+    shard = build_shard(FLEET, SEED, 0, 30)
+    merged, apart = Meter(shard, SEED, START, TICK), Meter(shard, SEED, START, TICK)
+    kw = dict(shed_fraction=None, limit_kw=0.5)
+    for m in (merged, apart):
+        m.advance_to(START + 2 * TICK)
+    merged.apply_dr(np.arange(0, 10), START + 2 * TICK, START + 6 * TICK, **kw)  # type: ignore[arg-type]
+    merged.apply_dr(np.arange(10, 20), START + 2 * TICK, START + 6 * TICK, **kw)  # type: ignore[arg-type]
+    merged.apply_dr(np.arange(20, 25), START + 2 * TICK, START + 7 * TICK, **kw)  # type: ignore[arg-type]
+    apart.apply_dr(np.arange(0, 10), START + 2 * TICK, START + 6 * TICK, **kw)  # type: ignore[arg-type]
+    apart._events.append(make_event(
+        np.arange(10, 20), shard.load_offsets, shard.load_flexible, apart._payback, shard.load_rated_kw,
+        START + 2 * TICK, START + 6 * TICK, shed_fraction=None, limit_kw=0.5, rebound_s=900.0))
+    apart.apply_dr(np.arange(20, 25), START + 2 * TICK, START + 7 * TICK, **kw)  # type: ignore[arg-type]
+    assert len(merged._events) == 2 and len(apart._events) == 3
+    for tick in range(3, 40):
+        for m in (merged, apart):
+            m.advance_to(START + tick * TICK)
+        np.testing.assert_array_equal(merged.power_kw, apart.power_kw)
