@@ -1,7 +1,7 @@
 """Macro benchmark: harness's full path next to a raw aiohttp loop, Locust and wrk, against one null VTN on loopback.
 
 Run: python benchmarks/macro.py [--seconds 8] [--repeats 3]            # throughput per core, side by side
-     python benchmarks/macro.py --scale 25k|1m|provision|supervisor     # fleet-size and supervisor runs
+     python benchmarks/macro.py --scale 25k|40k|1m|provision|supervisor     # fleet-size and supervisor runs
 Every client sends the same report body (built by the 3.0.1 dialect) to the same null VTN (harness.vtn.null,
 canned answers, stores nothing). "Per core" is requests per CPU-second of the client process over a measured
 interval after warm-up, so a noisy 2-core box still gives comparable figures; rounds are interleaved and each
@@ -293,6 +293,17 @@ def scale(which: str, out: Path) -> None:
             # VENs come online over 60 s (25,000 connects + 75,000 provisioning requests), then steady state is measured.
             doc = harness_run([*common, "--vens", "25000", "--startup", "60s", "--duration", "150s", "--warmup", "90s"], out)
             show(doc, 25_000, base_rss)
+    elif which == "40k":
+        # 40,000 own connections to one address: more than one source address's ephemeral ports (28,232), so the
+        # supervisor spreads them over 127.0.0.1 and 127.0.0.2; 3 workers and 3 VTN processes keep every process
+        # under the 20,000 open-files limit.
+        with EmbeddedVtn(VtnConfig(null=True, processes=3)) as vtn:
+            common = ["--target", vtn.url, "--workers", "3", "--connection", "per-ven", "--interval", "15s"]
+            base = harness_run([*common, "--vens", "100", "--duration", "20s"], out)
+            base_rss = sum(w["rss_max_bytes"] for w in base["workers"]) / 2**20
+            doc = harness_run([*common, "--vens", "40000", "--startup", "90s", "--duration", "180s", "--warmup", "120s"], out)
+            show(doc, 40_000, base_rss)
+            print(f"  source addresses: {', '.join(doc['run']['profile']['target_settings']['source_addresses'])}")
     elif which == "1m":
         with EmbeddedVtn(VtnConfig(null=True)) as vtn:
             common = ["--target", vtn.url, "--workers", "2", "--connection", "pooled", "--interval", "15m"]
@@ -328,14 +339,14 @@ def scale(which: str, out: Path) -> None:
                 print(f"--- {vens / 1:.0f} reports/s offered")
                 print(r.stdout)
     else:
-        raise SystemExit(f"--scale must be 25k, 1m, provision or supervisor, got {which!r}")
+        raise SystemExit(f"--scale must be 25k, 40k, 1m, provision or supervisor, got {which!r}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=8.0, help="measured seconds per client per round")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--scale", choices=["25k", "1m", "provision", "supervisor"])
+    ap.add_argument("--scale", choices=["25k", "40k", "1m", "provision", "supervisor"])
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "harness-macro")
     a = ap.parse_args()
     if a.scale:

@@ -89,6 +89,7 @@ def cli() -> None:
 @click.option("--granularity", type=click.Choice(["ven", "resource", "load"]), help="Reports per VEN per interval: one (ven), one per resource, or one per load. [default: the dialect's]")
 @click.option("--insecure", is_flag=True, default=None, help="TLS: no certificate or hostname check (test VTNs only).")
 @click.option("--ca-bundle", metavar="FILE", help="TLS: trust the CAs in this PEM file instead of the system store.")
+@click.option("--source-address", "source_addresses", metavar="IP", multiple=True, help="Local address VENs connect from, in turn (repeat it): each has its own ~28,000 ephemeral ports to the target. [default: the kernel's; 127.0.0.1, .2, ... as needed for a loopback target]")
 @click.option("--workers", type=int, help="Worker processes. [default: one per core]")
 @click.option("--seed", type=int, help="Seed for the fleet, phases and meter noise. [default: 1]")
 @click.option("--sites-per-ven", type=int, help="Resources (sites) per VEN. [default: 1]")
@@ -120,7 +121,8 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
 
     profile = load_profile(profile_name)
     profile = with_target_settings(profile, granularity=flags.pop("granularity"), ca_bundle=flags.pop("ca_bundle"),
-                                   verify=False if flags.pop("insecure") else None)
+                                   verify=False if flags.pop("insecure") else None,
+                                   source_addresses=flags.pop("source_addresses") or None)
     rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "warmup": "warmup_s", "startup": "startup_s"}
     if flags.get("max_loop_lag_ms") is not None:
         flags["max_loop_lag_ms"] *= 1000.0

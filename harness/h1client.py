@@ -164,7 +164,8 @@ def _dechunk(buf: bytearray) -> bytes | None:
 class H1Transport:
     """Up to `limit` keep-alive connections to one http base URL (limit=1: a VEN's own connection)."""
 
-    def __init__(self, base_url: str, *, limit: int, timeout_s: float, connect_timeout_s: float | None = None) -> None:
+    def __init__(self, base_url: str, *, limit: int, timeout_s: float, connect_timeout_s: float | None = None,
+                 sources: tuple[str, ...] = ()) -> None:
         self._loop = asyncio.get_running_loop()  # must be built inside the loop that will use it
         u = urlsplit(base_url.rstrip("/"))
         if u.scheme != "http" or not u.hostname:
@@ -182,6 +183,9 @@ class H1Transport:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._other: Transport | None = None
         self._closed = False
+        # Local addresses new connections leave from, in turn (each has its own ephemeral ports to the target).
+        self._sources = sources
+        self._next_source = 0
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
         lines = [f"{req.method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_header, b"Accept: application/json\r\n"]
@@ -256,9 +260,13 @@ class H1Transport:
                     return conn, True
                 self._open -= 1
         self._open += 1
+        local = None
+        if self._sources:
+            local = (self._sources[self._next_source % len(self._sources)], 0)
+            self._next_source += 1
         try:
             _, conn = await asyncio.wait_for(
-                self._loop.create_connection(_Conn, self._host, self._port),
+                self._loop.create_connection(_Conn, self._host, self._port, local_addr=local),
                 min(self._connect_timeout_s, max(0.0, deadline - self._loop.time())),
             )
         except BaseException as exc:

@@ -6,6 +6,7 @@ that cannot fit is a one-line error with the way out, never a storm of EMFILE / 
 
 from __future__ import annotations
 
+import ipaddress
 import resource
 from pathlib import Path
 
@@ -37,16 +38,43 @@ def ephemeral_ports() -> int:
         return 28_232  # Linux default range 32768..60999
 
 
-def check_fleet(vens: int, workers: int, connection: str, embedded_vtn: bool, pool_size: int = 0) -> str | None:
+def is_loopback(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_sources(vens: int, connection: str, target_host: str | None, given: tuple[str, ...]) -> tuple[str, ...]:
+    """Source addresses for a fleet of own-connection VENs too big for one address's ephemeral ports: on a
+    loopback target, 127.0.0.1, 127.0.0.2, ... as many as needed (all of 127/8 is local on Linux, no setup);
+    otherwise what was given (the operator knows which addresses the machine has)."""
+    per_address = ephemeral_ports() - FD_HEADROOM
+    if given or connection != "per-ven" or vens <= per_address or not is_loopback(target_host):
+        return given
+    if target_host is not None and ":" in target_host:
+        return given  # ::1 is IPv6's only loopback address
+    return tuple(f"127.0.0.{i}" for i in range(1, -(-vens // per_address) + 1))
+
+
+def check_fleet(vens: int, workers: int, connection: str, embedded_vtn: bool, pool_size: int = 0,
+                sources: int = 0) -> str | None:
     """Why this fleet cannot run on this machine as configured (with the way out), or None if it fits."""
     _, hard = fd_limit()
     limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
     if connection == "per-ven":
         ports = ephemeral_ports()
-        if vens > ports - FD_HEADROOM:
+        per_source = -(-vens // max(1, sources))
+        if per_source > ports - FD_HEADROOM:
+            need = -(-vens // (ports - FD_HEADROOM))
+            via = f"{sources} source addresses" if sources > 1 else "one source address"
             return (
-                f"{vens:,} VENs with one connection each need {vens:,} ephemeral ports to one target address, but this "
-                f"machine has {ports:,} (net.ipv4.ip_local_port_range): use --connection pooled or spread over machines (--cluster)"
+                f"{vens:,} VENs with one connection each need {per_source:,} ephemeral ports per source address with "
+                f"{via}, but this machine has {ports:,} (net.ipv4.ip_local_port_range): list {need} or more local "
+                "addresses in target.source_addresses (--source-address), use --connection pooled, or spread over "
+                "machines (--cluster)"
             )
         if embedded_vtn and vens + FD_HEADROOM > limit:
             return (

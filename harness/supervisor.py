@@ -16,10 +16,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from harness.businesslogic import Operator, SetupFailed
 from harness.dialects import resolve_granularity
 from harness.events import targeted
 from harness.fleet import FleetSpec, split
-from harness.limits import check_fleet
+from harness.limits import check_fleet, loopback_sources
 from harness.health import HealthLimits, first_saturated, judge
 from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.profile import Profile, ProfileError
@@ -177,7 +178,14 @@ class Supervisor:
         p = self.profile
         creds, ssl_context = preflight(p, embedded=p.target is None or self.embedded_target)
         if isinstance(self.backend, LocalBackend):  # a cluster's nodes have their own limits
-            problem = check_fleet(p.vens, self._n_workers(), p.connection, p.target is None)
+            target_host = urlsplit(p.target).hostname if p.target else None
+            sources = loopback_sources(p.vens, p.connection, target_host, p.target_settings.source_addresses)
+            if sources != p.target_settings.source_addresses:
+                p = self.profile = replace(p, target_settings=replace(p.target_settings, source_addresses=sources))
+                self.notes.append(f"{p.vens:,} own connections exceed one address's ephemeral ports: VENs connect "
+                                  f"from {', '.join(sources)} in turn")
+            problem = check_fleet(p.vens, self._n_workers(), p.connection, p.target is None,
+                                  sources=len(p.target_settings.source_addresses))
             if problem is not None:
                 raise ProfileError(problem)
         run_dir = make_run_dir(self.out_dir, p.name)

@@ -6,6 +6,7 @@ context itself is built by harness.tls (an edge) inside the process that uses it
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from harness.dialects import GRANULARITIES, OPERATION_VOCABULARIES
 
-KEYS = ("base_path", "operations", "granularity", "tls")  # keys of a profile's [target] table read here
+KEYS = ("base_path", "operations", "granularity", "tls", "source_addresses")  # keys of a profile's [target] table read here
 TLS_KEYS = ("ca_bundle", "client_cert", "client_key", "verify")
 
 
@@ -26,6 +27,9 @@ class TargetSettings:
     client_cert: str | None = None  # PEM client certificate (mutual TLS)
     client_key: str | None = None  # its key, when not in client_cert's file
     verify: bool = True  # False: no certificate or hostname check (test VTNs only)
+    # Local IP addresses the VENs' connections leave from, VEN i from source_addresses[i % n]: each address has its
+    # own ~28,000 ephemeral ports to the target (empty: the kernel's choice; chosen for loopback fleets that need it).
+    source_addresses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         bp = self.base_path
@@ -44,12 +48,28 @@ class TargetSettings:
             raise ValueError(f"target.tls.verify must be true or false, got {self.verify!r}")
         if self.client_key is not None and self.client_cert is None:
             raise ValueError("target.tls.client_key needs target.tls.client_cert")
+        addrs = self.source_addresses
+        if isinstance(addrs, str) or not isinstance(addrs, (tuple, list)):
+            raise ValueError(f"target.source_addresses must be a list of IP addresses, got {addrs!r}")
+        for a in addrs:
+            try:
+                ipaddress.ip_address(a)
+            except ValueError:
+                raise ValueError(f"target.source_addresses: {a!r} is not an IP address") from None
+        if len(set(addrs)) != len(addrs):
+            raise ValueError(f"target.source_addresses lists an address twice: {list(addrs)}")
+        object.__setattr__(self, "source_addresses", tuple(addrs))
         if self.ca_bundle is not None and not self.verify:
             raise ValueError("target.tls.ca_bundle is set but target.tls.verify is false: choose one")
 
     @property
     def uses_tls_files(self) -> bool:
         return self.ca_bundle is not None or self.client_cert is not None or not self.verify
+
+    def source_for(self, ven_index: int) -> str | None:
+        """The local address VEN `ven_index` (fleet-wide) connects from; None: the kernel's choice."""
+        addrs = self.source_addresses
+        return addrs[ven_index % len(addrs)] if addrs else None
 
     def base_url(self, target_url: str) -> str:
         """The URL that request paths are appended to: the target URL with the base path, not doubled, no
@@ -69,6 +89,6 @@ def from_table(table: Mapping[str, Any]) -> TargetSettings:
     unknown = sorted(set(tls) - set(TLS_KEYS))
     if unknown:
         raise ValueError(f"target.tls.{unknown[0]} is not a known key (known: {', '.join(TLS_KEYS)})")
-    kwargs: dict[str, Any] = {k: table[k] for k in ("base_path", "operations", "granularity") if k in table}
+    kwargs: dict[str, Any] = {k: table[k] for k in ("base_path", "operations", "granularity", "source_addresses") if k in table}
     kwargs.update({k: tls[k] for k in TLS_KEYS if k in tls})
     return TargetSettings(**kwargs)

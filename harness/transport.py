@@ -81,11 +81,13 @@ class AiohttpTransport:
         timeout_s: float,
         connect_timeout_s: float | None = None,
         ssl_context: ssl.SSLContext | bool | None = None,
+        source: str | None = None,
     ) -> None:
         asyncio.get_running_loop()  # must be built inside the loop that will use it
         self._base = base_url.rstrip("/")
         connector = aiohttp.TCPConnector(
-            limit=limit, limit_per_host=limit, ssl=ssl_context if ssl_context is not None else True
+            limit=limit, limit_per_host=limit, ssl=ssl_context if ssl_context is not None else True,
+            local_addr=(source, 0) if source else None,
         )
         timeout = aiohttp.ClientTimeout(
             total=timeout_s, sock_connect=connect_timeout_s or min(timeout_s, 5.0)

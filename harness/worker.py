@@ -66,18 +66,20 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
         raise SystemExit(1) from None
 
 
-TransportFactory = Callable[[ShardSpec, int], Transport]
+# (spec, connections, source addresses): a transport the worker's VENs (one VEN, or the shard's pool) send through.
+TransportFactory = Callable[[ShardSpec, int, tuple[str, ...]], Transport]
 # Which operation an abandoned task or queued entry counts against (its coroutine's or queue entry's name).
 ABANDONED_OP = {"report": "report", "poll": "poll_events", "poll_events": "poll_events", "provision": "create_ven"}
 
 
-def aiohttp_transport(spec: ShardSpec, limit: int) -> Transport:
+def aiohttp_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()) -> Transport:
     url = spec.target_settings.base_url(spec.target)
     if url.startswith("http://"):
         # Plain http: the lean keep-alive client (about 3x the requests per core of aiohttp, and a VEN's own
         # connection costs a protocol object instead of a ClientSession + TCPConnector). TLS goes through aiohttp.
-        return H1Transport(url, limit=limit, timeout_s=spec.timeout_s)
-    return AiohttpTransport(url, limit=limit, timeout_s=spec.timeout_s, ssl_context=_ssl_context(url, spec.target_settings))
+        return H1Transport(url, limit=limit, timeout_s=spec.timeout_s, sources=sources)
+    return AiohttpTransport(url, limit=limit, timeout_s=spec.timeout_s, ssl_context=_ssl_context(url, spec.target_settings),
+                            source=sources[0] if sources else None)
 
 
 @functools.cache
@@ -149,7 +151,8 @@ class Worker:
             return self.pooled
         t = self.transports.get(row)
         if t is None:
-            t = self.transports[row] = self._make_transport(self.spec, 1)
+            source = self.spec.target_settings.source_for(self.spec.ven_start + row)
+            t = self.transports[row] = self._make_transport(self.spec, 1, (source,) if source else ())
         return t
 
     # ---- main ---------------------------------------------------------------------------------
@@ -170,7 +173,7 @@ class Worker:
         clock = SimClock(sim_start, spec.time_scale)
         meter = Meter(shard, spec.seed, sim_start, spec.meter_tick_s)
         if spec.connection == "pooled":
-            self.pooled = self._make_transport(spec, spec.pool_size)
+            self.pooled = self._make_transport(spec, spec.pool_size, spec.target_settings.source_addresses)
         self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for, clock)
         self.vens.t0 = t0
         await self.vens.discover_token_url()  # 3.1.0 /auth/server, once per worker, inside the start margin

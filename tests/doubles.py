@@ -22,8 +22,10 @@ class FakeVtn:
     accepted: Counter[str] = field(default_factory=Counter)
     reports: list[dict[str, object]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    sources: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # (limit, source addresses) per transport
 
-    def factory(self, spec: object, limit: int) -> FakeTransport:
+    def factory(self, spec: object, limit: int, sources: tuple[str, ...] = ()) -> FakeTransport:
+        self.sources.append((limit, sources))
         return FakeTransport(self)
 
 

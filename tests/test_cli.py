@@ -37,6 +37,10 @@ def test_help_explains_every_option(command: list[str]) -> None:
         (["run", "--connection", "carrier-pigeon"], "'carrier-pigeon' is not one of"),
         (["run", "--bogus"], "No such option"),
         (["vtn", "--fault", "nonsense"], "--fault must be KEY=VALUE"),
+        (["run", "--source-address", "127.0.0.2", "--source-address", "nowhere"],
+         "profile: target.source_addresses: 'nowhere' is not an IP address"),
+        (["run", "--target", "http://127.0.0.1:9", "--vens", "70000", "--workers", "5", "--source-address", "127.0.0.2"],
+         "70,000 VENs with one connection each need 70,000 ephemeral ports per source address with one source address"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:

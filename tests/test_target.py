@@ -41,6 +41,9 @@ def test_defaults_and_base_url() -> None:
         ({"tls": {"ca_bundle": ""}}, "target.tls.ca_bundle must be a file path, got ''"),
         ({"tls": {"cafile": "x"}}, "target.tls.cafile is not a known key"),
         ({"tls": "x"}, "target.tls must be a table, got 'x'"),
+        ({"source_addresses": "127.0.0.2"}, "target.source_addresses must be a list of IP addresses, got '127.0.0.2'"),
+        ({"source_addresses": ["127.0.0.2", "lo"]}, "target.source_addresses: 'lo' is not an IP address"),
+        ({"source_addresses": ["127.0.0.2", "127.0.0.2"]}, "target.source_addresses lists an address twice"),
     ],
 )
 def test_bad_settings_are_one_line_errors_naming_the_key(table: dict[str, object], message: str) -> None:
@@ -55,6 +58,9 @@ def test_from_table_reads_a_profile_target_table() -> None:
     s = from_table({"url": "https://h", "dialect": "openadr-3.1.0", "base_path": "/openadr3", "operations": "http",
                     "granularity": "load", "tls": {"ca_bundle": "/etc/ca.pem", "client_cert": "/c.pem"}})
     assert s == TargetSettings("/openadr3", "http", "load", "/etc/ca.pem", "/c.pem", None, True)
+    s = from_table({"source_addresses": ["127.0.0.2", "::1"]})
+    assert s.source_addresses == ("127.0.0.2", "::1") and [s.source_for(i) for i in range(3)] == ["127.0.0.2", "::1", "127.0.0.2"]
+    assert TargetSettings().source_for(7) is None
 
 
 @pytest.fixture(scope="module")
