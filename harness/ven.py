@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from time import monotonic as _now  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -111,8 +112,7 @@ class ShardVens:
         self, op: str, row: int, req: Request, intended: float, token: str | None, ok: tuple[int, ...]
     ) -> Reply | None:
         """Send one request; record it against `intended`; return the reply if its status is in ok."""
-        loop = asyncio.get_running_loop()
-        sent = loop.time()
+        sent = _now()
         limit = self._op_timeouts.get(op)
         try:
             if limit is None:
@@ -128,7 +128,7 @@ class ShardVens:
         except TimeoutError:
             self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)")
             return None
-        done = loop.time()
+        done = _now()
         if reply.retried:
             self._count("stale_connection_retries")
         if reply.status in ok:
@@ -150,9 +150,8 @@ class ShardVens:
         self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]
     ) -> Reply | None:
         """A call with the VEN's bearer token: fetched if missing or expiring, refreshed once on 401."""
-        loop = asyncio.get_running_loop()
-        if self.token[row] is None or loop.time() > self.token_expiry[row] - TOKEN_REFRESH_MARGIN_S:
-            if not await self._fetch_token(row, loop.time()):
+        if self.token[row] is None or _now() > self.token_expiry[row] - TOKEN_REFRESH_MARGIN_S:
+            if not await self._fetch_token(row, _now()):
                 return None
         reply = await self._call(op, row, req, intended, self.token[row], ok)
         if reply is not None and reply.status == 401:
@@ -162,9 +161,9 @@ class ShardVens:
                 refreshed = await self._refresh_ven_token(row)
             else:
                 self._count("token_refresh_on_401")
-                refreshed = await self._fetch_token(row, loop.time())
+                refreshed = await self._fetch_token(row, _now())
             if refreshed:
-                reply = await self._call(op, row, req, loop.time(), self.token[row], ok)
+                reply = await self._call(op, row, req, _now(), self.token[row], ok)
         return reply
 
     def _adopt_ven_token(self, row: int, tok: Token | None) -> bool:
@@ -178,10 +177,9 @@ class ShardVens:
 
     async def _refresh_ven_token(self, row: int) -> bool:
         """Look the VEN up again (with a client-credentials token) and adopt the token its VEN object holds."""
-        loop = asyncio.get_running_loop()
-        if not await self._fetch_token(row, loop.time()):
+        if not await self._fetch_token(row, _now()):
             return False
-        found = await self._call("find_ven", row, self.dialect.find_ven(self._name(row)), loop.time(), self.token[row], (200,))
+        found = await self._call("find_ven", row, self.dialect.find_ven(self._name(row)), _now(), self.token[row], (200,))
         if found is None or found.status != 200:
             return False
         try:
@@ -194,7 +192,7 @@ class ShardVens:
         """The shard's token of the privileged provisioning credential: fetched once, shared by every VEN."""
         loop = asyncio.get_running_loop()
         if refresh or (self._prov_token is not None and self._prov_token.done() and
-                       (self._prov_token.result() is None or loop.time() > self._prov_expiry - TOKEN_REFRESH_MARGIN_S)):
+                       (self._prov_token.result() is None or _now() > self._prov_expiry - TOKEN_REFRESH_MARGIN_S)):
             self._prov_token = None
         if self._prov_token is None:
             self._prov_token = loop.create_task(self._fetch_provisioner_token(row))
@@ -204,8 +202,7 @@ class ShardVens:
         creds = self.spec.credentials
         assert creds.provisioning_client_id is not None
         req = self.dialect.token(creds.provisioning_client_id, creds.provisioning_secret, token_url=self.token_url)
-        loop = asyncio.get_running_loop()
-        reply = await self._call("provisioning_token", row, req, loop.time(), None, (200,))
+        reply = await self._call("provisioning_token", row, req, _now(), None, (200,))
         if reply is None or reply.status != 200:
             return None
         try:
@@ -214,7 +211,7 @@ class ShardVens:
             self.rec.fail("provisioning_token", f.error_class, f.message)
             return None
         ttl = tok.expires_in_s if tok.expires_in_s and tok.expires_in_s > 0 else 10 * 365 * 86400.0
-        self._prov_expiry = loop.time() + ttl
+        self._prov_expiry = _now() + ttl
         return tok.access_token
 
     async def _provisioning(self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]) -> Reply | None:
@@ -230,7 +227,7 @@ class ShardVens:
             self._count("provisioning_token_refresh_on_401")
             token = await self._provisioner_token(row, refresh=True)
             if token is not None:
-                reply = await self._call(op, row, req, asyncio.get_running_loop().time(), token, ok)
+                reply = await self._call(op, row, req, _now(), token, ok)
         return reply
 
     async def _fetch_token(self, row: int, intended: float) -> bool:
@@ -248,7 +245,7 @@ class ShardVens:
         self.token[row] = tok.access_token
         self.ven_token[row] = False
         ttl = tok.expires_in_s if tok.expires_in_s and tok.expires_in_s > 0 else 10 * 365 * 86400.0
-        self.token_expiry[row] = asyncio.get_running_loop().time() + ttl
+        self.token_expiry[row] = _now() + ttl
         return True
 
     async def discover_token_url(self) -> None:
@@ -257,7 +254,7 @@ class ShardVens:
         req = self.dialect.auth_server()
         if req is None:
             return
-        reply = await self._call("auth_server", 0, req, asyncio.get_running_loop().time(), None, (200,))
+        reply = await self._call("auth_server", 0, req, _now(), None, (200,))
         if reply is None or reply.status != 200:
             return
         try:
@@ -273,17 +270,16 @@ class ShardVens:
         return ok
 
     async def _provision(self, row: int, intended: float) -> bool:
-        loop = asyncio.get_running_loop()
         name = self._name(row)
         if not await self._fetch_token(row, intended):
             return False
-        reply = await self._provisioning("create_ven", row, self.dialect.create_ven(name), loop.time(), (201, 200, 409))
+        reply = await self._provisioning("create_ven", row, self.dialect.create_ven(name), _now(), (201, 200, 409))
         if reply is None or reply.status not in (200, 201, 409):
             return False
         try:
             if reply.status == 409:
                 self._count("ven_existing")
-                found = await self._provisioning("find_ven", row, self.dialect.find_ven(name), loop.time(), (200,))
+                found = await self._provisioning("find_ven", row, self.dialect.find_ven(name), _now(), (200,))
                 if found is None or found.status != 200:
                     return False
                 doc = decode(found.body)
@@ -299,7 +295,7 @@ class ShardVens:
             for s in range(lo, hi):
                 site = self.shard.site_name(s)
                 r = await self._provisioning(
-                    "create_resource", row, self.dialect.create_resource(ven_id, site), loop.time(), (201, 200, 409)
+                    "create_resource", row, self.dialect.create_resource(ven_id, site), _now(), (201, 200, 409)
                 )
                 if r is None or r.status not in (200, 201, 409):
                     return False
@@ -318,8 +314,7 @@ class ShardVens:
             self.spec.program_id, self._name(row), f"{self.callback_base}/{row}", self.callback_token(row), ["EVENT"],
             self.spec.target_settings.operations,
         )
-        loop = asyncio.get_running_loop()
-        r = await self._authed("subscribe", row, req, loop.time(), (201, 200))
+        r = await self._authed("subscribe", row, req, _now(), (201, 200))
         if r is None or r.status not in (200, 201):
             return False
         try:
@@ -332,19 +327,17 @@ class ShardVens:
         """Delete the VEN's subscription (the clean stop of a webhook-mode VEN)."""
         sub = self.subscription_id.pop(row, None)
         if sub is not None:
-            loop = asyncio.get_running_loop()
-            await self._authed("unsubscribe", row, self.dialect.unsubscribe(sub), loop.time(), (200, 204))
+            await self._authed("unsubscribe", row, self.dialect.unsubscribe(sub), _now(), (200, 204))
 
     def callback_token(self, row: int) -> str:
         return f"{self.spec.worker_id}-{row}-{self.spec.seed}"
 
     async def poll_events(self, row: int, intended: float) -> None:
         """GET the program's events (every page) and act on those new to this VEN."""
-        loop = asyncio.get_running_loop()
         skip = 0
         while True:
             req = self.dialect.find_events(self.spec.program_id, skip=skip, limit=50)
-            reply = await self._authed("poll_events", row, req, intended if skip == 0 else loop.time(), (200,))
+            reply = await self._authed("poll_events", row, req, intended if skip == 0 else _now(), (200,))
             if reply is None or reply.status != 200:
                 return
             try:
@@ -374,7 +367,7 @@ class ShardVens:
             return
         if not self._targets_row(ev, row):
             return
-        now_sim = self.clock.at(asyncio.get_running_loop().time() - self.t0)
+        now_sim = self.clock.at(_now() - self.t0)
         start = ev.start_epoch_s
         end = None if start is None or ev.duration_s is None else start + ev.duration_s
         if end is not None and end <= now_sim:
@@ -472,8 +465,7 @@ class ShardVens:
         """One interval's reports, as the granularity asks (one for the VEN, one per resource or one per load):
         energy since the VEN's last report and mean power. Each POST is one `report` operation, all measured
         against the slot's intended time (a device sends them one after another)."""
-        loop = asyncio.get_running_loop()
-        run_s = loop.time() - self.t0
+        run_s = _now() - self.t0
         tick = self.meter.tick_at(self.clock.at(run_s))
         if tick > self._visible_tick:
             await self._advance_meter(tick)

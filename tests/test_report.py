@@ -52,7 +52,7 @@ class FlakyVtn(FakeVtn):
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(11)
 
-    def factory(self, spec: object, limit: int) -> FakeTransport:
+    def factory(self, spec: object, limit: int, sources: tuple[str, ...] = ()) -> FakeTransport:
         return FlakyTransport(self)
 
 

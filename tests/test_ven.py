@@ -73,7 +73,7 @@ class TokenVtn:
         self.report_tokens: Counter[str] = Counter()
         self.resource_tokens: list[str | None] = []
 
-    def factory(self, spec: object, limit: int) -> TokenVtn:
+    def factory(self, spec: object, limit: int, sources: tuple[str, ...] = ()) -> TokenVtn:
         return self
 
     async def send(self, req: Request, token: str | None = None) -> Reply:
@@ -177,7 +177,7 @@ class DiscoveryVtn:
     def __init__(self) -> None:
         self.paths: Counter[str] = Counter()
 
-    def factory(self, spec: object, limit: int) -> DiscoveryVtn:
+    def factory(self, spec: object, limit: int, sources: tuple[str, ...] = ()) -> DiscoveryVtn:
         return self
 
     async def send(self, req: Request, token: str | None = None) -> Reply:
