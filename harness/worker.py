@@ -181,7 +181,14 @@ class Worker:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.ctrl.fileno(), self._on_ctrl)
         shard = build_shard(spec.fleet, spec.seed, spec.ven_start, spec.ven_stop)
-        freeze_setup()  # the big part, before the start margin begins
+        # Everything that takes time is built before Ready (a 500,000-VEN meter takes ~1 s): the start margin
+        # is the same whatever the fleet. The simulated start is t0's instant unless set, so it is set at Start.
+        provisional = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else time.time()
+        meter = Meter(shard, spec.seed, provisional, spec.meter_tick_s)
+        self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for,
+                              SimClock(provisional, spec.time_scale))
+        self.busy = np.zeros(shard.n_vens, dtype=bool)
+        freeze_setup()  # the shard, meter and VEN state live for the run: out of the collector's walks
         self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
         msg = await self._ctrl_msgs.get()
         if isinstance(msg, Stop):
@@ -191,19 +198,16 @@ class Worker:
         # Map the shared wall-clock t0 onto this loop's monotonic clock.
         t0 = time.monotonic() + (msg.t0_epoch_s - time.time())
         sim_start = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else msg.t0_epoch_s
-        clock = SimClock(sim_start, spec.time_scale)
-        meter = Meter(shard, spec.seed, sim_start, spec.meter_tick_s)
+        meter.set_start(sim_start)
+        self.vens.clock = SimClock(sim_start, spec.time_scale)
         if spec.connection == "pooled":
             self.pooled = self._make_transport(spec, spec.pool_size, spec.target_settings.source_addresses)
-        self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for, clock)
         self.vens.t0 = t0
         await self.vens.discover_token_url()  # 3.1.0 /auth/server, once per worker, inside the start margin
         if spec.events == "webhook":
             self.receiver = WebhookReceiver(self.vens.callback_token, self.vens.on_event, shard.n_vens, self.vens.dialect)
             self.vens.callback_base = await self.receiver.start()
-        self.busy = np.zeros(shard.n_vens, dtype=bool)
         self.t0 = t0
-        freeze_setup()  # VEN state and the meter; quick: what was frozen is not walked again
         if spec.stages:
             self._rank = ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop)
         try:

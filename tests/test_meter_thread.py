@@ -124,3 +124,21 @@ def test_dr_events_with_the_same_request_merge_and_shed_as_separate_ones_would()
         for m in (merged, apart):
             m.advance_to(START + tick * TICK)
         np.testing.assert_array_equal(merged.power_kw, apart.power_kw)
+
+
+def test_a_meter_built_before_the_start_is_known_steps_as_one_built_at_it() -> None:
+    """Workers build the meter before Ready and set the simulated start at Start: same values, tick for tick."""
+    shard = build_shard(FLEET, SEED, 0, 30)
+    early, exact = Meter(shard, SEED, START - 86_400.0 * 100, TICK), Meter(shard, SEED, START, TICK)
+    early.set_start(START)
+    for tick in range(1, 30):
+        for m in (early, exact):
+            m.advance_to(START + tick * TICK)
+        np.testing.assert_array_equal(early.power_kw, exact.power_kw)
+        np.testing.assert_array_equal(early.energy_kwh, exact.energy_kwh)
+    try:
+        early.set_start(START)
+    except RuntimeError as e:
+        assert "before the first step" in str(e)
+    else:
+        raise AssertionError("set_start after a step must fail")

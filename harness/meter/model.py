@@ -253,6 +253,15 @@ class Meter:
 
     # ---- stepping ---------------------------------------------------------------------------------------
 
+    def set_start(self, start_epoch_s: float) -> None:
+        """Move the simulated start before the first step (nothing built so far depends on it): a worker builds
+        its meter before the run's start instant is known."""
+        if self.tick != 0:
+            raise RuntimeError("meter: the start can only change before the first step")
+        if not math.isfinite(start_epoch_s):
+            raise ValueError(f"meter: start_epoch_s must be finite, got {start_epoch_s}")
+        self.start_epoch_s = float(start_epoch_s)
+
     def tick_at(self, sim_epoch_s: float) -> int:
         """How many whole ticks end at or before `sim_epoch_s` (the tick count advance_to would reach)."""
         return math.floor((sim_epoch_s - self.start_epoch_s) / self.tick_s + 1e-9)
