@@ -144,6 +144,7 @@ class Worker:
         self.stop_reason: str | None = None
         self.drain_s = 5.0
         self.deltas_sent = 0
+        self.wakeups = 0  # scheduler sleeps ended (timer or control message)
         self._lag_samples: list[float] = []
         self._proc = psutil.Process()
         self._cpu_mark = (time.monotonic(), time.process_time())
@@ -268,6 +269,7 @@ class Worker:
                 on_msg = functools.partial(_resolve_on_done, woken)
                 getter.add_done_callback(on_msg)
                 await woken
+                self.wakeups += 1
                 timer.cancel()
                 getter.remove_done_callback(on_msg)
                 if not getter.done():

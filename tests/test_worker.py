@@ -145,3 +145,16 @@ def test_times_are_measured_below_the_millisecond() -> None:
     service = merged(out).totals["report"].service
     p50_ns, p99_ns = service.percentile_ns(50), service.percentile_ns(99)
     assert 0 < p50_ns < 1_000_000 and p99_ns < 1_000_000, (p50_ns, p99_ns)
+
+
+def test_the_scheduler_sleeps_between_due_operations_instead_of_spinning() -> None:
+    """uvloop's timers count whole milliseconds: re-armed for under 1 ms, a timer fires at once. The scheduler
+    sleeps at least 1 ms instead, so it wakes at most once per due operation and once per millisecond — a spin
+    would wake tens of thousands of times in the same run."""
+    vtn = FakeVtn()
+    s = spec(fleet=FleetSpec(vens=200), ven_stop=200, interval_s=0.05, reports_per_ven=10)
+    t = time.monotonic()
+    out, w = run_worker(s, vtn)
+    elapsed_ms = (time.monotonic() - t) * 1000
+    assert merged(out).ok("report") == 2000
+    assert w.wakeups <= min(2000 + 200, elapsed_ms * 1.05), (w.wakeups, elapsed_ms)
