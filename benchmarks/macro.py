@@ -218,8 +218,8 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
     # Offered load far above one worker's capacity: harness runs flat out (its open model queues the rest).
     clients = {
         "raw aiohttp+uvloop loop": lambda url: raw_loop(url, body, warm_s, seconds),
-        "harness pooled (1 worker)": lambda url: harness_worker(url, "pooled", 4000, 0.4, warm_s, seconds),
-        "harness per-VEN (1 worker)": lambda url: harness_worker(url, "per-ven", 4000, 0.4, warm_s, seconds),
+        "harness pooled (1 worker)": lambda url: harness_worker(url, "pooled", 6000, 0.4, warm_s, seconds),
+        "harness per-VEN (1 worker)": lambda url: harness_worker(url, "per-ven", 6000, 0.4, warm_s, seconds),
         "locust FastHttpUser": lambda url: locust(url, body, warm_s, seconds),
         "wrk (C)": lambda url: wrk(url, body, warm_s, seconds),
     }
@@ -234,17 +234,22 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
                                                      f"{100 * r['cpu_s'] / r['wall_s']:4.0f}% CPU -> {per_core(r):8.0f} /core")
                 print(f"  round {i + 1} {name:28s} {line}", flush=True)
             rounds.append(res)
-    raw = "raw aiohttp+uvloop loop"
-    print(f"\n{'client':30s} {'req/s per core (median)':>24s} {'ratio to raw loop (median of rounds)':>38s}")
+    raw, loc = "raw aiohttp+uvloop loop", "locust FastHttpUser"
+
+    def ratio(name: str, base: str) -> str:
+        rs = [per_core(r[name]) / per_core(r[base]) for r in rounds  # type: ignore[arg-type]
+              if not isinstance(r[name], str) and not isinstance(r[base], str)]
+        return f"{statistics.median(rs):.2f}x" if rs else "-"
+
+    print(f"\n{'client':30s} {'req/s per core (median)':>24s} {'to raw loop':>12s} {'to Locust':>10s}   "
+          "(ratios: median of the per-round ratios)")
     for name in clients:
         ok = [r[name] for r in rounds if not isinstance(r[name], str)]
         if not ok:
             print(f"{name:30s} {rounds[0][name]}")
             continue
         med = statistics.median(per_core(r) for r in ok)  # type: ignore[arg-type]
-        ratios = [per_core(r[name]) / per_core(r[raw]) for r in rounds  # type: ignore[arg-type]
-                  if not isinstance(r[name], str) and not isinstance(r[raw], str)]
-        print(f"{name:30s} {med:24.0f} {statistics.median(ratios):37.2f}x")
+        print(f"{name:30s} {med:24.0f} {ratio(name, raw):>12s} {ratio(name, loc):>10s}")
 
 
 # ---- scale: fleets through the CLI, figures from summary.json -------------------------------------------

@@ -90,7 +90,7 @@ class ShardVens:
         self._prov_token: asyncio.Task[str | None] | None = None  # the shard's provisioning-credential token
         self._prov_expiry = 0.0  # webhook mode: http://127.0.0.1:PORT/notify
         # The meter ticks off this loop: tick k+1 is computed in a thread while reports read tick k's snapshot, so a
-        # million-load step (~60 ms) never stalls the loop (see _advance_meter).
+        # million-load step (~60 ms) never stalls the loop (see advance_meter).
         self._visible_tick = -1
         self._next_tick: asyncio.Future[_Snapshot] | None = None
         self._site_energy = np.zeros(shard.n_sites, dtype=np.float64)
@@ -433,7 +433,15 @@ class ShardVens:
         self._next_tick = fut
         return fut
 
-    async def _advance_meter(self, target: int) -> None:
+    def meter_behind(self) -> int | None:
+        """The tick the clock has reached, if reports would find the meter behind it; else None. The worker
+        advances the meter every second whether or not reports read it: a shard still provisioning reads no
+        meter for a whole interval, and its first reports would otherwise wait for the catch-up (180 ticks of a
+        500,000-VEN shard: ~11 s)."""
+        tick = self.meter.tick_at(self.clock.at(_now() - self.t0))
+        return tick if tick > self._visible_tick else None
+
+    async def advance_meter(self, target: int) -> None:
         """Make tick `target` the one reports read. The next tick is always being computed ahead in a thread,
         so at a tick boundary the swap is instant; a report waits only if the meter cannot keep up (which its
         start lag then shows)."""
@@ -468,7 +476,7 @@ class ShardVens:
         run_s = _now() - self.t0
         tick = self.meter.tick_at(self.clock.at(run_s))
         if tick > self._visible_tick:
-            await self._advance_meter(tick)
+            await self.advance_meter(tick)
         energy, power = self._site_energy, self._site_power
         lo, hi = int(self.shard.site_offsets[row]), int(self.shard.site_offsets[row + 1])
         sites = [

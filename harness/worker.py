@@ -145,6 +145,7 @@ class Worker:
         self.drain_s = 5.0
         self.deltas_sent = 0
         self.wakeups = 0  # scheduler sleeps ended (timer or control message)
+        self._meter_task: asyncio.Task[None] | None = None  # advancing the meter to the clock (see _keep_meter_current)
         self._lag_samples: list[float] = []
         self._proc = psutil.Process()
         self._cpu_mark = (time.monotonic(), time.process_time())
@@ -414,7 +415,23 @@ class Worker:
         planned = self.t0 + window * self.spec.delta_interval_s
         self._lag_samples.append(time.monotonic() - planned)
         self._flush(final=False, window=window - 1)
+        self._keep_meter_current(loop)
         self._flush_handle = loop.call_at(planned + self.spec.delta_interval_s, self._on_flush_timer, window + 1)
+
+    def _keep_meter_current(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Once a second: start advancing the meter to the clock's tick if nothing is doing so already."""
+        if self._meter_task is not None:
+            return
+        tick = self.vens.meter_behind()
+        if tick is not None:
+            task = self._meter_task = loop.create_task(self.vens.advance_meter(tick))
+            task.add_done_callback(self._meter_advanced)
+
+    def _meter_advanced(self, task: asyncio.Task[None]) -> None:
+        self._meter_task = None
+        if not task.cancelled() and task.exception() is not None and self.bug is None:
+            self.bug = task.exception()
+            self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
 
     def _health(self) -> Health:
         now, cpu = time.monotonic(), time.process_time()
@@ -466,6 +483,9 @@ class Worker:
         handle = getattr(self, "_flush_handle", None)
         if handle is not None:
             handle.cancel()
+        if self._meter_task is not None:
+            self._meter_task.cancel()
+            await asyncio.gather(self._meter_task, return_exceptions=True)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if self.receiver is not None:

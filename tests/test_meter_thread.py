@@ -47,7 +47,7 @@ def test_the_snapshot_a_report_reads_is_the_synchronous_meter_tick_for_tick() ->
     async def walk() -> list[int]:
         seen = []
         for tick in (0, 1, 2, 5, 6, 9):  # boundaries one at a time and several at once
-            await vens._advance_meter(tick)
+            await vens.advance_meter(tick)
             ref.advance_to(START + tick * TICK)
             assert vens._visible_tick == tick
             np.testing.assert_array_equal(vens._site_energy, ref.site_sum(ref.energy_kwh))
@@ -68,11 +68,11 @@ def test_an_event_learnt_by_every_ven_is_one_meter_event_that_sheds_what_one_eve
 
     async def run() -> None:
         vens.t0 = asyncio.get_running_loop().time()  # the run starts now: the simulated clock is at START
-        await vens._advance_meter(1)  # tick 2 is being computed: the event can first apply to tick 3
+        await vens.advance_meter(1)  # tick 2 is being computed: the event can first apply to tick 3
         for row in range(shard.n_vens):
             vens.on_event(row, _event(start, 2))
         assert vens._dr_queue and meter._events == []  # nothing touches the meter while its thread may run
-        await vens._advance_meter(8)
+        await vens.advance_meter(8)
 
     asyncio.run(run())
     assert len(meter._events) == 1  # 30 VENs learnt it: one vectorised event, not 30
@@ -93,9 +93,9 @@ def test_an_event_learnt_after_its_start_applies_from_the_first_tick_computed_af
 
     async def run() -> None:
         vens.t0 = asyncio.get_running_loop().time()
-        await vens._advance_meter(4)  # tick 5 is being computed
+        await vens.advance_meter(4)  # tick 5 is being computed
         vens.on_event(0, _event(start, 3))
-        await vens._advance_meter(5)  # the event reaches the meter when tick 6's computation starts
+        await vens.advance_meter(5)  # the event reaches the meter when tick 6's computation starts
 
     asyncio.run(run())
     assert vens._shed_pending == {0: [("ev-1", START + 5 * TICK)]}

@@ -158,3 +158,14 @@ def test_the_scheduler_sleeps_between_due_operations_instead_of_spinning() -> No
     elapsed_ms = (time.monotonic() - t) * 1000
     assert merged(out).ok("report") == 2000
     assert w.wakeups <= min(2000 + 200, elapsed_ms * 1.05), (w.wakeups, elapsed_ms)
+
+
+def test_the_meter_keeps_up_with_the_clock_while_no_report_reads_it() -> None:
+    """A shard still provisioning reads no meter; the worker advances it every second all the same, so the first
+    reports find it current instead of waiting for a catch-up (a 500,000-VEN shard: ~11 s after 15 minutes)."""
+    vtn = FakeVtn(statuses={"POST /vens": 500})  # nobody provisions: no report ever reads the meter
+    s = spec(fleet=FleetSpec(vens=4), ven_stop=4, interval_s=1.0, reports_per_ven=None, duration_s=2.6,
+             meter_tick_s=0.25)
+    out, w = run_worker(s, vtn)
+    assert merged(out).ok("report") == 0
+    assert w.vens._visible_tick >= 6  # 0.25 s ticks, advanced at 1 s and 2 s
