@@ -270,8 +270,15 @@ class FleetShard:
 
     def site_name(self, site_row: int) -> str:
         ven_row = int(self.site_ven[site_row])
-        k = site_row - int(self.site_offsets[ven_row])
-        return f"{self.ven_name(ven_row)}-site-{k:03d}"
+        return site_name(self.ven_name(ven_row), site_row - int(self.site_offsets[ven_row]))
+
+
+def site_name(ven_name: str, k: int) -> str:
+    """The name of a VEN's k-th site (its resourceName)."""
+    return ven_name + _SITE_SUFFIX[k] if k < 1000 else f"{ven_name}-site-{k:03d}"
+
+
+_SITE_SUFFIX = [f"-site-{k:03d}" for k in range(1000)]  # formatted once: every report names its sites
 
 
 def _site_kinds(spec: FleetSpec, seed: int, site_id: npt.NDArray[np.uint64]) -> npt.NDArray[np.int16]:

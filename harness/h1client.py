@@ -12,7 +12,6 @@ host go through an AiohttpTransport made on first use.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 from collections import deque
 from urllib.parse import urlsplit
@@ -58,11 +57,11 @@ class _Conn(asyncio.Protocol):
                 what = f"{type(exc).__name__}: {exc}" if exc else "server closed the connection"
                 w.set_exception(Failure(errors.RESET, what[:200] + (" mid-response" if self.got_bytes else " before a response")))
 
-    def request(self, data: bytes) -> asyncio.Future[Reply]:
+    def request(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Reply]:
         assert self.transport is not None
         self.buf.clear()
         self.head, self.got_bytes = None, False
-        self.waiter = fut = asyncio.get_running_loop().create_future()
+        self.waiter = fut = loop.create_future()
         self.transport.write(data)
         return fut
 
@@ -186,17 +185,20 @@ class H1Transport:
         # Local addresses new connections leave from, in turn (each has its own ephemeral ports to the target).
         self._sources = sources
         self._next_source = 0
+        self._starts: dict[tuple[str, str, str | None], bytes] = {}
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
-        lines = [f"{req.method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_header, b"Accept: application/json\r\n"]
-        if ctype is not None:
-            lines.append(f"Content-Type: {ctype}\r\n".encode("latin-1"))
-        if token:
-            lines.append(f"Authorization: Bearer {token}\r\n".encode("latin-1"))
-        lines.append(b"Content-Length: %d\r\n\r\n" % (len(body) if body else 0))
-        if body:
-            lines.append(body)
-        return b"".join(lines)
+        key = (req.method, path, ctype)
+        start = self._starts.get(key)
+        if start is None:  # request line, Host, Accept and Content-Type: the same for every report of a run
+            if len(self._starts) >= 1024:  # paths with ids (lookups, deletes) come and go
+                self._starts.clear()
+            lines = [f"{req.method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_header, b"Accept: application/json\r\n"]
+            if ctype is not None:
+                lines.append(f"Content-Type: {ctype}\r\n".encode("latin-1"))
+            start = self._starts[key] = b"".join(lines)
+        auth = b"Authorization: Bearer %s\r\n" % token.encode("latin-1") if token else b""
+        return b"%s%sContent-Length: %d\r\n\r\n%s" % (start, auth, len(body) if body else 0, body or b"")
 
     async def send(self, req: Request, token: str | None = None) -> Reply:
         path = req.path
@@ -209,7 +211,15 @@ class H1Transport:
         body, ctype = encode(req)
         data = self._head(req, path, token, body, ctype)
         deadline = self._loop.time() + self._timeout_s
-        conn, reused = await self._acquire(deadline)
+        idle = self._idle
+        while idle:  # the common case, inline: a kept-alive connection is free
+            conn = idle.pop()
+            if not conn.closed:
+                reused = True
+                break
+            self._open -= 1
+        else:
+            conn, reused = await self._acquire(deadline)
         try:
             return await self._exchange(conn, data, deadline)
         except Failure as f:
@@ -220,13 +230,13 @@ class H1Transport:
         # the VTN accepted must be counted once). Marked, so the retry is counted (stale_connection_retries).
         conn, _ = await self._acquire(deadline, fresh=True)
         try:
-            return dataclasses.replace(await self._exchange(conn, data, deadline), retried=True)
+            return (await self._exchange(conn, data, deadline))._replace(retried=True)
         except Failure as f:
             f.retried = True
             raise
 
     async def _exchange(self, conn: _Conn, data: bytes, deadline: float) -> Reply:
-        fut = conn.request(data)
+        fut = conn.request(data, self._loop)
         timer = self._loop.call_at(deadline, _expire, fut)
         try:
             reply = await fut

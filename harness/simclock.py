@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,10 @@ class SimClock:
         return self.start_epoch_s + run_s * self.time_scale
 
 
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text: reports come thousands a second
+# Whole seconds already formatted: reports come thousands a second, and in a backlog their interval starts
+# jump between seconds, so a last-second cache alone missed (strftime per report). Bounded: cleared when full.
+_seconds: dict[int, str] = {}
+_SECONDS_KEPT = 4096
 
 
 def rfc3339(epoch_s: float) -> str:
@@ -29,9 +31,12 @@ def rfc3339(epoch_s: float) -> str:
     micro = round(frac * 1e6)
     sec = int(whole) + micro // 1_000_000
     milli = (micro % 1_000_000) // 1000
-    if _second[0] != sec:
-        _second[0], _second[1] = sec, datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
-    return f"{_second[1]}{milli:03d}Z"
+    head = _seconds.get(sec)
+    if head is None:
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        head = _seconds[sec] = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{head}{milli:03d}Z"
 
 
 def iso_duration(seconds: float) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from harness.dialects.lenient import Deviation, Deviations
 
@@ -31,8 +31,10 @@ OPERATION_VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Request:
+# Request and Site are built for every report (thousands a second per worker): NamedTuples, immutable like the
+# frozen dataclasses around them but built in half the time (a frozen dataclass sets each field through
+# object.__setattr__).
+class Request(NamedTuple):
     """One HTTP request as data; the transport (an edge) encodes `json` or `form` on the wire."""
 
     method: str
@@ -43,8 +45,7 @@ class Request:
     form: dict[str, str] | None = None
 
 
-@dataclass(frozen=True)
-class Site:
+class Site(NamedTuple):
     """One resource's readings over one report interval."""
 
     name: str
