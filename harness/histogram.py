@@ -119,6 +119,17 @@ class Histogram:
         nz = np.flatnonzero(self.counts).astype(np.int32)
         return nz, self.counts[nz], self.min_ns, self.max_ns
 
+    @staticmethod
+    def merge_sparse(
+        a: tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int],
+        b: tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int],
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int]:
+        """Two sparse histograms as one: the sparse form of the sum of their dense forms."""
+        idx, inverse = np.unique(np.concatenate((a[0], b[0])), return_inverse=True)
+        counts = np.zeros(len(idx), dtype=np.int64)
+        np.add.at(counts, inverse, np.concatenate((a[1], b[1])))
+        return idx.astype(np.int32), counts, min(int(a[2]), int(b[2])), max(int(a[3]), int(b[3]))
+
     @classmethod
     def from_sparse(
         cls, sparse: tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int]

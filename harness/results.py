@@ -46,8 +46,10 @@ class OpTotals:
 
 @dataclass(eq=False)
 class WindowOp:
-    """One operation in one window: counts and the workers' sparse histograms, densified only when read,
-    so a long run's per-second history costs kilobytes per second, not a dense array per window."""
+    """One operation in one window: counts and a sparse histogram per metric, densified only when read, so a
+    long run's per-second history costs kilobytes per second, not a dense array per window. Each worker's part
+    is merged in as it comes (one part per metric, not one per worker: the history no longer grows with the
+    worker count)."""
 
     ok: int = 0
     errors: int = 0
@@ -59,7 +61,11 @@ class WindowOp:
         for m in METRICS:
             sparse = getattr(d, m)
             if len(sparse[0]):
-                self.parts[m].append(sparse)
+                parts = self.parts[m]
+                if parts:
+                    parts[0] = Histogram.merge_sparse(parts[0], sparse)
+                else:
+                    parts.append(sparse)
 
     def hist(self, metric: str) -> Histogram:
         out = Histogram.empty()

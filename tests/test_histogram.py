@@ -68,3 +68,14 @@ def test_summary_of_known_values() -> None:
     assert s["max_ms"] == 100.0
     assert abs(s["p50_ms"] - 50) <= 0.5 and abs(s["p99_ms"] - 99) <= 1.0
     assert Histogram.empty().summary_ms()["p99_ms"] is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(latencies_ns, latencies_ns)
+def test_merge_sparse_equals_the_dense_sum(a: list[int], b: list[int]) -> None:
+    """merge_sparse of two sparse forms is the sparse form of the merged dense histograms, to the count."""
+    ha, hb = Histogram.of_ns(a), Histogram.of_ns(b)
+    m = Histogram.from_sparse(Histogram.merge_sparse(ha.to_sparse(), hb.to_sparse()))
+    whole = Histogram.of_ns(a + b)
+    assert np.array_equal(m.counts, whole.counts)
+    assert (m.min_ns, m.max_ns) == (whole.min_ns, whole.max_ns)

@@ -53,3 +53,18 @@ def test_supervisor_merge_adds_deltas_from_workers_and_windows() -> None:
     s = op_summary(t, measured_s=3.0)
     assert s["rate_per_s"] == 20.0 and s["error_rate"] == round(6 / 66, 6)
     assert set(s) >= {"response_time", "service_time", "start_lag"}
+
+
+def test_a_window_keeps_one_merged_part_whatever_the_worker_count() -> None:
+    """Four workers' deltas for one window are merged into one sparse part per metric, holding every count."""
+    results = RunResults()
+    for worker in range(4):
+        rec = Recorder()
+        for i in range(25):
+            rec.ok("report", 0.0, 0.0, 0.001 * (worker * 25 + i + 1))
+        ops, errs = rec.flush()
+        results.add(WorkerDelta(worker, 0, ops, errs, H, 25, 0))
+    w = results.windows[0]["report"]
+    assert [len(w.parts[m]) for m in ("response", "service", "lag")] == [1, 1, 1]
+    h = w.hist("response")
+    assert (h.total, h.max_ns) == (100, 100_000_000)
