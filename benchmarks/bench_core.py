@@ -82,3 +82,64 @@ def test_delta_pickle_size_and_time(benchmark: pytest.FixtureRequest) -> None:
     data = benchmark(pickle.dumps, delta)
     benchmark.extra_info["delta_bytes"] = len(data)
     assert len(data) < 100_000
+
+
+def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
+    """One VEN's report operation end to end but for the socket (ShardVens.report through an instant transport):
+    read the meter, build the readings and the body, token check, encode, record. The Python share of a request
+    on the worker's hot path; what the socket and the loop add shows in macro.py."""
+    import asyncio
+    import time
+
+    from harness.dialects import Request
+    from harness.fleet import FleetSpec, build_shard
+    from harness.meter import Meter
+    from harness.shard import Credentials, ShardSpec
+    from harness.simclock import SimClock
+    from harness.transport import Reply
+    from harness.ven import READY, ShardVens
+    from harness.wire import encode
+
+    class Instant:
+        """Encodes like the real transports and answers 201 at once (the coroutine never suspends)."""
+
+        async def send(self, req: Request, token: str | None = None) -> Reply:
+            encode(req)
+            return Reply(201, b'{"id":"1"}')
+
+        async def close(self) -> None:
+            return None
+
+    n = 1000
+    spec = ShardSpec(worker_id=0, fleet=FleetSpec(vens=n), ven_start=0, ven_stop=n, seed=1, target="http://x",
+                     program_id="1", event_id="2", interval_s=15.0, duration_s=60.0, reports_per_ven=None,
+                     connection="pooled", pool_size=64, timeout_s=10.0, credentials=Credentials(), meter_tick_s=900.0)
+    shard = build_shard(spec.fleet, spec.seed, 0, n)
+    now = time.time()
+    meter = Meter(shard, spec.seed, now, spec.meter_tick_s)
+    transport = Instant()
+    vens = ShardVens(spec, shard, meter, get(spec.dialect), Recorder(), lambda row: transport, SimClock(now, 1.0))
+    vens.t0 = time.monotonic()
+    vens.state[:] = READY
+    vens.token = ["token-of-this-ven"] * n
+    vens.token_expiry[:] = np.inf
+
+    async def prime() -> None:  # the meter's first snapshot comes from its thread, inside a loop
+        await vens.advance_meter(meter.tick_at(now))
+        if vens._next_tick is not None:
+            await vens._next_tick
+
+    asyncio.run(prime())
+    rows = iter(range(1 << 62))
+
+    def one() -> None:
+        coro = vens.report(next(rows) % n, time.monotonic())
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            assert stop.value is True
+        else:  # pragma: no cover - the instant transport never suspends
+            raise AssertionError("report() suspended")
+
+    benchmark(one)
+    assert vens.rec.total_ok > 0
