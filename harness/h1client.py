@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -25,6 +26,9 @@ from harness.wire import encode
 __all__ = ["H1Transport"]
 
 _NO_BODY = frozenset((204, 304))
+# Request heads up to the headers that vary, shared by every transport of the process (one per VEN in per-VEN mode:
+# a cache each would cost every VEN a dict).
+_STARTS: dict[tuple[bytes, str, str, str | None], bytes] = {}
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 
 
@@ -163,40 +167,37 @@ def _dechunk(buf: bytearray) -> bytes | None:
 class H1Transport:
     """Up to `limit` keep-alive connections to one http base URL (limit=1: a VEN's own connection)."""
 
+    # Per-VEN mode makes one of these per VEN: slots, and no waiter queue until a request has to wait for a
+    # connection (a VEN does one request at a time, so its own transport hardly ever needs one).
+    __slots__ = ("_loop", "_base", "_host", "_port", "_prefix", "_origin", "_host_header", "_limit", "_timeout_s",
+                 "_connect_timeout_s", "_idle", "_open", "_waiters", "_other", "_closed", "_sources", "_next_source")
+
     def __init__(self, base_url: str, *, limit: int, timeout_s: float, connect_timeout_s: float | None = None,
                  sources: tuple[str, ...] = ()) -> None:
         self._loop = asyncio.get_running_loop()  # must be built inside the loop that will use it
-        u = urlsplit(base_url.rstrip("/"))
-        if u.scheme != "http" or not u.hostname:
-            raise ValueError(f"H1Transport serves http:// base URLs only, got {base_url!r}")
-        self._base = base_url.rstrip("/")
-        self._host, self._port = u.hostname, u.port or 80
-        self._prefix = u.path
-        self._origin = f"http://{u.netloc}"
-        self._host_header = f"Host: {u.netloc}\r\n".encode("latin-1")
+        self._base, self._host, self._port, self._prefix, self._origin, self._host_header = _parse_base(base_url)
         self._limit = limit
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s or min(timeout_s, 5.0)
         self._idle: list[_Conn] = []
         self._open = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[None]] | None = None
         self._other: Transport | None = None
         self._closed = False
         # Local addresses new connections leave from, in turn (each has its own ephemeral ports to the target).
         self._sources = sources
         self._next_source = 0
-        self._starts: dict[tuple[str, str, str | None], bytes] = {}
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
-        key = (req.method, path, ctype)
-        start = self._starts.get(key)
+        key = (self._host_header, req.method, path, ctype)
+        start = _STARTS.get(key)
         if start is None:  # request line, Host, Accept and Content-Type: the same for every report of a run
-            if len(self._starts) >= 1024:  # paths with ids (lookups, deletes) come and go
-                self._starts.clear()
+            if len(_STARTS) >= 1024:  # paths with ids (lookups, deletes) come and go
+                _STARTS.clear()
             lines = [f"{req.method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_header, b"Accept: application/json\r\n"]
             if ctype is not None:
                 lines.append(f"Content-Type: {ctype}\r\n".encode("latin-1"))
-            start = self._starts[key] = b"".join(lines)
+            start = _STARTS[key] = b"".join(lines)
         auth = b"Authorization: Bearer %s\r\n" % token.encode("latin-1") if token else b""
         return b"%s%sContent-Length: %d\r\n\r\n%s" % (start, auth, len(body) if body else 0, body or b"")
 
@@ -258,6 +259,8 @@ class H1Transport:
             if self._closed:
                 raise Failure(errors.RESET, "transport closed")
             w: asyncio.Future[None] = self._loop.create_future()
+            if self._waiters is None:
+                self._waiters = deque()
             self._waiters.append(w)
             timer = self._loop.call_at(deadline, _expire_wait, w)  # cheaper than wait_for: no wrapper future
             try:
@@ -296,8 +299,9 @@ class H1Transport:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters:
-            w = self._waiters.popleft()
+        waiters = self._waiters
+        while waiters:
+            w = waiters.popleft()
             if not w.done():
                 w.set_result(None)
                 return
@@ -313,11 +317,22 @@ class H1Transport:
             if conn.transport is not None:
                 conn.transport.close()
         self._idle.clear()
-        for w in self._waiters:
+        for w in self._waiters or ():
             if not w.done():
                 w.set_result(None)
         if self._other is not None:
             await self._other.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_base(base_url: str) -> tuple[str, str, int, str, str, bytes]:
+    """base URL, host, port, path prefix, origin and Host header line: parsed once, the same strings shared by
+    every transport to that base URL."""
+    u = urlsplit(base_url.rstrip("/"))
+    if u.scheme != "http" or not u.hostname:
+        raise ValueError(f"H1Transport serves http:// base URLs only, got {base_url!r}")
+    return (base_url.rstrip("/"), u.hostname, u.port or 80, u.path, f"http://{u.netloc}",
+            f"Host: {u.netloc}\r\n".encode("latin-1"))
 
 
 def _expire(fut: asyncio.Future[Reply]) -> None:
