@@ -219,6 +219,9 @@ def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str,
         what = "null VTN (stores nothing)" if null else f"OpenADR 3.0.1 (db {db_path})"
         click.echo(f"harness vtn: serving {what} at http://{host}:{actual_port}{config.base_path}", err=True)
 
+    from harness import collector
+
+    collector.tune()  # this process is the VTN from here on
     try:
         serve(config, ready=ready)
     except OSError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import math
 import os
 import signal
@@ -24,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import psutil  # type: ignore[import-untyped]
 
-from harness import dialects, tls
+from harness import collector, dialects, tls
 from harness.fleet import build_shard
 from harness.messages import Health, Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.limits import raise_fd_limit
@@ -51,7 +50,7 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
     """Process entry: run the worker in one uvloop loop, report a bug as WorkerFailed."""
     # Ctrl-C reaches the whole process group; the supervisor alone decides how a run stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tune_gc()
+    collector.tune()
     raise_fd_limit()  # one socket per VEN: use the hard limit the supervisor checked against
     try:
         import uvloop
@@ -67,28 +66,8 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
         raise SystemExit(1) from None
 
 
-# (spec, connections, source addresses): a transport the worker's VENs (one VEN, or the shard's pool) send through.
 MIN_SLEEP_S = 0.001  # the scheduler's shortest sleep: uvloop's timer resolution
-GC_THRESHOLDS = (200_000, 20, 10)
-
-
-def tune_gc() -> None:
-    """Collect cyclic garbage every 200,000 container allocations instead of 700. A request allocates a few dozen
-    containers and almost none form cycles (reference counting frees them), but each young collection walks
-    every container still alive, and an in-flight request's containers live as long as its round trip: with
-    thousands of VENs in flight, a 20,000 threshold walked (and promoted) the same request state many times
-    over — 190 young collections finding 0 garbage in 10 s, ~25 % of a saturated per-VEN worker's CPU. At
-    200,000 most of it has died before a collection comes; the garbage left waiting is bounded by the count."""
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-def freeze_setup() -> None:
-    """Move everything built before the schedule starts (the shard's arrays and lists, VEN state, streams,
-    modules) out of the collector's reach: it lives for the run, and full collections stop walking it."""
-    gc.collect()
-    gc.freeze()
-
-
+# (spec, connections, source addresses): a transport the worker's VENs (one VEN, or the shard's pool) send through.
 TransportFactory = Callable[[ShardSpec, int, tuple[str, ...]], Transport]
 # Which operation an abandoned task or queued entry counts against (its coroutine's or queue entry's name).
 ABANDONED_OP = {"report": "report", "poll": "poll_events", "poll_events": "poll_events", "provision": "create_ven"}
@@ -192,7 +171,7 @@ class Worker:
         self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for,
                               SimClock(provisional, spec.time_scale))
         self.busy = np.zeros(shard.n_vens, dtype=bool)
-        freeze_setup()  # the shard, meter and VEN state live for the run: out of the collector's walks
+        collector.freeze()  # the shard, meter and VEN state live for the run: out of the collector's walks
         self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
         msg = await self._ctrl_msgs.get()
         if isinstance(msg, Stop):

@@ -19,6 +19,7 @@ from typing import Callable
 import uvloop
 from aiohttp import web
 
+from harness import collector
 from harness.vtn.app import make_app
 from harness.vtn.config import VtnConfig
 from harness.vtn.null import NullVtnProtocol
@@ -107,6 +108,7 @@ def _child_main(config: VtnConfig, conn: Connection) -> None:
     """Entry of the spawned VTN process. SIGINT is ignored: the parent decides when the VTN stops (it keeps
     serving while the workers drain), by a message or EOF on `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    collector.tune()
     try:
         serve(config, ready=lambda port: conn.send(("ready", port)), stop_fd=conn.fileno(),
               stop_signals=(signal.SIGTERM,))
