@@ -26,10 +26,10 @@ from harness.wire import encode
 __all__ = ["H1Transport"]
 
 _NO_BODY = frozenset((204, 304))
+_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 # Request heads up to the headers that vary, shared by every transport of the process (one per VEN in per-VEN mode:
 # a cache each would cost every VEN a dict).
 _STARTS: dict[tuple[bytes, str, str, str | None], bytes] = {}
-_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 
 
 class _Conn(asyncio.Protocol):
