@@ -11,10 +11,10 @@ import numpy as np
 import orjson
 import pytest
 
+from harness.core.histogram import Histogram
+from harness.core.recorder import Recorder
+from harness.core.simclock import iso_duration, rfc3339
 from harness.dialects import Site, get
-from harness.histogram import Histogram
-from harness.recorder import Recorder
-from harness.simclock import iso_duration, rfc3339
 
 D = get("openadr-3.0.1")
 
@@ -91,14 +91,14 @@ def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
     import asyncio
     import time
 
+    from harness.core.fleet import FleetSpec, build_shard
+    from harness.core.shard import Credentials, ShardSpec
+    from harness.core.simclock import SimClock
     from harness.dialects import Request
-    from harness.fleet import FleetSpec, build_shard
     from harness.meter import Meter
-    from harness.shard import Credentials, ShardSpec
-    from harness.simclock import SimClock
-    from harness.transport import Reply
-    from harness.ven import READY, ShardVens
-    from harness.wire import encode
+    from harness.net.transport import Reply
+    from harness.net.wire import encode
+    from harness.run.ven import READY, ShardVens
 
     class Instant:
         """Encodes like the real transports and answers 201 at once (the coroutine never suspends)."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.fleet import LOAD_KINDS, FleetSpec, build_shard
+from harness.core.fleet import LOAD_KINDS, FleetSpec, build_shard
 from harness.meter import Meter
 from harness.meter import profiles as pr
 from harness.meter.model import _BYTE_SHIFT, _GOLDEN32, TICKS_PER_HASH

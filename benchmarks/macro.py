@@ -33,8 +33,8 @@ CONCURRENCY = 64
 def report_body() -> bytes:
     import orjson
 
+    from harness.core.simclock import iso_duration, rfc3339
     from harness.dialects import Site, get
-    from harness.simclock import iso_duration, rfc3339
 
     req = get("openadr-3.0.1").report("1", "2", "harness-ven-0000001",
                                       [Site("harness-ven-0000001-site-000", 0.0123, 2.5)], rfc3339(time.time()), iso_duration(15))
@@ -91,12 +91,12 @@ def raw_loop(url: str, body: bytes, warm_s: float, seconds: float) -> dict[str, 
 # ---- harness: the worker process entry the supervisor uses, driven directly -------------------------
 def harness_worker(url: str, connection: str, vens: int, interval_s: float, warm_s: float, seconds: float,
                    workers: int = 1) -> dict[str, float]:
-    """Reports/s per CPU-second of harness worker(s) (harness.worker.main): schedule, meter, payload, HTTP,
+    """Reports/s per CPU-second of harness worker(s) (harness.run.worker.main): schedule, meter, payload, HTTP,
     recording, deltas — everything but the supervisor, which only merges one delta per second."""
-    from harness import worker as worker_mod
-    from harness.fleet import FleetSpec, split
-    from harness.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
-    from harness.shard import Credentials, ShardSpec
+    from harness.core.fleet import FleetSpec, split
+    from harness.core.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
+    from harness.core.shard import Credentials, ShardSpec
+    from harness.run import worker as worker_mod
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()

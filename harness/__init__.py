@@ -13,15 +13,15 @@ __all__ = ["__version__", "Profile", "ProfileError", "Supervisor", "Outcome", "H
 def __getattr__(name: str) -> object:
     # Lazy: importing harness must stay cheap and free of I/O modules for the pure core's users.
     if name in ("Profile", "ProfileError"):
-        from harness import profile
+        from harness.core import profile
 
         return getattr(profile, name)
     if name in ("Supervisor", "Outcome"):
-        from harness import supervisor
+        from harness.run import supervisor
 
         return getattr(supervisor, name)
     if name == "Histogram":
-        from harness.histogram import Histogram
+        from harness.core.histogram import Histogram
 
         return Histogram
     raise AttributeError(name)

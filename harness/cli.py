@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 import click
 
-from harness.profile import Profile, ProfileError, from_toml, override, with_target_settings
-from harness.units import parse_duration
+from harness.core.profile import Profile, ProfileError, from_toml, override, with_target_settings
+from harness.core.units import parse_duration
 
 EXIT_USAGE = 2
 EXIT_ABORTED = 4
@@ -113,11 +113,11 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
     """
     from rich.console import Console
 
-    from harness.businesslogic import SetupFailed, TargetUnreachable
-    from harness.cluster import ClusterError, DaskBackend
-    from harness.resultsdir import OutputError
-    from harness.supervisor import Supervisor
-    from harness.ui import LiveView, final_report
+    from harness.run.cluster import ClusterError, DaskBackend
+    from harness.run.operator import SetupFailed, TargetUnreachable
+    from harness.run.supervisor import Supervisor
+    from harness.sinks.resultsdir import OutputError
+    from harness.sinks.terminal import LiveView, final_report
 
     profile = load_profile(profile_name)
     profile = with_target_settings(profile, granularity=flags.pop("granularity"), ca_bundle=flags.pop("ca_bundle"),
@@ -128,7 +128,7 @@ def run(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: t
         flags["max_loop_lag_ms"] *= 1000.0
     profile = override(profile, **{rename.get(k, k): v for k, v in flags.items()})
     if extra_thresholds:
-        from harness.thresholds import parse
+        from harness.core.thresholds import parse
 
         try:
             added = tuple(parse(expr) for expr in extra_thresholds)
@@ -219,7 +219,7 @@ def vtn(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str,
         what = "null VTN (stores nothing)" if null else f"OpenADR 3.0.1 (db {db_path})"
         click.echo(f"harness vtn: serving {what} at http://{host}:{actual_port}{config.base_path}", err=True)
 
-    from harness import collector
+    from harness.host import collector
 
     collector.tune()  # this process is the VTN from here on
     try:
@@ -263,7 +263,7 @@ def report_cmd(run_dir: str) -> None:
     Needs matplotlib (pip install 'harness[report]'). Prints the report's path; exit 2 if RUN_DIR is not a
     readable results folder.
     """
-    from harness.report import ReportError, write_report
+    from harness.reports.run import ReportError, write_report
 
     try:
         path = write_report(Path(run_dir))
@@ -289,10 +289,10 @@ def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str,
     from rich.console import Console
     from rich.table import Table
 
-    from harness.compare import IMPROVEMENT, REGRESSION, RunData, Settings, compare, regressions
-    from harness.resultsdir import RunDirError, read_run
-    from harness.thresholds import format_value
-    from harness.units import parse_percent
+    from harness.core.compare import IMPROVEMENT, REGRESSION, RunData, Settings, compare, regressions
+    from harness.core.thresholds import format_value
+    from harness.core.units import parse_percent
+    from harness.sinks.resultsdir import RunDirError, read_run
 
     try:
         tol = parse_percent(tolerance, "--tolerance")
@@ -349,12 +349,12 @@ def capacity_cmd(profile_name: str | None, slos: tuple[str, ...], interval: floa
     """
     from rich.console import Console
 
-    from harness.businesslogic import SetupFailed, TargetUnreachable
-    from harness.capacity import CapacityError, plan_from_mapping
-    from harness.capacityreport import HTML_NAME, JSON_NAME, step_line, steps_table
-    from harness.resultsdir import OutputError
-    from harness.stepper import run_capacity
-    from harness.thresholds import parse
+    from harness.core.capacity import CapacityError, plan_from_mapping
+    from harness.core.thresholds import parse
+    from harness.reports.capacity import HTML_NAME, JSON_NAME, step_line, steps_table
+    from harness.run.operator import SetupFailed, TargetUnreachable
+    from harness.run.stepper import run_capacity
+    from harness.sinks.resultsdir import OutputError
 
     profile = override(load_profile(profile_name), interval_s=interval, target=target, workers=workers)
     try:

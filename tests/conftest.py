@@ -50,8 +50,8 @@ def _add_discriminator_mappings(node: Any) -> None:
 
 def schema_errors(version: str, component: str, instance: Any) -> list[str]:
     """Messages of every violation of components/schemas/<component> in the given OpenADR version."""
-    from openapi_schema_validator import OAS30Validator
     from jsonschema import FormatChecker
+    from openapi_schema_validator import OAS30Validator
 
     spec = openapi(version)
     root = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}

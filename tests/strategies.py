@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from harness.fleet import SITE_KINDS, FleetSpec
+from harness.core.fleet import SITE_KINDS, FleetSpec
 
 seeds = st.integers(min_value=0, max_value=2**63 - 1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from harness.businesslogic import Operator
 from harness.dialects import get
+from harness.run.operator import Operator
 from tests import odd_server
 from tests.snake_server import SnakeServer
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.capacity import (
+from harness.core.capacity import (
     GROWING,
     SETTLING,
     STABLE,
@@ -26,10 +26,10 @@ from harness.capacity import (
     plan_from_mapping,
     trend,
 )
-from harness.histogram import Histogram
-from harness.profile import Profile, from_toml
-from harness.results import RunResults, WindowOp
-from harness.thresholds import ThresholdResult
+from harness.core.histogram import Histogram
+from harness.core.profile import Profile, from_toml
+from harness.core.results import RunResults, WindowOp
+from harness.core.thresholds import ThresholdResult
 
 PLAN = CapacityPlan(start_vens=100, step_vens=100, max_vens=1000, interval_s=1.0, hold_s=3.0, warmup_s=2.0,
                     settle_s=5.0, slo=("report.response_time.p99 < 200ms", "errors.rate < 1%"))
@@ -170,7 +170,7 @@ def test_trend_tells_stable_from_settling_and_growing() -> None:
 def test_capacity_finds_the_knee_a_concurrency_cap_puts_there(tmp_path: Path) -> None:
     """Embedded VTN with max_concurrency x service_time: the knee and the largest fleet sit within one step of
     cap / service_time x interval VENs; step folders, capacity.json and capacity.html are written."""
-    from harness.stepper import run_capacity
+    from harness.run.stepper import run_capacity
 
     concurrency, service_s, interval_s, step = 3, 0.025, 0.5, 20
     expected_vens = concurrency / service_s * interval_s  # requests/s the cap allows x seconds per report = 60

@@ -19,11 +19,11 @@ pytest.importorskip("distributed", reason="Dask is the optional 'cluster' extra:
 
 from distributed import Client  # noqa: E402
 
-from harness import cluster as cluster_mod  # noqa: E402
-from harness.backend import LocalBackend  # noqa: E402
-from harness.cluster import CHILD_FLAG, ClusterError, DaskBackend, start_local_cluster  # noqa: E402
-from harness.profile import Profile  # noqa: E402
-from harness.supervisor import Supervisor  # noqa: E402
+from harness.core.profile import Profile  # noqa: E402
+from harness.run import cluster as cluster_mod  # noqa: E402
+from harness.run.backend import LocalBackend  # noqa: E402
+from harness.run.cluster import CHILD_FLAG, ClusterError, DaskBackend, start_local_cluster  # noqa: E402
+from harness.run.supervisor import Supervisor  # noqa: E402
 
 
 def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> bool:
@@ -211,7 +211,7 @@ def test_malformed_address_is_a_usage_error(address: str) -> None:
 
 def test_remote_workers_cannot_use_a_loopback_target() -> None:
     """Shards on other machines cannot reach a VTN on this machine's loopback: a usage error, not lost shards."""
-    from harness.cluster import _check_reachable_target
+    from harness.run.cluster import _check_reachable_target
     from tests.test_worker import spec
 
     local = spec(target="http://127.0.0.1:8080/openadr3/3.0.1")

@@ -10,12 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.compare import IMPROVEMENT, REGRESSION, Row, RunData, Settings, compare, regressions
-from harness.fleet import FleetSpec
-from harness.histogram import Histogram
-from harness.results import METRIC_KEYS, METRICS, RunResults, summary
-from harness.resultsdir import read_histograms, read_run, write_histograms, write_json
-
+from harness.core.compare import IMPROVEMENT, REGRESSION, Row, RunData, Settings, compare, regressions
+from harness.core.fleet import FleetSpec
+from harness.core.histogram import Histogram
+from harness.core.results import METRIC_KEYS, METRICS, RunResults, summary
+from harness.sinks.resultsdir import read_histograms, read_run, write_histograms, write_json
 from tests.doubles import FakeVtn
 from tests.test_worker import merged, run_worker, spec
 
@@ -197,8 +196,8 @@ def test_compare_against_the_embedded_vtn_made_twice_as_slow(tmp_path: Path) -> 
     import sys
     import urllib.request
 
-    from harness.profile import Profile
-    from harness.supervisor import Supervisor
+    from harness.core.profile import Profile
+    from harness.run.supervisor import Supervisor
     from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
 
     with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"), faults=parse_faults({"latency": "20ms"}))) as vtn:

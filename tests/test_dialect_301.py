@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.core.errors import PROTOCOL, Failure
+from harness.core.simclock import iso_duration, rfc3339
 from harness.dialects import Site, get
-from harness.errors import PROTOCOL, Failure
-from harness.simclock import iso_duration, rfc3339
-from harness.wire import decode, encode
-
+from harness.net.wire import decode, encode
 from tests.conftest import schema_errors
 
 D = get("openadr-3.0.1")

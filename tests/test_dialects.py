@@ -11,13 +11,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from harness import dialects
-from harness.dialects import EventInfo, LoadReading, Request, Signal, Site, get, resolve_granularity, sites_from_loads
-from harness.dialects import lenient
+from harness.core.errors import Failure
+from harness.core.simclock import iso_duration, rfc3339
+from harness.dialects import (
+    EventInfo,
+    LoadReading,
+    Request,
+    Signal,
+    Site,
+    get,
+    lenient,
+    resolve_granularity,
+    sites_from_loads,
+)
 from harness.dialects.lenient import Deviations, parse_duration, parse_time
-from harness.errors import Failure
-from harness.simclock import iso_duration, rfc3339
-from harness.wire import decode
-
+from harness.net.wire import decode
 from tests.conftest import openapi, schema_errors
 
 SPEC = {"openadr-3.0.1": "3.0.1", "openadr-3.1.0": "3.1.0"}

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.core.events import targeted
+from harness.core.fleet import FleetSpec, build_shard
+from harness.core.profile import DrEvent, Profile
 from harness.dialects import get
 from harness.dialects.lenient import parse_duration, parse_time
-from harness.events import targeted
-from harness.fleet import FleetSpec, build_shard
 from harness.meter import Meter, simple_level_shed
-from harness.profile import DrEvent, Profile
-from harness.supervisor import Supervisor
+from harness.run.supervisor import Supervisor
 
 VENS, SEED, LEVEL, SHARE = 40, 21, 2, 0.5
 

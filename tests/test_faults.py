@@ -14,11 +14,11 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.backend import LocalBackend
-from harness.businesslogic import TargetUnreachable
-from harness.messages import WorkerDelta
-from harness.profile import Profile
-from harness.supervisor import EXIT_INVALID, Supervisor
+from harness.core.messages import WorkerDelta
+from harness.core.profile import Profile
+from harness.run.backend import LocalBackend
+from harness.run.operator import TargetUnreachable
+from harness.run.supervisor import EXIT_INVALID, Supervisor
 
 
 class KillingBackend(LocalBackend):

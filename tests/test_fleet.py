@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fleet import (
+from harness.core.fleet import (
     FLEXIBLE_KINDS,
     LOAD_KINDS,
     SITE_KINDS,

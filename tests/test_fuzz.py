@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness import dialects
+from harness.core.profile import _KEYS, ProfileError, from_mapping, from_toml
+from harness.core.target import KEYS as TARGET_KEYS
 from harness.dialects import Site
-from harness.profile import _KEYS, ProfileError, from_mapping, from_toml
-from harness.target import KEYS as TARGET_KEYS
 from harness.vtn import VtnConfig, make_app
 from harness.vtn.app import VTN_KEY
 

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 import uvloop
 
-from harness import errors
+from harness.core import errors
+from harness.core.errors import Failure
 from harness.dialects import Request
-from harness.errors import Failure
-from harness.h1client import H1Transport
+from harness.net.h1client import H1Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.health import HealthLimits, first_saturated, judge
-from harness.messages import Health
+from harness.core.health import HealthLimits, first_saturated, judge
+from harness.core.messages import Health
 
 
 def h(lag_ms: float = 1.0, cpu: float = 30.0) -> Health:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.histogram import LOWER_NS, MAX_NS, MID_NS, N_BUCKETS, UPPER_NS, Histogram, bucket_index, merged
+from harness.core.histogram import LOWER_NS, MAX_NS, MID_NS, N_BUCKETS, UPPER_NS, Histogram, bucket_index, merged
 
 US, HOUR = 1_000, 3_600_000_000_000
 

@@ -12,12 +12,12 @@ import orjson
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.histogram import Histogram
-from harness.junit import junit_xml
-from harness.messages import ErrorDelta, Health, OpDelta, Stop, WorkerDelta
-from harness.profile import Profile
-from harness.supervisor import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, Supervisor
-from harness.thresholds import evaluate
+from harness.core.histogram import Histogram
+from harness.core.messages import ErrorDelta, Health, OpDelta, Stop, WorkerDelta
+from harness.core.profile import Profile
+from harness.core.thresholds import evaluate
+from harness.run.supervisor import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, Supervisor
+from harness.sinks.junit import junit_xml
 
 HEALTHY = Health(loop_lag_max_ms=1.0, loop_lag_mean_ms=0.5, cpu_percent=10.0, rss_bytes=50 << 20, open_fds=10,
                  in_flight=0, backlog=0)

@@ -9,11 +9,11 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from harness import limits
+from harness.core.fleet import FleetSpec
+from harness.core.target import TargetSettings
 from harness.dialects import Request
-from harness.fleet import FleetSpec
-from harness.h1client import H1Transport
-from harness.target import TargetSettings
+from harness.host import limits
+from harness.net.h1client import H1Transport
 from tests.doubles import FakeVtn
 from tests.test_worker import run_worker, spec
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.histogram import MID_NS
-from harness.profile import Profile
-from harness.resultsdir import read_histograms
-from harness.supervisor import Supervisor
+from harness.core.histogram import MID_NS
+from harness.core.profile import Profile
+from harness.run.supervisor import Supervisor
+from harness.sinks.resultsdir import read_histograms
 from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fleet import LOAD_KINDS, SITE_KINDS, TYPICAL_MIX, FleetShard, FleetSpec, build_shard, split
+from harness.core.fleet import LOAD_KINDS, SITE_KINDS, TYPICAL_MIX, FleetShard, FleetSpec, build_shard, split
 from harness.meter import Climate, Meter, simple_level_shed
 from tests.strategies import fleet_specs, seeds, start_epochs, tick_seconds
 

@@ -8,14 +8,14 @@ import asyncio
 import numpy as np
 
 from harness import dialects
+from harness.core.fleet import FleetSpec, build_shard
+from harness.core.recorder import Recorder
+from harness.core.shard import Credentials, ShardSpec
+from harness.core.simclock import SimClock
 from harness.dialects import EventInfo, Signal
-from harness.fleet import FleetSpec, build_shard
 from harness.meter import Meter, simple_level_shed
 from harness.meter.dr import make_event
-from harness.recorder import Recorder
-from harness.shard import Credentials, ShardSpec
-from harness.simclock import SimClock
-from harness.ven import ShardVens
+from harness.run.ven import ShardVens
 
 SEED, START, TICK = 5, 1_749_988_800.0, 60.0
 FLEET = FleetSpec(vens=30)

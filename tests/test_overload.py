@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.profile import Profile
-from harness.supervisor import EXIT_INVALID, EXIT_PASS, Supervisor
+from harness.core.profile import Profile
+from harness.run.supervisor import EXIT_INVALID, EXIT_PASS, Supervisor
 from harness.vtn import EmbeddedVtn, VtnConfig
 
 

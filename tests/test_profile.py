@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.profile import Profile, ProfileError, from_toml, override
+from harness.core.profile import Profile, ProfileError, from_toml, override
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
@@ -82,7 +82,7 @@ def test_shipped_profiles_are_valid(path: Path) -> None:
 
 def test_target_table_gives_the_target_settings() -> None:
     """[target] base_path/operations/granularity and [target.tls] become the profile's TargetSettings, parsed once."""
-    from harness.target import TargetSettings
+    from harness.core.target import TargetSettings
 
     p = from_toml('[target]\nurl = "https://h"\ndialect = "openadr-3.1.0"\nbase_path = "/openadr3"\n'
                   'operations = "http"\ngranularity = "resource"\n[target.tls]\nverify = false\n')
@@ -109,7 +109,7 @@ def test_target_settings_errors_are_profile_errors(text: str, message: str) -> N
 
 def test_target_flags_override_the_settings() -> None:
     """--granularity/--ca-bundle/--insecure replace the profile's target settings; a conflict is a ProfileError."""
-    from harness.profile import with_target_settings
+    from harness.core.profile import with_target_settings
 
     p = with_target_settings(Profile(), granularity="load", ca_bundle=None, verify=None)
     assert (p.target_settings.granularity, p.target_settings.verify) == ("load", True)

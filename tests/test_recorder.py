@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.histogram import Histogram
-from harness.messages import Health, WorkerDelta
-from harness.recorder import Recorder
-from harness.results import RunResults, op_summary, series_rows
+from harness.core.histogram import Histogram
+from harness.core.messages import Health, WorkerDelta
+from harness.core.recorder import Recorder
+from harness.core.results import RunResults, op_summary, series_rows
 
 H = Health(0.0, 0.0, 0.0, 0, 0, 0, 0)
 

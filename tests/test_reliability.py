@@ -14,23 +14,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from harness.backend import LocalBackend
+from harness.core.errors import Failure
+from harness.core.messages import WorkerDelta
+from harness.core.profile import Profile
 from harness.dialects import Request
-from harness.errors import Failure
-from harness.messages import WorkerDelta
-from harness.profile import Profile
-from harness.supervisor import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, Supervisor
-from harness.transport import AiohttpTransport
+from harness.net.transport import AiohttpTransport
+from harness.run.backend import LocalBackend
+from harness.run.supervisor import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, Supervisor
 from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
-
 
 # ---- helpers ------------------------------------------------------------------------------------------
 
@@ -442,7 +441,7 @@ def test_secrets_and_tokens_never_appear_in_logs_views_or_results(tmp_path: Path
 
 def test_full_output_folder_is_found_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An output folder with less free space than a run needs: OutputError naming it, before the VTN or a worker."""
-    from harness import resultsdir
+    from harness.sinks import resultsdir
 
     monkeypatch.setattr(resultsdir, "MIN_FREE_BYTES", 2**62)  # more than any disk has
     backend = LocalBackend()

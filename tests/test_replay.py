@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fleet import LOAD_KINDS, FleetSpec, build_shard
+from harness.core.fleet import LOAD_KINDS, FleetSpec, build_shard
+from harness.core.replay import Replay, parse_csv, read_csv
 from harness.meter import Meter
-from harness.replay import Replay, parse_csv, read_csv
 
 CSV = """timestamp,house,shop
 2025-01-13T00:00:00Z,1.0,10

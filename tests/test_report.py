@@ -22,19 +22,18 @@ import pytest
 import uvloop
 from click.testing import CliRunner
 
-from harness import report
+from harness.core.fleet import FleetSpec, split
+from harness.core.messages import Start, WorkerDelta
+from harness.core.profile import Profile
+from harness.core.results import RunResults, summary
+from harness.core.shard import Credentials, ShardSpec
+from harness.core.thresholds import evaluate, failure_reasons, to_json
 from harness.dialects import Request
-from harness.fleet import FleetSpec, split
-from harness.messages import Start, WorkerDelta
-from harness.profile import Profile
-from harness.report import ReportError, fmt_num, fmt_pct, write_report
-from harness.results import RunResults, summary
-from harness.resultsdir import write_health, write_histograms, write_json, write_series
-from harness.shard import Credentials, ShardSpec
-from harness.thresholds import evaluate, failure_reasons, to_json
-from harness.transport import Reply
-from harness.worker import Worker
-
+from harness.net.transport import Reply
+from harness.reports import run as report
+from harness.reports.run import ReportError, fmt_num, fmt_pct, write_report
+from harness.run.worker import Worker
+from harness.sinks.resultsdir import write_health, write_histograms, write_json, write_series
 from tests.doubles import FakeTransport, FakeVtn
 
 VENS, WORKERS, REPORTS, INTERVAL_S, FAIL_EVERY = 40, 2, 8, 0.5, 9

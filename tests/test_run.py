@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.profile import Profile
-from harness.supervisor import Supervisor
+from harness.core.profile import Profile
+from harness.run.supervisor import Supervisor
 
 LOOP_BUGS = ("Event loop is closed", "Unclosed client session", "Unclosed connector", "Task was destroyed but it is pending")
 

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.schedule import Stream
+from harness.core.schedule import Stream
 
 
 @settings(max_examples=100, deadline=None)

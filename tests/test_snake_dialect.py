@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import uvloop
 
-import harness.ven
+import harness.run.ven
 from harness.dialects import Dialect, LoadReading, get, resolve_granularity, sites_from_loads
 from harness.dialects.lenient import TIMESTAMP
-from harness.transport import AiohttpTransport, decode
+from harness.net.transport import AiohttpTransport, decode
 from tests.snake_server import STORE_KEY, SnakeServer, Store, make_app, serve
 
 D_NAME = "snake-case-example"
@@ -157,13 +157,13 @@ def test_spawned_snake_server_answers() -> None:
 
 
 @pytest.mark.skipif(
-    not hasattr(harness.ven.ShardVens, "supports_granularity"),
+    not hasattr(harness.run.ven.ShardVens, "supports_granularity"),
     reason="ven.py does not yet send dialect.reports() with per-VEN tokens",
 )
 def test_supervisor_run_against_the_snake_vtn(tmp_path: Path) -> None:
     """6 VENs x 2 intervals on the snake VTN: every load reported exactly twice, each with its VEN's own token."""
-    from harness.profile import Profile
-    from harness.supervisor import Supervisor
+    from harness.core.profile import Profile
+    from harness.run.supervisor import Supervisor
 
     with SnakeServer() as s:
         p = Profile(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.profile import Profile, ProfileError, from_toml
-from harness.stages import Stage, bounds, ranks, target_at
-from harness.supervisor import Supervisor
+from harness.core.profile import Profile, ProfileError, from_toml
+from harness.core.stages import Stage, bounds, ranks, target_at
+from harness.run.supervisor import Supervisor
 
 
 def test_target_is_piecewise_linear() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.profile import Profile, ProfileError
-from harness.supervisor import Supervisor
-from harness.target import TargetSettings
+from harness.core.profile import Profile, ProfileError
+from harness.core.target import TargetSettings
+from harness.run.supervisor import Supervisor
 
 REMOTE = "http://127.0.0.1:9"  # never reached: every check here fails first
 

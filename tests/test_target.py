@@ -12,11 +12,11 @@ import pytest
 import uvloop
 from aiohttp import web
 
+from harness.core.errors import RESET, TLS, Failure
+from harness.core.target import TargetSettings, from_table
 from harness.dialects import Request
-from harness.errors import RESET, TLS, Failure
-from harness.target import TargetSettings, from_table
-from harness.tls import client_context, context_for
-from harness.transport import AiohttpTransport
+from harness.net.tls import client_context, context_for
+from harness.net.transport import AiohttpTransport
 
 
 def test_defaults_and_base_url() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from harness.profile import Profile, ProfileError, from_toml
-from harness.thresholds import Threshold, evaluate, from_spec, mark_aborted, parse, should_abort, to_json
+from harness.core.profile import Profile, ProfileError, from_toml
+from harness.core.thresholds import Threshold, evaluate, from_spec, mark_aborted, parse, should_abort, to_json
 
 
 def latency(p50: float | None, p99: float | None = None, mx: float | None = None) -> dict[str, float | None]:

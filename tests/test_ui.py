@@ -6,12 +6,12 @@ from io import StringIO
 
 from rich.console import Console
 
-from harness.messages import Health, WorkerDelta
-from harness.profile import Profile
-from harness.recorder import Recorder
-from harness.results import RunResults
-from harness.supervisor import Snapshot
-from harness.ui import LiveView, live_renderable, plain_line
+from harness.core.messages import Health, WorkerDelta
+from harness.core.profile import Profile
+from harness.core.recorder import Recorder
+from harness.core.results import RunResults
+from harness.sinks.base import Snapshot
+from harness.sinks.terminal import LiveView, live_renderable, plain_line
 
 
 def snapshot() -> Snapshot:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.units import format_duration, parse_duration, parse_percent
+from harness.core.units import format_duration, parse_duration, parse_percent
 
 
 @pytest.mark.parametrize(

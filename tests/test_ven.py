@@ -13,12 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
+from harness.core.fleet import LOAD_KINDS, FleetShard, FleetSpec, build_shard
+from harness.core.profile import Profile
+from harness.core.target import TargetSettings
 from harness.dialects import Request
-from harness.fleet import LOAD_KINDS, FleetShard, FleetSpec, build_shard
-from harness.profile import Profile
-from harness.supervisor import Supervisor
-from harness.target import TargetSettings
-from harness.transport import Reply
+from harness.net.transport import Reply
+from harness.run.supervisor import Supervisor
 from tests import odd_server
 from tests.doubles import FakeVtn
 from tests.snake_server import SnakeServer

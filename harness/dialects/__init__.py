@@ -59,7 +59,7 @@ class LoadReading:
 
     site_name: str
     load_name: str
-    kind: str  # harness.fleet.LOAD_KINDS
+    kind: str  # harness.core.fleet.LOAD_KINDS
     energy_kwh: float
     power_kw: float
 

@@ -11,12 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from harness.core.errors import PROTOCOL, Failure
 from harness.dialects import (
-    GRANULARITIES, OPERATION_VOCABULARIES, EventInfo, LoadReading, Notification, ProgramInfo, Request, Site, Token,
+    GRANULARITIES,
+    OPERATION_VOCABULARIES,
+    EventInfo,
+    LoadReading,
+    Notification,
+    ProgramInfo,
+    Request,
+    Site,
+    Token,
+    lenient,
+    parsing,
 )
-from harness.dialects import lenient, parsing
 from harness.dialects.lenient import Deviations
-from harness.errors import PROTOCOL, Failure
 
 NAME = "openadr-3.0.1"
 

@@ -10,11 +10,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.errors import PROTOCOL, Failure
 from harness.dialects import EventInfo, Notification, ProgramInfo, Signal
 from harness.dialects.lenient import (
-    MISSING_FIELD, UNPARSEABLE, Deviations, object_id, parse_duration, parse_time, targets, unwrap_json,
+    MISSING_FIELD,
+    UNPARSEABLE,
+    Deviations,
+    object_id,
+    parse_duration,
+    parse_time,
+    targets,
+    unwrap_json,
 )
-from harness.errors import PROTOCOL, Failure
 
 
 @dataclass(frozen=True)

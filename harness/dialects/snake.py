@@ -37,9 +37,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from harness.dialects import (
-    OPERATION_VOCABULARIES, LoadReading, Request, Site, Token,
+    OPERATION_VOCABULARIES,
+    LoadReading,
+    Request,
+    Site,
+    Token,
+    lenient,
+    parsing,
 )
-from harness.dialects import lenient, parsing
 from harness.dialects.openadr301 import OpenADR301
 
 NAME = "snake-case-example"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from harness.fleet import LOAD_KINDS, SITE_KINDS, FleetShard, hash64, uniform01
+from harness.core.fleet import LOAD_KINDS, SITE_KINDS, FleetShard, hash64, uniform01
+from harness.core.replay import Replay
 from harness.meter import profiles as pr
 from harness.meter.dr import DrEvent, make_event
 from harness.meter.weather import Climate, Weather, clear_sky_fraction
-from harness.replay import Replay
 
 STREAM_LOAD = 201
 STREAM_JITTER = 202

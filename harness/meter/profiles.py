@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from harness.fleet import LOAD_KINDS, SITE_KINDS
+from harness.core.fleet import LOAD_KINDS, SITE_KINDS
 
 HOURS = 24
 # Per-load time jitter of the shapes (minutes): loads of one class don't all switch on the same minute.

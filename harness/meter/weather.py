@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from harness.fleet import hash64, key_int, mix64
+from harness.core.fleet import hash64, key_int, mix64
 from harness.meter.profiles import PV_DERATE
 
 STREAM_TEMP = 101

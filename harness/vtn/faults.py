@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-from harness.units import parse_duration
+from harness.core.units import parse_duration
 
 DelayKind = Literal["fixed", "uniform", "lognormal", "exp"]
 

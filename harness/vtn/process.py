@@ -19,7 +19,7 @@ from typing import Callable
 import uvloop
 from aiohttp import web
 
-from harness import collector
+from harness.host import collector
 from harness.vtn.app import make_app
 from harness.vtn.config import VtnConfig
 from harness.vtn.null import NullVtnProtocol

@@ -13,7 +13,6 @@ import pytest
 from harness.vtn import VtnConfig
 from harness.vtn.faults import Delay, FaultDraw, Faults, Stall, draw, parse_faults, stall_end_s
 
-
 # ---- parsing ---------------------------------------------------------------------------------------------
 
 def test_parse_all_options() -> None:

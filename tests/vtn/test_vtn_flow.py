@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import replace
+from types import SimpleNamespace
 
 from harness.vtn import VtnConfig
-from types import SimpleNamespace
 
 
 async def test_full_ven_flow_stores_exactly_n_reports(config: VtnConfig, kit: SimpleNamespace) -> None:

@@ -1,0 +1,80 @@
+"""Per-window recording of operation outcomes in a worker, flushed as mergeable deltas.
+
+Pure: callers pass the three instants of each operation (intended, sent, done) in seconds.
+Appending to lists is O(1) per operation; bucketing is vectorised once per flush.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.core.histogram import Histogram
+from harness.core.messages import ErrorDelta, OpDelta
+
+
+class _OpBuffer:
+    __slots__ = ("intended", "sent", "done", "errors")
+
+    def __init__(self) -> None:
+        self.intended: list[float] = []
+        self.sent: list[float] = []
+        self.done: list[float] = []
+        self.errors = 0
+
+
+class Recorder:
+    """Collects successes (latencies) and failures (classes) until flush() turns them into deltas."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, _OpBuffer] = {}
+        self._errors: dict[str, list[object]] = {}  # class -> [count, op, example]
+        self.total_ok = 0
+        self.total_errors = 0
+
+    def _buf(self, op: str) -> _OpBuffer:
+        b = self._ops.get(op)
+        if b is None:
+            b = self._ops[op] = _OpBuffer()
+        return b
+
+    def ok(self, op: str, intended: float, sent: float, done: float) -> None:
+        b = self._buf(op)
+        b.intended.append(intended)
+        b.sent.append(sent)
+        b.done.append(done)
+        self.total_ok += 1
+
+    def fail(self, op: str, error_class: str, example: str) -> None:
+        self._buf(op).errors += 1
+        self.total_errors += 1
+        e = self._errors.get(error_class)
+        if e is None:
+            self._errors[error_class] = [1, op, example[:300]]
+        else:
+            e[0] = int(e[0]) + 1  # type: ignore[call-overload]
+
+    def flush(self) -> tuple[dict[str, OpDelta], dict[str, ErrorDelta]]:
+        ops: dict[str, OpDelta] = {}
+        for name, b in self._ops.items():
+            if not b.done and not b.errors:
+                continue
+            intended = np.asarray(b.intended)
+            sent = np.asarray(b.sent)
+            done = np.asarray(b.done)
+            response, service, lag = Histogram.empty(), Histogram.empty(), Histogram.empty()
+            response.record_s(done - intended)
+            service.record_s(done - sent)
+            lag.record_s(sent - intended)
+            ops[name] = OpDelta(
+                ok=len(b.done),
+                errors=b.errors,
+                response=response.to_sparse(),
+                service=service.to_sparse(),
+                lag=lag.to_sparse(),
+            )
+        errors = {
+            k: ErrorDelta(count=int(v[0]), op=str(v[1]), example=str(v[2])) for k, v in self._errors.items()  # type: ignore[call-overload]
+        }
+        self._ops = {}
+        self._errors = {}
+        return ops, errors

@@ -1,0 +1,196 @@
+"""The operator (business-logic) role, from the supervisor: probe the target, find or create the program
+and event that reports reference.
+
+Edge, deliberately blocking (stdlib urllib): the supervisor owns no event loop, session or thread.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from harness.core.errors import Failure
+from harness.core.events import event_targets
+from harness.core.simclock import iso_duration, rfc3339
+from harness.dialects import Dialect, Request
+from harness.net.wire import decode, encode, url_for
+
+SETUP_ATTEMPTS = 5
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
+class TargetUnreachable(RuntimeError):
+    """The target did not answer within the retry window (exit code 4)."""
+
+
+class SetupFailed(RuntimeError):
+    """The target answered, but the operator setup failed (exit code 4): the message says which call."""
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: bytes
+
+
+def call(
+    base_url: str, req: Request, token: str | None = None, timeout_s: float = 10.0, context: ssl.SSLContext | None = None
+) -> HttpReply:
+    headers = {"Accept": "application/json"}
+    body, content_type = encode(req)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    r = urllib.request.Request(url_for(base_url, req.path), data=body, method=req.method, headers=headers)
+    try:
+        with urllib.request.urlopen(r, timeout=timeout_s, context=context) as resp:  # noqa: S310 - URL validated by the profile
+            return HttpReply(resp.status, resp.read())
+    except urllib.error.HTTPError as exc:
+        return HttpReply(exc.code, exc.read())
+
+
+class Operator:
+    """Holds a BL token; each method is one blocking call with a clear error on failure."""
+
+    def __init__(
+        self, base_url: str, dialect: Dialect, client_id: str, secret: str, timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        self.base_url = base_url
+        self.dialect = dialect
+        self.client_id = client_id
+        self._secret = secret
+        self.timeout_s = timeout_s
+        self._ssl = ssl_context
+        self._token: str | None = None
+        # Transient failures (reset, timeout, 429, 502-504) the setup calls met, the reachability probe's included
+        # (summary counter setup_transient_failures): an injected fault is counted by a VEN or here.
+        self.transient_failures = 0
+        self.token_url: str | None = None  # a discovered 3.1.0 tokenURL; None: {base}/auth/token
+
+    def _call(self, req: Request, token: str | None = None, timeout_s: float | None = None) -> HttpReply:
+        return call(self.base_url, req, token, self.timeout_s if timeout_s is None else timeout_s, self._ssl)
+
+    def discover_token_url(self) -> None:
+        """3.1.0: `GET /auth/server` names the token endpoint; a dialect without discovery keeps {base}/auth/token."""
+        req = self.dialect.auth_server()
+        if req is None:
+            return
+        r = self._call(req)
+        if r.status != 200:
+            raise SetupFailed(f"auth server discovery: HTTP {r.status} {r.body[:120]!r}")
+        try:
+            self.token_url = self.dialect.parse_auth_server(decode(r.body))
+        except Failure as f:
+            raise SetupFailed(f"auth server discovery: {f}") from None
+
+    def wait_reachable(self, window_s: float) -> None:
+        """Retry the token endpoint until it answers at all (any HTTP status), for at most window_s."""
+        deadline = time.monotonic() + window_s
+        delay = 0.1
+        last = ""
+        while True:
+            try:
+                r = self._call(self.dialect.token("probe", "probe"), timeout_s=min(self.timeout_s, 5.0))
+                self.transient_failures += r.status in RETRY_STATUSES
+                return
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(getattr(exc, "reason", exc))
+                self.transient_failures += 1
+            if time.monotonic() + delay > deadline:
+                raise TargetUnreachable(f"target {self.base_url} unreachable after {window_s:g}s: {last}")
+            time.sleep(delay)  # the supervisor has nothing else to do before its workers exist
+            delay = min(delay * 2, 1.0)
+
+    def _retrying(self, req: Request, what: str, token: str | None = None) -> HttpReply:
+        """One setup call, retried on what a faulty or overloaded VTN does (reset, timeout, 429, 502-504) a few
+        times; a transport failure that persists is a SetupFailed naming the call, never a traceback."""
+        delay = 0.2
+        for attempt in range(1, SETUP_ATTEMPTS + 1):
+            try:
+                r = self._call(req, token)
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == SETUP_ATTEMPTS:
+                    raise SetupFailed(f"{what}: {getattr(exc, 'reason', exc)} ({attempt} attempts)") from None
+            else:
+                if r.status not in RETRY_STATUSES or attempt == SETUP_ATTEMPTS:
+                    return r
+            self.transient_failures += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _authed(self, req: Request, what: str, ok: tuple[int, ...]) -> HttpReply:
+        if self._token is None:
+            r = self._retrying(self.dialect.token(self.client_id, self._secret, token_url=self.token_url),
+                               "business-logic token")
+            if r.status != 200:
+                raise SetupFailed(f"business-logic token for client {self.client_id!r} refused: HTTP {r.status} {r.body[:120]!r}")
+            self._token = self.dialect.parse_token(decode(r.body)).access_token
+        r = self._retrying(req, what, self._token)
+        if r.status not in ok:
+            raise SetupFailed(f"{what}: HTTP {r.status} {r.body[:160]!r}")
+        return r
+
+    def ensure_program(self, name: str) -> str:
+        """Find the program by name (paging) or create it; return its id."""
+        try:
+            skip = 0
+            while True:
+                req = Request("GET", f"/programs?skip={skip}&limit=50")
+                doc = decode(self._authed(req, "list programs", (200,)).body)
+                programs = self.dialect.parse_programs(doc)
+                for prog in programs:
+                    if prog.program_name == name:
+                        return prog.id
+                if _page_len(doc, programs) < 50:
+                    break
+                skip += 50
+            r = self._authed(self.dialect.create_program(name), f"create program {name!r}", (200, 201))
+            return self.dialect.parse_id(decode(r.body))
+        except Failure as f:
+            raise SetupFailed(f"program {name!r}: {f}") from None
+
+    def create_dr_event(
+        self, program_id: str, event_name: str, start_epoch_s: float, duration_s: float, level: int,
+        ven_names: list[str] | None,
+    ) -> str:
+        """A demand-response event (SIMPLE level) for these VENs (None: the whole program); its id."""
+        req = self.dialect.create_event(program_id, event_name, rfc3339(start_epoch_s), iso_duration(duration_s), level)
+        targets = event_targets(ven_names)
+        if targets is not None and isinstance(req.json, dict):
+            req.json["targets"] = targets
+        try:
+            return self.dialect.parse_id(decode(self._authed(req, f"create DR event {event_name!r}", (200, 201)).body))
+        except Failure as f:
+            raise SetupFailed(f"DR event {event_name!r}: {f}") from None
+
+    def ensure_event(self, program_id: str, event_name: str, now_epoch_s: float) -> str:
+        """The event that reports answer: the first event of the program with that name, or a new one."""
+        try:
+            skip = 0
+            while True:
+                req = self.dialect.find_events(program_id, skip=skip, limit=50)
+                doc = decode(self._authed(req, "list events", (200,)).body)
+                events = self.dialect.parse_events(doc)
+                for ev in events:
+                    if ev.event_name == event_name:
+                        return ev.id
+                if _page_len(doc, events) < 50:
+                    break
+                skip += 50
+            req = self.dialect.create_event(program_id, event_name, rfc3339(now_epoch_s), iso_duration(86400), 0)
+            r = self._authed(req, f"create event {event_name!r}", (200, 201))
+            return self.dialect.parse_id(decode(r.body))
+        except Failure as f:
+            raise SetupFailed(f"event {event_name!r}: {f}") from None
+
+
+def _page_len(doc: Any, parsed: list[Any]) -> int:
+    """Objects on a page as the VTN sent them (parsing drops those without an id): a full page means more may follow."""
+    return len(doc) if isinstance(doc, list) else len(parsed)

@@ -1,0 +1,38 @@
+"""junit.xml for CI systems: one test case per threshold, plus one for the generator's health.
+
+Edge (XML rendering only; the caller writes the bytes atomically).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from harness.core.thresholds import ThresholdResult, format_value
+
+GENERATOR_CASE = "generator health"
+
+
+def junit_xml(run_name: str, threshold_results: Sequence[ThresholdResult], invalid_reasons: Sequence[str]) -> bytes:
+    """A `<testsuites>` document; a failed threshold carries its value and limit, an invalid run its reasons."""
+    cases: list[ET.Element] = []
+    for r in threshold_results:
+        case = ET.Element("testcase", classname=f"harness.{run_name}.thresholds", name=r.expr, time="0")
+        if not r.passed:
+            value = "no data" if r.value is None else format_value(r.value, r.unit)
+            failure = ET.SubElement(case, "failure", type="threshold", message=r.detail)
+            failure.text = f"metric: {r.metric}\nvalue: {value}\nlimit: {r.comparator} {format_value(r.limit, r.unit)}\n"
+        cases.append(case)
+    health = ET.Element("testcase", classname=f"harness.{run_name}.generator", name=GENERATOR_CASE, time="0")
+    if invalid_reasons:
+        failure = ET.SubElement(health, "failure", type="invalid", message="the run is invalid: " + "; ".join(invalid_reasons))
+        failure.text = "".join(f"{reason}\n" for reason in invalid_reasons)
+    cases.append(health)
+    failures = sum(1 for c in cases if c.find("failure") is not None)
+    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0", "skipped": "0"}
+    root = ET.Element("testsuites", {"name": "harness", **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": f"harness.{run_name}", **counts})
+    suite.extend(cases)
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"

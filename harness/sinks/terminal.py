@@ -1,0 +1,155 @@
+"""Live view and final tables: rich renderables built by pure functions of a Snapshot.
+
+Edge (terminal). Only the supervisor's process renders. On a TTY a `rich.live.Live` refreshed by the
+caller (`auto_refresh=False`); otherwise one plain line per interval, readable in CI logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from harness.core.results import RunResults
+from harness.sinks.base import Snapshot
+
+OP_ORDER = ("token", "create_ven", "find_ven", "create_resource", "get_events", "report")
+
+
+def _ms(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return f"{x / 1000:.2f}s"
+    if x >= 10:
+        return f"{x:.0f}"
+    return f"{x:.1f}"
+
+
+def _ops(results: RunResults) -> list[str]:
+    known = [o for o in OP_ORDER if o in results.totals]
+    return known + sorted(o for o in results.totals if o not in OP_ORDER)
+
+
+def operations_table(results: RunResults, *, measured_s: float | None = None, title: str = "Operations") -> Table:
+    t = Table(title=title, title_justify="left", expand=False)
+    for col, just in (
+        ("operation", "left"), ("ok", "right"), ("errors", "right"), ("rate/s", "right"),
+        ("resp p50", "right"), ("resp p99", "right"), ("resp max", "right"),
+        ("svc p50", "right"), ("svc p99", "right"), ("lag p99", "right"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for op in _ops(results):
+        tot = results.totals[op]
+        rt, st, lag = tot.response.summary_ms(), tot.service.summary_ms(), tot.lag.summary_ms()
+        rate = tot.ok / measured_s if measured_s else results.rate(op, 3)
+        t.add_row(
+            op, f"{tot.ok:,}", Text(f"{tot.errors:,}", style="red" if tot.errors else ""), f"{rate:,.1f}",
+            _ms(rt["p50_ms"]), _ms(rt["p99_ms"]), _ms(rt["max_ms"]), _ms(st["p50_ms"]), _ms(st["p99_ms"]),
+            _ms(lag["p99_ms"]),
+        )
+    t.caption = "latencies in ms; resp = done - intended (no coordinated omission), svc = done - sent, lag = sent - intended"
+    return t
+
+
+def errors_table(results: RunResults) -> Table | None:
+    if not results.errors:
+        return None
+    t = Table(title="Errors by class", title_justify="left")
+    for col in ("class", "count", "operation", "example"):
+        t.add_column(col, overflow="fold")
+    for cls, e in sorted(results.errors.items(), key=lambda kv: -kv[1]["count"]):
+        t.add_row(cls, f"{e['count']:,}", e["operation"], str(e["example"])[:90])
+    return t
+
+
+def workers_table(results: RunResults) -> Table:
+    t = Table(title="Workers", title_justify="left")
+    for col in ("worker", "pid", "VENs", "ready", "status", "cpu %", "rss MB", "loop lag max", "in flight", "backlog"):
+        t.add_column(col, justify="right" if col not in ("status",) else "left")
+    for w in sorted(results.workers.values(), key=lambda w: w.worker_id):
+        h = w.health
+        status_style = {"lost": "bold red", "failed": "bold red", "done": "green"}.get(w.status, "")
+        t.add_row(
+            str(w.worker_id), str(w.pid), f"{w.vens:,}", f"{w.vens_ready:,}", Text(w.status, style=status_style),
+            f"{h.cpu_percent:.0f}" if h else "-", f"{h.rss_bytes / 2**20:.0f}" if h else "-",
+            f"{h.loop_lag_max_ms:.1f}ms" if h else "-", f"{h.in_flight:,}" if h else "-", f"{h.backlog:,}" if h else "-",
+        )
+    return t
+
+
+def header(snap: Snapshot) -> Text:
+    p = snap.profile
+    ready = sum(w.vens_ready for w in snap.results.workers.values())
+    achieved = snap.results.rate("report", 3)
+    remaining = max(0.0, p.duration_s - snap.elapsed_s)
+    line = (
+        f"{snap.phase}  elapsed {snap.elapsed_s:,.0f}s  remaining {remaining:,.0f}s  "
+        f"VENs active {ready:,}/{p.vens:,}  reports/s target {p.target_rate_per_s:,.1f} achieved {achieved:,.1f}  "
+        f"target {snap.target}"
+    )
+    return Text(line, style="bold")
+
+
+def live_renderable(snap: Snapshot) -> RenderableType:
+    parts: list[RenderableType] = [header(snap), operations_table(snap.results)]
+    errs = errors_table(snap.results)
+    if errs is not None:
+        parts.append(errs)
+    parts.append(workers_table(snap.results))
+    if snap.notes:
+        parts.append(Panel(Text("\n".join(snap.notes[-5:]), style="yellow"), title="notes"))
+    return Group(*parts)
+
+
+def plain_line(snap: Snapshot) -> str:
+    r = snap.results
+    rep = r.totals.get("report")
+    p99 = rep.response.summary_ms()["p99_ms"] if rep else None
+    errors = sum(t.errors for t in r.totals.values())
+    ready = sum(w.vens_ready for w in r.workers.values())
+    return (
+        f"[{snap.elapsed_s:7.1f}s] {snap.phase} vens={ready}/{snap.profile.vens} "
+        f"reports={rep.ok if rep else 0} rate={r.rate('report', 3):.1f}/s (target {snap.profile.target_rate_per_s:.1f}) "
+        f"report_p99={_ms(p99)}ms errors={errors}"
+    )
+
+
+class LiveView:
+    """rich Live on a TTY (we own refresh timing); plain lines elsewhere."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self._live: Live | None = None
+        if self.console.is_terminal:
+            self._live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False)
+            self._live.start()
+
+    def update(self, snap: Snapshot) -> None:
+        if snap.phase == "done":
+            return
+        if self._live is not None:
+            self._live.update(live_renderable(snap), refresh=True)
+        else:
+            self.console.print(plain_line(snap), soft_wrap=True, highlight=False)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def final_report(console: Console, doc: dict[str, Any], results: RunResults, run_dir: Any) -> None:
+    console.print(operations_table(results, measured_s=doc.get("measured_s"), title="Summary"))
+    errs = errors_table(results)
+    if errs is not None:
+        console.print(errs)
+    console.print(workers_table(results))
+    style = {"pass": "bold green", "fail": "bold red", "invalid": "bold red"}.get(doc["verdict"], "bold yellow")
+    reasons = "; ".join(doc.get("reasons") or [])
+    console.print(Text(f"verdict: {doc['verdict']}" + (f" ({reasons})" if reasons else ""), style=style))
+    console.print(f"results: {run_dir}")
