@@ -98,7 +98,7 @@ def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
     from harness.meter import Meter
     from harness.net.transport import Reply
     from harness.net.wire import encode
-    from harness.run.ven import READY, ShardVens
+    from harness.run.ven import ShardVens
 
     class Instant:
         """Encodes like the real transports and answers 201 at once (the coroutine never suspends)."""
@@ -120,14 +120,13 @@ def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
     transport = Instant()
     vens = ShardVens(spec, shard, meter, get(spec.dialect), Recorder(), lambda row: transport, SimClock(now, 1.0))
     vens.t0 = time.monotonic()
-    vens.state[:] = READY
-    vens.token = ["token-of-this-ven"] * n
-    vens.token_expiry[:] = np.inf
+    vens.calls.token = ["token-of-this-ven"] * n
+    vens.calls.token_expiry[:] = np.inf
 
     async def prime() -> None:  # the meter's first snapshot comes from its thread, inside a loop
         await vens.advance_meter(meter.tick_at(now))
-        if vens._next_tick is not None:
-            await vens._next_tick
+        if vens.feed.next_tick is not None:
+            await vens.feed.next_tick
 
     asyncio.run(prime())
     rows = iter(range(1 << 62))

@@ -49,11 +49,11 @@ def test_the_snapshot_a_report_reads_is_the_synchronous_meter_tick_for_tick() ->
         for tick in (0, 1, 2, 5, 6, 9):  # boundaries one at a time and several at once
             await vens.advance_meter(tick)
             ref.advance_to(START + tick * TICK)
-            assert vens._visible_tick == tick
-            np.testing.assert_array_equal(vens._site_energy, ref.site_sum(ref.energy_kwh))
-            np.testing.assert_array_equal(vens._site_power, ref.site_sum(ref.power_kw))
-            assert vens._next_tick is not None  # the next tick is already on its way
-            seen.append(int((await vens._next_tick).tick))
+            assert vens.feed.visible_tick == tick
+            np.testing.assert_array_equal(vens.feed.site_energy, ref.site_sum(ref.energy_kwh))
+            np.testing.assert_array_equal(vens.feed.site_power, ref.site_sum(ref.power_kw))
+            assert vens.feed.next_tick is not None  # the next tick is already on its way
+            seen.append(int((await vens.feed.next_tick).tick))
         return seen
 
     assert asyncio.run(walk()) == [1, 2, 3, 6, 7, 10]
@@ -71,18 +71,18 @@ def test_an_event_learnt_by_every_ven_is_one_meter_event_that_sheds_what_one_eve
         await vens.advance_meter(1)  # tick 2 is being computed: the event can first apply to tick 3
         for row in range(shard.n_vens):
             vens.on_event(row, _event(start, 2))
-        assert vens._dr_queue and meter._events == []  # nothing touches the meter while its thread may run
+        assert vens.feed.dr_queue and meter._events == []  # nothing touches the meter while its thread may run
         await vens.advance_meter(8)
 
     asyncio.run(run())
     assert len(meter._events) == 1  # 30 VENs learnt it: one vectorised event, not 30
     ref.apply_dr(np.arange(shard.n_sites, dtype=np.int64), start, start + 3600.0, shed_fraction=simple_level_shed(2))
     ref.advance_to(START + 8 * TICK)
-    np.testing.assert_array_equal(vens._site_power, ref.site_sum(ref.power_kw))
+    np.testing.assert_array_equal(vens.feed.site_power, ref.site_sum(ref.power_kw))
     # Learnt before tick 3 was computed: the shed shows from the event's own start.
-    assert vens._shed_pending == {row: [("ev-1", start)] for row in range(shard.n_vens)}
-    vens._note_shed_reported(0, start + TICK - 1)
-    assert "ev-1" not in vens.shed
+    assert vens.feed.shed_pending == {row: [("ev-1", start)] for row in range(shard.n_vens)}
+    vens.feed.note_shed_reported(0, start + TICK - 1)
+    assert "ev-1" not in vens.feed.shed
 
 
 def test_an_event_learnt_after_its_start_applies_from_the_first_tick_computed_after() -> None:
@@ -98,11 +98,11 @@ def test_an_event_learnt_after_its_start_applies_from_the_first_tick_computed_af
         await vens.advance_meter(5)  # the event reaches the meter when tick 6's computation starts
 
     asyncio.run(run())
-    assert vens._shed_pending == {0: [("ev-1", START + 5 * TICK)]}
-    vens._note_shed_reported(0, START + 6 * TICK - 1)
-    assert "ev-1" not in vens.shed
-    vens._note_shed_reported(0, START + 6 * TICK)
-    assert len(vens.shed["ev-1"]) == 1 and vens._shed_pending == {}
+    assert vens.feed.shed_pending == {0: [("ev-1", START + 5 * TICK)]}
+    vens.feed.note_shed_reported(0, START + 6 * TICK - 1)
+    assert "ev-1" not in vens.feed.shed
+    vens.feed.note_shed_reported(0, START + 6 * TICK)
+    assert len(vens.feed.shed["ev-1"]) == 1 and vens.feed.shed_pending == {}
 
 
 def test_dr_events_with_the_same_request_merge_and_shed_as_separate_ones_would() -> None:

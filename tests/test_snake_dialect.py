@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import uvloop
 
-import harness.run.ven
 from harness.dialects import Dialect, LoadReading, get, resolve_granularity, sites_from_loads
 from harness.dialects.lenient import TIMESTAMP
 from harness.net.transport import AiohttpTransport, decode
@@ -156,10 +155,6 @@ def test_spawned_snake_server_answers() -> None:
             assert json.loads(resp.read())["reports"] == 0
 
 
-@pytest.mark.skipif(
-    not hasattr(harness.run.ven.ShardVens, "supports_granularity"),
-    reason="ven.py does not yet send dialect.reports() with per-VEN tokens",
-)
 def test_supervisor_run_against_the_snake_vtn(tmp_path: Path) -> None:
     """6 VENs x 2 intervals on the snake VTN: every load reported exactly twice, each with its VEN's own token."""
     from harness.core.profile import Profile

@@ -50,10 +50,10 @@ def test_reports_carry_energy_deltas_that_add_up_to_the_meter(granularity: str) 
     out, w = run_worker(s, vtn)
     shard = build_shard(s.fleet, s.seed, 0, 4)
     if granularity == "load":
-        names, last = _load_names(shard), w.vens.load_last_energy_kwh
+        names, last = _load_names(shard), w.vens.feed.load_last_energy_kwh
         key = lambda r: r["reportName"]  # noqa: E731 - the load's name
     else:
-        names, last = [shard.site_name(i) for i in range(shard.n_sites)], w.vens.site_last_energy_kwh
+        names, last = [shard.site_name(i) for i in range(shard.n_sites)], w.vens.feed.site_last_energy_kwh
         key = lambda r: r["resources"][0]["resourceName"]  # noqa: E731
     assert vtn.accepted["POST /reports"] == 3 * len(names) == merged(out).ok("report")
     per_name: dict[str, list[float]] = defaultdict(list)

@@ -167,4 +167,36 @@ def test_the_meter_keeps_up_with_the_clock_while_no_report_reads_it() -> None:
              meter_tick_s=0.25)
     out, w = run_worker(s, vtn)
     assert merged(out).ok("report") == 0
-    assert w.vens._visible_tick >= 6  # 0.25 s ticks, advanced at 1 s and 2 s
+    assert w.vens.feed.visible_tick >= 6  # 0.25 s ticks, advanced at 1 s and 2 s
+
+
+def test_abandoned_work_is_counted_by_its_operation_tag_not_by_a_coroutine_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 VENs whose reports never get an answer before the drain deadline: each has one report in flight and one
+    queued, so exactly 8 reports are abandoned — counted under `report` even when the coroutine has another name."""
+    from harness.run.ven import ShardVens
+
+    original = ShardVens.report
+
+    async def send_interval(self: ShardVens, row: int, intended: float) -> bool:  # not named "report"
+        return await original(self, row, intended)
+
+    monkeypatch.setattr(ShardVens, "report", send_interval)
+    vtn = FakeVtn(delays_s={"POST /reports": 60.0})
+    s = spec(fleet=FleetSpec(vens=4), ven_stop=4, interval_s=0.2, reports_per_ven=2, duration_s=1.0, timeout_s=0.2)
+    out: list[Any] = []
+
+    class Sink:
+        def put(self, item: Any) -> None:
+            out.append(item)
+
+    recv, send = mp.Pipe(duplex=False)
+    send.send(Start(time.time() + 0.05))
+    w = Worker(s, recv, Sink(), vtn.factory)
+    w.drain_s = 0.1
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        r.run(w.run())
+    recv.close()
+    send.close()
+    res = merged(out)
+    assert res.ok("create_ven") == 4 and res.ok("report") == 0
+    assert res.errors["abandoned"]["count"] == 8 and res.totals["report"].errors == 8

@@ -2,7 +2,8 @@
 
 Edge. `main(spec, ctrl, out)` is the process entry (module level, picklable arguments only). Scheduling is
 done by this loop's timers; every session is created and closed inside this loop; the worker never writes
-to the terminal — it sends messages up `out` and takes commands from the `ctrl` pipe.
+to the terminal — it sends messages up `out` and takes commands from the `ctrl` pipe. What a VEN does when an
+operation falls due is the lifecycle's (lifecycle.py); the worker keeps time, transports and deltas.
 """
 
 from __future__ import annotations
@@ -15,24 +16,19 @@ import signal
 import ssl
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-import numpy as np
-import psutil  # type: ignore[import-untyped]
-
 from harness import dialects
-from harness.core import errors
 from harness.core.events import STREAM_POLL_PHASE, phases, startup_slots
 from harness.core.fleet import build_shard
-from harness.core.messages import Health, Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
+from harness.core.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.core.recorder import Recorder
 from harness.core.schedule import Stream
 from harness.core.shard import ShardSpec
 from harness.core.simclock import SimClock
-from harness.core.stages import ranks, target_at
+from harness.core.stages import ranks
 from harness.core.target import TargetSettings
 from harness.host import collector
 from harness.host.limits import raise_fd_limit
@@ -41,7 +37,9 @@ from harness.net import tls
 from harness.net.h1client import H1Transport
 from harness.net.transport import AiohttpTransport, Transport
 from harness.notify.webhook import WebhookReceiver
-from harness.run.ven import FAILED, NEW, PROVISIONING, READY, ShardVens
+from harness.run.lifecycle import POLL_EVENTS, REPORT, Lifecycle
+from harness.run.probe import HealthProbe
+from harness.run.ven import ShardVens
 
 
 class Sink(Protocol):
@@ -71,8 +69,6 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
 MIN_SLEEP_S = 0.001  # the scheduler's shortest sleep: uvloop's timer resolution
 # (spec, connections, source addresses): a transport the worker's VENs (one VEN, or the shard's pool) send through.
 TransportFactory = Callable[[ShardSpec, int, tuple[str, ...]], Transport]
-# Which operation an abandoned task or queued entry counts against (its coroutine's or queue entry's name).
-ABANDONED_OP = {"report": "report", "poll": "poll_events", "poll_events": "poll_events", "provision": "create_ven"}
 
 
 def aiohttp_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()) -> Transport:
@@ -89,16 +85,6 @@ def aiohttp_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()
 def _ssl_context(url: str, settings: TargetSettings) -> ssl.SSLContext | None:
     """One TLS context per worker process, built here (an SSLContext does not pickle); None for plain http."""
     return tls.context_for(url, settings)
-
-
-def _open_fds(proc: psutil.Process) -> int:
-    """Open file descriptors of this process. Linux >= 6.2 gives the count as the size of /proc/self/fd in O(1);
-    listing the directory (psutil) takes ~20 ms at 12,500 sockets — a loop stall every window."""
-    try:
-        n = os.stat("/proc/self/fd").st_size
-    except OSError:
-        n = 0
-    return n if n > 0 else proc.num_fds()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -119,26 +105,21 @@ class Worker:
         self.ctrl = ctrl
         self.out = out
         self.rec = Recorder()
-        self.tasks: set[asyncio.Task[Any]] = set()
         self.transports: dict[int, Transport] = {}
         self.pooled: Transport | None = None
-        self.pending: dict[int, deque[tuple[str, float]]] = {}
-        self.busy: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, dtype=bool)
         self.stop_reason: str | None = None
         self.drain_s = 5.0
         self.deltas_sent = 0
         self.wakeups = 0  # scheduler sleeps ended (timer or control message)
+        self.t0 = 0.0
         self._meter_task: asyncio.Task[None] | None = None  # advancing the meter to the clock (see _keep_meter_current)
-        self._lag_samples: list[float] = []
-        self._proc = psutil.Process()
-        self._cpu_mark = (time.monotonic(), time.process_time())
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self.probe = HealthProbe()
         self._ctrl_msgs: asyncio.Queue[Any] = asyncio.Queue()
         self._ctrl_get: asyncio.Future[Any] | None = None  # the pending get() of _ctrl_msgs, kept across wake-ups
         self.bug: BaseException | None = None
         self.receiver: WebhookReceiver | None = None
-        self._rank: np.ndarray[Any, np.dtype[np.int64]] | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        self._online_slot: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, dtype=np.int64)
 
     # ---- control pipe -------------------------------------------------------------------------
     def _on_ctrl(self) -> None:
@@ -150,6 +131,12 @@ class Worker:
             asyncio.get_running_loop().remove_reader(self.ctrl.fileno())
             self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="supervisor gone"))
 
+    def _on_bug(self, exc: BaseException) -> None:
+        """An operation raised (a bug, not an HTTP failure): stop the worker and report it."""
+        if self.bug is None:
+            self.bug = exc
+            self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
+
     # ---- transports ---------------------------------------------------------------------------
     def transport_for(self, row: int) -> Transport:
         if self.pooled is not None:
@@ -159,6 +146,15 @@ class Worker:
             source = self.spec.target_settings.source_for(self.spec.ven_start + row)
             t = self.transports[row] = self._make_transport(self.spec, 1, (source,) if source else ())
         return t
+
+    def _go_offline(self, row: int) -> None:
+        """A VEN ramped out of the fleet drops its connection (it keeps its identity for a later ramp-up)."""
+        transport = self.transports.pop(row, None)
+        if transport is None:
+            return
+        task = asyncio.get_running_loop().create_task(transport.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # ---- main ---------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -172,7 +168,10 @@ class Worker:
         meter = Meter(shard, spec.seed, provisional, spec.meter_tick_s)
         self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for,
                               SimClock(provisional, spec.time_scale))
-        self.busy = np.zeros(shard.n_vens, dtype=bool)
+        # Each VEN comes online (provisions) at report slot online_slot[row], spread over the startup window,
+        # then reports from the next slot on; with no startup window beyond one interval that is slot 0.
+        online = startup_slots(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s, spec.startup_s)
+        self.lifecycle = Lifecycle(self.vens, self.rec, online, spec.reports_per_ven, self._go_offline, self._on_bug)
         collector.freeze()  # the shard, meter and VEN state live for the run: out of the collector's walks
         self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
         msg = await self._ctrl_msgs.get()
@@ -180,23 +179,9 @@ class Worker:
             self.out.put(WorkerDone(spec.worker_id, msg.reason, 0))
             return
         assert isinstance(msg, Start)
-        # Map the shared wall-clock t0 onto this loop's monotonic clock.
-        t0 = time.monotonic() + (msg.t0_epoch_s - time.time())
-        sim_start = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else msg.t0_epoch_s
-        meter.set_start(sim_start)
-        self.vens.clock = SimClock(sim_start, spec.time_scale)
-        if spec.connection == "pooled":
-            self.pooled = self._make_transport(spec, spec.pool_size, spec.target_settings.source_addresses)
-        self.vens.t0 = t0
-        await self.vens.discover_token_url()  # 3.1.0 /auth/server, once per worker, inside the start margin
-        if spec.events == "webhook":
-            self.receiver = WebhookReceiver(self.vens.callback_token, self.vens.on_event, shard.n_vens, self.vens.dialect)
-            self.vens.callback_base = await self.receiver.start()
-        self.t0 = t0
-        if spec.stages:
-            self._rank = ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop)
+        await self._start(msg, meter)
         try:
-            await self._run_schedule(loop, t0)
+            await self._run_schedule(loop, self.t0)
         finally:
             await self._close()
         if self.bug is not None:
@@ -204,107 +189,120 @@ class Worker:
         self._flush(final=True)
         self.out.put(WorkerDone(spec.worker_id, self.stop_reason or "done", self.deltas_sent))
 
+    async def _start(self, msg: Start, meter: Meter) -> None:
+        """Start: map the shared wall-clock t0 onto this loop's monotonic clock; open what the run needs."""
+        spec = self.spec
+        t0 = time.monotonic() + (msg.t0_epoch_s - time.time())
+        sim_start = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else msg.t0_epoch_s
+        meter.set_start(sim_start)
+        self.vens.start(t0, SimClock(sim_start, spec.time_scale))
+        if spec.connection == "pooled":
+            self.pooled = self._make_transport(spec, spec.pool_size, spec.target_settings.source_addresses)
+        await self.vens.discover_token_url()  # 3.1.0 /auth/server, once per worker, inside the start margin
+        if spec.events == "webhook":
+            self.receiver = WebhookReceiver(self.vens.callback_token, self.vens.on_event, self.vens.shard.n_vens,
+                                            self.vens.dialect)
+            self.vens.callback_base = await self.receiver.start()
+        self.t0 = t0
+        if spec.stages:
+            self.lifecycle.ramp(ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop), spec.stages, t0)
+
     def _streams(self, t0: float) -> dict[str, Stream]:
+        """Due slots per operation: reports from t0 (slot 0 provisions), polls one poll interval after t0."""
         spec = self.spec
         end = t0 + spec.duration_s
-        # Each VEN comes online (provisions) at report slot online_slot[row], spread over the startup window,
-        # then reports from the next slot on; with no startup window beyond one interval that is slot 0.
-        self._online_slot = startup_slots(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s, spec.startup_s)
-        last = None if spec.reports_per_ven is None else spec.reports_per_ven + int(self._online_slot.max(initial=0))
+        online = self.lifecycle.online_slot
+        last = None if spec.reports_per_ven is None else spec.reports_per_ven + int(online.max(initial=0))
         streams = {
-            "report": Stream(phases(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s), spec.interval_s, t0, end, 0, last)
+            REPORT: Stream(phases(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s), spec.interval_s, t0, end, 0, last)
         }
         if spec.events == "poll":
             # Polls run while reports do: in count mode until the last report slot, else until the end.
             poll_end = end if last is None else min(end, t0 + (last + 1) * spec.interval_s)
             poll_phase = phases(spec.seed, spec.ven_start, spec.ven_stop, spec.poll_interval_s, STREAM_POLL_PHASE)
             # Slot 0 of a poll would fall before the VEN exists: polls start one poll interval after t0.
-            streams["poll"] = Stream(poll_phase, spec.poll_interval_s, t0, poll_end, 1)
+            streams[POLL_EVENTS] = Stream(poll_phase, spec.poll_interval_s, t0, poll_end, 1)
         return streams
 
     async def _run_schedule(self, loop: asyncio.AbstractEventLoop, t0: float) -> None:
         spec = self.spec
         streams = self._streams(t0)
-        end = t0 + spec.duration_s
         self._flush_handle = loop.call_at(t0 + spec.delta_interval_s, self._on_flush_timer, 1)
+        due_op = self.lifecycle.due
         while self.stop_reason is None:
             now = time.monotonic()  # not loop.time(): uvloop's is whole milliseconds (and cached per iteration)
-            due = [(t, kind, row, slot) for kind, st in streams.items() for row, slot, t in st.take_due(now)]
+            due = [(t, op, row, slot) for op, st in streams.items() for row, slot, t in st.take_due(now)]
             if len(streams) > 1:
                 due.sort()
-            for t, kind, row, slot in due:
-                self._dispatch(kind, row, slot, t)
+            for t, op, row, slot in due:
+                due_op(op, row, slot, t)
             wake = min(st.next_due() for st in streams.values())
             if wake == math.inf:
                 break
-            # Sleep until `wake` or a control message: one timer and one plain future per wake-up. (wait_for made
-            # and, on every timeout, cancelled a task per wake-up: 5-10 % of a saturated worker's CPU.)
-            getter = self._ctrl_get
-            if getter is None:
-                getter = self._ctrl_get = loop.create_task(self._ctrl_msgs.get())
-            if not getter.done():
-                woken: asyncio.Future[None] = loop.create_future()
-                # uvloop's timers count whole milliseconds from a cached clock, so one can fire up to ~1 ms before
-                # `wake`; re-armed for under 1 ms it would fire at once, again and again (a hot spin that ate a
-                # saturated worker's CPU). Sleep at least 1 ms unless work is already due: what falls due meanwhile
-                # is taken together, up to ~1 ms late, and the lateness is measured (start lag).
-                delay = wake - time.monotonic()
-                timer = loop.call_later(delay if delay <= 0 else max(delay, MIN_SLEEP_S), _resolve, woken)
-                on_msg = functools.partial(_resolve_on_done, woken)
-                getter.add_done_callback(on_msg)
-                await woken
-                self.wakeups += 1
-                timer.cancel()
-                getter.remove_done_callback(on_msg)
-                if not getter.done():
-                    self._lag_samples.append(time.monotonic() - wake)
-                    continue
-            self._ctrl_get = None
-            msg = getter.result()
+            msg = await self._sleep_until(loop, wake)
             if isinstance(msg, Stop):
                 self.stop_reason = msg.reason
                 self.drain_s = msg.drain_s
         # Schedule over (or stopped): wait for in-flight and queued work, bounded by the drain deadline.
         if self.stop_reason is None:
             self.stop_reason = "count reached" if spec.reports_per_ven is not None else "duration elapsed"
-            drain_deadline = max(end, loop.time()) + spec.timeout_s + self.drain_s
+            drain_deadline = max(t0 + spec.duration_s, loop.time()) + spec.timeout_s + self.drain_s
         else:
             drain_deadline = loop.time() + self.drain_s
-        while self.tasks and loop.time() < drain_deadline:
+        await self._drain(loop, drain_deadline)
+        await self.lifecycle.abandon()
+        if spec.unsubscribe and self.vens.subscription_id and self.stop_reason != "supervisor gone":
+            await self._unsubscribe_all(loop.time() + spec.timeout_s + self.drain_s)
+
+    async def _sleep_until(self, loop: asyncio.AbstractEventLoop, wake: float) -> Any:
+        """Sleep until `wake` or a control message; the message, or None on the timer. One timer and one plain
+        future per wake-up (wait_for made and, on every timeout, cancelled a task per wake-up: 5-10 % of a
+        saturated worker's CPU)."""
+        getter = self._ctrl_get
+        if getter is None:
+            getter = self._ctrl_get = loop.create_task(self._ctrl_msgs.get())
+        if not getter.done():
+            woken: asyncio.Future[None] = loop.create_future()
+            # uvloop's timers count whole milliseconds from a cached clock, so one can fire up to ~1 ms before
+            # `wake`; re-armed for under 1 ms it would fire at once, again and again (a hot spin that ate a
+            # saturated worker's CPU). Sleep at least 1 ms unless work is already due: what falls due meanwhile
+            # is taken together, up to ~1 ms late, and the lateness is measured (start lag).
+            delay = wake - time.monotonic()
+            timer = loop.call_later(delay if delay <= 0 else max(delay, MIN_SLEEP_S), _resolve, woken)
+            on_msg = functools.partial(_resolve_on_done, woken)
+            getter.add_done_callback(on_msg)
+            await woken
+            self.wakeups += 1
+            timer.cancel()
+            getter.remove_done_callback(on_msg)
+            if not getter.done():
+                self.probe.late_by(time.monotonic() - wake)
+                return None
+        self._ctrl_get = None
+        return getter.result()
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Wait for in-flight work until the deadline; a Stop meanwhile can only bring the deadline closer."""
+        in_flight = self.lifecycle.in_flight
+        while in_flight and loop.time() < deadline:
             ctrl = self._ctrl_get = self._ctrl_get or asyncio.ensure_future(self._ctrl_msgs.get())
             done, _ = await asyncio.wait(
-                [*self.tasks, ctrl], timeout=drain_deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                [*in_flight, ctrl], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
             )
             if ctrl in done:
                 self._ctrl_get = None
                 msg = ctrl.result()
                 if isinstance(msg, Stop):
                     self.stop_reason = msg.reason
-                    drain_deadline = min(drain_deadline, loop.time() + msg.drain_s)
+                    deadline = min(deadline, loop.time() + msg.drain_s)
         if self._ctrl_get is not None:
             self._ctrl_get.cancel()
             self._ctrl_get = None
-        # Each abandoned operation counts once, under its own operation (a task is named by its coroutine:
-        # report, poll_events, provision; a Retry-After wait is none). Queued work is dropped before the
-        # cancellations, whose done callbacks would otherwise start it.
-        abandoned = [kind for d in self.pending.values() for kind, _ in d]
-        abandoned += [getattr(task.get_coro(), "__name__", "") for task in self.tasks]
-        self.pending.clear()
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        for kind in abandoned:
-            op = ABANDONED_OP.get(kind)
-            if op is not None:
-                self.rec.fail(op, errors.ABANDONED, "in flight or queued when the drain deadline passed")
-        if spec.unsubscribe and self.vens.subscription_id and self.stop_reason != "supervisor gone":
-            await self._unsubscribe_all(loop.time() + spec.timeout_s + self.drain_s)
 
     async def _unsubscribe_all(self, deadline: float) -> None:
         """Delete every VEN's subscription, a bounded batch at a time, before the deadline."""
         loop = asyncio.get_running_loop()
-        rows = list(self.vens.subscription_id)
+        rows = self.vens.subscribed_rows()
         batch = max(1, min(256, self.spec.pool_size if self.spec.connection == "pooled" else 256))
         for i in range(0, len(rows), batch):
             left = deadline - loop.time()
@@ -317,86 +315,11 @@ class Worker:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    # ---- dispatch -----------------------------------------------------------------------------
-    def _is_active(self, row: int, intended: float) -> bool:
-        """With stages, a VEN takes part only while its rank is below the ramp's target."""
-        if self._rank is None:
-            return True
-        return bool(self._rank[row] < target_at(self.spec.stages, intended - self.t0))
-
-    def _dispatch(self, kind: str, row: int, slot: int, intended: float) -> None:
-        vens = self.vens
-        if not self._is_active(row, intended):
-            if row in self.transports and not self.busy[row]:
-                self._go_offline(row)
-            return
-        if kind == "report":
-            online = int(self._online_slot[row])
-            if slot < online or (spec_r := self.spec.reports_per_ven) is not None and slot > online + spec_r:
-                return  # not online yet, or done with its count
-            if slot == online or vens.state[row] == NEW:
-                if self.busy[row]:
-                    return  # still going offline; it provisions at its next slot
-                vens.state[row] = PROVISIONING
-                self._start(row, vens.provision(row, intended))
-                return
-            vens.counters["report_due"] = vens.counters.get("report_due", 0) + 1
-        if self.busy[row]:
-            # A device does one request at a time: the due operation waits, keeping its intended time.
-            self.pending.setdefault(row, deque()).append((kind, intended))
-            return
-        self._start_op(kind, row, intended)
-
-    def _go_offline(self, row: int) -> None:
-        """A VEN ramped out of the fleet drops its connection (it keeps its identity for a later ramp-up)."""
-        transport = self.transports.pop(row)
-        task = asyncio.get_running_loop().create_task(transport.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    def _start_op(self, kind: str, row: int, intended: float) -> None:
-        state = self.vens.state[row]
-        if state == READY:
-            self._start(row, self.vens.report(row, intended) if kind == "report" else self.vens.poll_events(row, intended))
-        elif kind == "poll":
-            pass  # a VEN that does not exist yet has nothing to poll; its next poll comes on schedule
-        elif state == FAILED:
-            self.rec.fail("report", errors.NOT_READY, f"{self.vens.shard.ven_name(row)}: VEN not provisioned; retrying provisioning")
-            self.vens.state[row] = PROVISIONING
-            self._start(row, self.vens.provision(row, intended))
-        else:  # pragma: no cover - PROVISIONING implies busy
-            self.pending.setdefault(row, deque()).append((kind, intended))
-
-    def _start(self, row: int, coro: Any) -> None:
-        self.busy[row] = True
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(functools.partial(self._finished, row))
-
-    def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        self.busy[row] = False
-        if not task.cancelled() and task.exception() is not None and self.bug is None:
-            # Operations record HTTP failures as data; an exception here is a bug: stop and report it.
-            self.bug = task.exception()
-            self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
-        wait_s = self.vens.throttled_until[row] - asyncio.get_running_loop().time()
-        if wait_s > 0 and not task.cancelled():
-            # The VTN said 429 + Retry-After: the VEN stays busy until then; what falls due meanwhile queues.
-            self._start(row, asyncio.sleep(wait_s))
-            return
-        queue = self.pending.get(row)
-        if queue:
-            kind, intended = queue.popleft()
-            if not queue:
-                del self.pending[row]
-            self._start_op(kind, row, intended)
-
-    # ---- deltas and health --------------------------------------------------------------------
+    # ---- deltas -------------------------------------------------------------------------------
     def _on_flush_timer(self, window: int) -> None:
         loop = asyncio.get_running_loop()
         planned = self.t0 + window * self.spec.delta_interval_s
-        self._lag_samples.append(time.monotonic() - planned)
+        self.probe.late_by(time.monotonic() - planned)
         self._flush(final=False, window=window - 1)
         self._keep_meter_current(loop)
         self._flush_handle = loop.call_at(planned + self.spec.delta_interval_s, self._on_flush_timer, window + 1)
@@ -412,60 +335,31 @@ class Worker:
 
     def _meter_advanced(self, task: asyncio.Task[None]) -> None:
         self._meter_task = None
-        if not task.cancelled() and task.exception() is not None and self.bug is None:
-            self.bug = task.exception()
-            self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
-
-    def _health(self) -> Health:
-        now, cpu = time.monotonic(), time.process_time()
-        wall0, cpu0 = self._cpu_mark
-        self._cpu_mark = (now, cpu)
-        lag = self._lag_samples or [0.0]
-        self._lag_samples = []
-        try:
-            rss = self._proc.memory_info().rss
-            fds = _open_fds(self._proc)
-        except psutil.Error:  # pragma: no cover
-            rss, fds = 0, 0
-        return Health(
-            loop_lag_max_ms=max(0.0, max(lag)) * 1000,
-            loop_lag_mean_ms=max(0.0, sum(lag) / len(lag)) * 1000,
-            cpu_percent=100.0 * (cpu - cpu0) / max(1e-6, now - wall0),
-            rss_bytes=rss,
-            open_fds=fds,
-            in_flight=len(self.tasks),
-            backlog=sum(len(d) for d in self.pending.values()),
-        )
+        if not task.cancelled() and task.exception() is not None:
+            self._on_bug(task.exception())  # type: ignore[arg-type]
 
     def _flush(self, final: bool, window: int | None = None) -> None:
         if window is None:
-            loop = asyncio.get_running_loop()
             window = max(0, int((time.monotonic() - self.t0) // self.spec.delta_interval_s))
         ops, errs = self.rec.flush()
-        counters, self.vens.counters = self.vens.counters, {}
+        facts = self.vens.take_facts()
+        counters = facts.counters
         if self.receiver is not None:
             for k, v in self.receiver.counters.items():
                 counters[k] = counters.get(k, 0) + v
             self.receiver.counters = {}
-        deviations: dict[str, str] = {}  # kind -> one example; the counts travel as deviation:<kind> counters
-        for kind, dev in self.vens.dialect.deviations.take().items():
-            counters[f"deviation:{kind}"] = counters.get(f"deviation:{kind}", 0) + dev.count
-            deviations[kind] = dev.example
-        aware, self.vens.aware = self.vens.aware, {}
-        shed, self.vens.shed = self.vens.shed, {}
-        state = self.vens.state
-        ready = int(np.count_nonzero(state == READY))
-        done = int(np.count_nonzero(self.vens.reports_ok >= (self.spec.reports_per_ven or 1 << 30)))
+        life = self.lifecycle
+        health = self.probe.take(len(life.in_flight), life.backlog)
+        done = self.vens.reports_done(self.spec.reports_per_ven or 1 << 30)
         self.out.put(
-            WorkerDelta(self.spec.worker_id, window, ops, errs, self._health(), ready, done, final, counters, aware, shed,
-                        deviations=deviations)
+            WorkerDelta(self.spec.worker_id, window, ops, errs, health, life.ready_count(), done, final, counters,
+                        facts.aware, facts.shed, deviations=facts.deviations)
         )
         self.deltas_sent += 1
 
     async def _close(self) -> None:
-        handle = getattr(self, "_flush_handle", None)
-        if handle is not None:
-            handle.cancel()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
         if self._meter_task is not None:
             self._meter_task.cancel()
             await asyncio.gather(self._meter_task, return_exceptions=True)

@@ -1,0 +1,216 @@
+"""One VEN's measured requests: send, record against the intended time, and the tokens that authorise them.
+
+Edge (awaits a Transport). A call records its outcome in the worker's Recorder and returns the reply or None;
+HTTP failures are data, never raised. Tokens are per row (client credentials or the VEN's own), plus one
+shard-wide token of the privileged provisioning credential when the target demands one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from time import monotonic as _now  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
+
+import numpy as np
+
+from harness.core import errors
+from harness.core.errors import Failure
+from harness.core.recorder import Recorder
+from harness.core.shard import ShardSpec
+from harness.dialects import Dialect, Request, Token
+from harness.net.transport import Reply, Transport, decode
+
+TOKEN_REFRESH_MARGIN_S = 30.0
+NO_EXPIRY_S = 10 * 365 * 86400.0  # a token without expires_in: good for the run
+
+
+class VenCalls:
+    """The request side of a shard's VENs: rows of tokens and Retry-After holds, and the calls that use them."""
+
+    def __init__(
+        self,
+        spec: ShardSpec,
+        dialect: Dialect,
+        recorder: Recorder,
+        transport_for: Callable[[int], Transport],
+        name: Callable[[int], str],
+        n_vens: int,
+    ) -> None:
+        self.spec = spec
+        self.dialect = dialect
+        self.rec = recorder
+        self._transport_for = transport_for
+        self._name = name
+        self.token: list[str | None] = [None] * n_vens
+        self.token_expiry = np.zeros(n_vens, dtype=np.float64)  # loop time
+        self.throttled_until = np.zeros(n_vens, dtype=np.float64)  # loop time; a VEN told 429 + Retry-After waits
+        self.ven_token = np.zeros(n_vens, dtype=bool)  # the row's token is its own, from the VTN's POST /vens reply
+        self.token_url: str | None = None  # a discovered 3.1.0 tokenURL; None: {base}/auth/token
+        # Per-operation timeouts shorter than the transport's (which is the longest of them all).
+        self._op_timeouts = {op: t for op, t in spec.op_timeouts if t < spec.timeout_s}
+        self.counters: dict[str, int] = {}
+        self._prov_token: asyncio.Task[str | None] | None = None  # the shard's provisioning-credential token
+        self._prov_expiry = 0.0
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    async def call(
+        self, op: str, row: int, req: Request, intended: float, token: str | None, ok: tuple[int, ...]
+    ) -> Reply | None:
+        """Send one request; record it against `intended`; return the reply if its status is in ok."""
+        sent = _now()
+        limit = self._op_timeouts.get(op)
+        try:
+            if limit is None:
+                reply = await self._transport_for(row).send(req, token)
+            else:
+                async with asyncio.timeout(limit):
+                    reply = await self._transport_for(row).send(req, token)
+        except Failure as f:
+            if f.retried:
+                self.count("stale_connection_retries")
+            self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}")
+            return None
+        except TimeoutError:
+            self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)")
+            return None
+        done = _now()
+        if reply.retried:
+            self.count("stale_connection_retries")
+        if reply.status in ok:
+            self.rec.ok(op, intended, sent, done)
+            return reply
+        self._refused(op, row, req, reply, done)
+        return reply
+
+    def _refused(self, op: str, row: int, req: Request, reply: Reply, done: float) -> None:
+        """Record a reply whose status the operation does not accept; honour a 429's Retry-After."""
+        if reply.status == 429 and reply.retry_after_s is not None:
+            # The worker holds this VEN's next operations (they keep their intended times).
+            self.count("throttled")
+            self.throttled_until[row] = max(self.throttled_until[row], done + reply.retry_after_s)
+        try:
+            doc = decode(reply.body)
+        except Failure:
+            doc = reply.body[:160].decode("utf-8", "replace")
+        problem = self.dialect.parse_problem(reply.status, doc)  # notes non-problem bodies, string statuses
+        self.rec.fail(op, errors.http_class(reply.status), f"{self._name(row)}: {req.method} {req.path.split('?')[0]} -> {problem}")
+
+    async def authed(self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]) -> Reply | None:
+        """A call with the VEN's bearer token: fetched if missing or expiring, refreshed once on 401."""
+        if self.token[row] is None or _now() > self.token_expiry[row] - TOKEN_REFRESH_MARGIN_S:
+            if not await self.fetch_token(row, _now()):
+                return None
+        reply = await self.call(op, row, req, intended, self.token[row], ok)
+        if reply is not None and reply.status == 401:
+            if self.ven_token[row]:
+                # The VEN's own token was refused: ask the VTN for its current one, not for client credentials.
+                self.count("ven_token_refresh_on_401")
+                refreshed = await self._refresh_ven_token(row)
+            else:
+                self.count("token_refresh_on_401")
+                refreshed = await self.fetch_token(row, _now())
+            if refreshed:
+                reply = await self.call(op, row, req, _now(), self.token[row], ok)
+        return reply
+
+    def adopt_ven_token(self, row: int, tok: Token | None) -> bool:
+        """A per-VEN token from the VTN's VEN object becomes the row's token, with no expiry."""
+        if tok is None:
+            return False
+        self.token[row] = tok.access_token
+        self.token_expiry[row] = np.inf
+        self.ven_token[row] = True
+        return True
+
+    async def _refresh_ven_token(self, row: int) -> bool:
+        """Look the VEN up again (with a client-credentials token) and adopt the token its VEN object holds."""
+        if not await self.fetch_token(row, _now()):
+            return False
+        found = await self.call("find_ven", row, self.dialect.find_ven(self._name(row)), _now(), self.token[row], (200,))
+        if found is None or found.status != 200:
+            return False
+        try:
+            return self.adopt_ven_token(row, self.dialect.token_from_create_ven(decode(found.body)))
+        except Failure as f:
+            self.rec.fail("find_ven", f.error_class, f"{self._name(row)}: {f.message}")
+            return False
+
+    async def _provisioner_token(self, row: int, refresh: bool = False) -> str | None:
+        """The shard's token of the privileged provisioning credential: fetched once, shared by every VEN."""
+        loop = asyncio.get_running_loop()
+        if refresh or (self._prov_token is not None and self._prov_token.done() and
+                       (self._prov_token.result() is None or _now() > self._prov_expiry - TOKEN_REFRESH_MARGIN_S)):
+            self._prov_token = None
+        if self._prov_token is None:
+            self._prov_token = loop.create_task(self._fetch_provisioner_token(row))
+        return await asyncio.shield(self._prov_token)
+
+    async def _fetch_provisioner_token(self, row: int) -> str | None:
+        creds = self.spec.credentials
+        assert creds.provisioning_client_id is not None
+        req = self.dialect.token(creds.provisioning_client_id, creds.provisioning_secret, token_url=self.token_url)
+        tok = await self._token_call("provisioning_token", row, req, _now(), "")
+        if tok is None:
+            return None
+        self._prov_expiry = _now() + _ttl(tok)
+        return tok.access_token
+
+    async def provisioning(self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]) -> Reply | None:
+        """Create/find a VEN or its resources: with the privileged credential when the target demands one,
+        else with the VEN's own token."""
+        if self.spec.credentials.provisioning_client_id is None:
+            return await self.authed(op, row, req, intended, ok)
+        token = await self._provisioner_token(row)
+        if token is None:
+            return None
+        reply = await self.call(op, row, req, intended, token, ok)
+        if reply is not None and reply.status == 401:
+            self.count("provisioning_token_refresh_on_401")
+            token = await self._provisioner_token(row, refresh=True)
+            if token is not None:
+                reply = await self.call(op, row, req, _now(), token, ok)
+        return reply
+
+    async def fetch_token(self, row: int, intended: float) -> bool:
+        """A client-credentials token for the row's VEN (client id: prefix + VEN name)."""
+        creds = self.spec.credentials
+        client_id = f"{creds.ven_client_prefix}{self._name(row)}"
+        req = self.dialect.token(client_id, creds.ven_secret, token_url=self.token_url)
+        tok = await self._token_call("token", row, req, intended, f"{self._name(row)}: ")
+        if tok is None:
+            return False
+        self.token[row] = tok.access_token
+        self.ven_token[row] = False
+        self.token_expiry[row] = _now() + _ttl(tok)
+        return True
+
+    async def _token_call(self, op: str, row: int, req: Request, intended: float, who: str) -> Token | None:
+        """POST a token request and parse the token; a refusal or an unreadable body is recorded under op."""
+        reply = await self.call(op, row, req, intended, None, (200,))
+        if reply is None or reply.status != 200:
+            return None
+        try:
+            return self.dialect.parse_token(decode(reply.body))
+        except Failure as f:
+            self.rec.fail(op, f.error_class, f"{who}{f.message}")
+            return None
+
+    async def discover_token_url(self) -> None:
+        """3.1.0: `GET /auth/server` once for the shard; its tokenURL is where every VEN asks for tokens. A failure
+        is recorded (operation `auth_server`) and VENs fall back to {base}/auth/token."""
+        req = self.dialect.auth_server()
+        if req is None:
+            return
+        reply = await self.call("auth_server", 0, req, _now(), None, (200,))
+        if reply is None or reply.status != 200:
+            return
+        try:
+            self.token_url = self.dialect.parse_auth_server(decode(reply.body))
+        except Failure as f:
+            self.rec.fail("auth_server", f.error_class, f.message)
+
+
+def _ttl(tok: Token) -> float:
+    return tok.expires_in_s if tok.expires_in_s and tok.expires_in_s > 0 else NO_EXPIRY_S

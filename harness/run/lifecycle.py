@@ -1,0 +1,156 @@
+"""The VEN state machine of a shard: what each VEN does when an operation falls due.
+
+Edge (starts tasks in the worker's loop). A VEN is NEW, PROVISIONING, READY or FAILED; it does one request at a
+time (busy), so work that falls due meanwhile queues with its intended time; a 429 + Retry-After holds it; a VEN
+ramped out of the fleet goes offline. Every in-flight task and queued entry carries the operation it counts
+against, so work abandoned at the drain deadline is counted by that tag, never by a coroutine's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.core import errors
+from harness.core.recorder import Recorder
+from harness.core.stages import Stage, target_at
+from harness.run.ven import ShardVens
+
+NEW, PROVISIONING, READY, FAILED = 0, 1, 2, 3
+# The operations the schedule starts, as tags of in-flight and queued work (provisioning counts as create_ven).
+REPORT, POLL_EVENTS, PROVISION = "report", "poll_events", "create_ven"
+
+
+class Lifecycle:
+    """Per-VEN state (rows of arrays), queued work and in-flight tasks, and the transitions between them."""
+
+    def __init__(
+        self,
+        vens: ShardVens,
+        recorder: Recorder,
+        online_slot: npt.NDArray[np.int64],
+        reports_per_ven: int | None,
+        on_offline: Callable[[int], None],
+        on_bug: Callable[[BaseException], None],
+    ) -> None:
+        n = vens.shard.n_vens
+        self.vens = vens
+        self.rec = recorder
+        self.state = np.zeros(n, dtype=np.int8)
+        self.busy = np.zeros(n, dtype=bool)
+        self.pending: dict[int, deque[tuple[str, float]]] = {}  # row -> [(operation, intended)] waiting for the VEN
+        self.in_flight: dict[asyncio.Task[Any], str | None] = {}  # task -> its operation (None: a Retry-After hold)
+        self.online_slot = online_slot  # the report slot at which each VEN comes online (provisions)
+        self._reports_per_ven = reports_per_ven
+        self._on_offline = on_offline
+        self._on_bug = on_bug
+        self._rank: npt.NDArray[np.int64] | None = None
+        self._stages: tuple[Stage, ...] = ()
+        self._t0 = 0.0
+
+    def ramp(self, rank: npt.NDArray[np.int64], stages: tuple[Stage, ...], t0: float) -> None:
+        """With stages, a VEN takes part only while its rank is below the ramp's target at that time."""
+        self._rank, self._stages, self._t0 = rank, stages, t0
+
+    # ---- facts for the delta ------------------------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        return sum(len(d) for d in self.pending.values())
+
+    def ready_count(self) -> int:
+        return int(np.count_nonzero(self.state == READY))
+
+    # ---- transitions --------------------------------------------------------------------------
+    def _is_active(self, row: int, intended: float) -> bool:
+        if self._rank is None:
+            return True
+        return bool(self._rank[row] < target_at(self._stages, intended - self._t0))
+
+    def due(self, op: str, row: int, slot: int, intended: float) -> None:
+        """Operation `op` (REPORT or POLL_EVENTS) of this VEN falls due at report/poll slot `slot`."""
+        if not self._is_active(row, intended):
+            if not self.busy[row]:
+                self._on_offline(row)
+            return
+        if op == REPORT:
+            online = int(self.online_slot[row])
+            if slot < online or (count := self._reports_per_ven) is not None and slot > online + count:
+                return  # not online yet, or done with its count
+            if slot == online or self.state[row] == NEW:
+                if self.busy[row]:
+                    return  # still going offline; it provisions at its next slot
+                self._provision(row, intended)
+                return
+            self.vens.count_due()
+        if self.busy[row]:
+            # A device does one request at a time: the due operation waits, keeping its intended time.
+            self.pending.setdefault(row, deque()).append((op, intended))
+            return
+        self._start_op(op, row, intended)
+
+    def _start_op(self, op: str, row: int, intended: float) -> None:
+        state = self.state[row]
+        if state == READY:
+            if op == REPORT:
+                self._start(row, REPORT, self.vens.report(row, intended))
+            else:
+                self._start(row, POLL_EVENTS, self.vens.poll_events(row, intended))
+        elif op == POLL_EVENTS:
+            pass  # a VEN that does not exist yet has nothing to poll; its next poll comes on schedule
+        elif state == FAILED:
+            self.rec.fail(REPORT, errors.NOT_READY, f"{self.vens.ven_name(row)}: VEN not provisioned; retrying provisioning")
+            self._provision(row, intended)
+        else:  # pragma: no cover - PROVISIONING implies busy
+            self.pending.setdefault(row, deque()).append((op, intended))
+
+    def _provision(self, row: int, intended: float) -> None:
+        self.state[row] = PROVISIONING
+        self._start(row, PROVISION, self._provisioned(row, intended))
+
+    async def _provisioned(self, row: int, intended: float) -> None:
+        ok = await self.vens.provision(row, intended)
+        self.state[row] = READY if ok else FAILED
+
+    def _start(self, row: int, op: str | None, coro: Coroutine[Any, Any, Any]) -> None:
+        self.busy[row] = True
+        task = asyncio.get_running_loop().create_task(coro)
+        self.in_flight[task] = op
+        task.add_done_callback(functools.partial(self._finished, row))
+
+    def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
+        self.in_flight.pop(task, None)
+        self.busy[row] = False
+        if not task.cancelled() and task.exception() is not None:
+            # Operations record HTTP failures as data; an exception here is a bug: stop and report it.
+            self._on_bug(task.exception())  # type: ignore[arg-type]
+        wait_s = self.vens.held_until(row) - asyncio.get_running_loop().time()
+        if wait_s > 0 and not task.cancelled():
+            # The VTN said 429 + Retry-After: the VEN stays busy until then; what falls due meanwhile queues.
+            self._start(row, None, asyncio.sleep(wait_s))
+            return
+        queue = self.pending.get(row)
+        if queue:
+            op, intended = queue.popleft()
+            if not queue:
+                del self.pending[row]
+            self._start_op(op, row, intended)
+
+    async def abandon(self) -> None:
+        """The drain deadline passed: each queued or in-flight operation counts once as abandoned, under its tag.
+        Queued work is dropped before the cancellations, whose done callbacks would otherwise start it."""
+        abandoned = [op for d in self.pending.values() for op, _ in d]
+        abandoned += [op for op in self.in_flight.values() if op is not None]
+        self.pending.clear()
+        tasks = list(self.in_flight)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for op in abandoned:
+            self.rec.fail(op, errors.ABANDONED, "in flight or queued when the drain deadline passed")
