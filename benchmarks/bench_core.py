@@ -75,7 +75,7 @@ def test_delta_pickle_size_and_time(benchmark: pytest.FixtureRequest) -> None:
     """Pickling one delta (6 operations, sparse histograms): the per-second cost on the results queue."""
     rec = Recorder()
     rng = np.random.default_rng(3)
-    for op in ("token", "create_ven", "find_ven", "create_resource", "get_events", "report"):
+    for op in ("token", "create_ven", "find_ven", "create_resource", "poll_events", "report"):
         for x in rng.lognormal(np.log(0.02), 0.6, 2000):
             rec.ok(op, 0.0, 0.0, float(x))
     delta = rec.flush()

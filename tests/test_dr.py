@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.core.events import targeted
+from harness.core.targeting import targeted
 from harness.core.fleet import FleetSpec, build_shard
 from harness.core.profile import DrEvent, Profile
 from harness.dialects import get

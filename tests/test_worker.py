@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import uvloop
 
-from harness.core.events import phases
+from harness.core.schedule import phases
 from harness.core.fleet import FleetSpec
 from harness.core.histogram import Histogram
 from harness.core.messages import Start, WorkerDelta, WorkerDone, WorkerReady
@@ -125,7 +125,7 @@ def test_messages_per_second_do_not_depend_on_request_rate() -> None:
 
 def test_startup_window_spreads_provisioning_and_keeps_exact_counts() -> None:
     """VENs coming online over 1 s (5 intervals) still send exactly 3 reports each, after provisioning."""
-    from harness.core.events import startup_slots
+    from harness.core.schedule import startup_slots
 
     slots = startup_slots(3, 0, 20, 0.2, 1.0)
     assert slots.min() == 0 and slots.max() == 4 and len(set(slots.tolist())) > 2

@@ -1,7 +1,8 @@
 """Open-model schedules: each VEN's operations fall due at t0 + phase + k × interval, whatever the target does.
 
 Pure: callers pass the current time in (any monotonic clock); a Stream hands out what is due, in
-intended-time order, and says when it next needs a wake-up. VENs are rows of numpy arrays, not tasks.
+intended-time order, and says when it next needs a wake-up. VENs are rows of numpy arrays, not tasks. Phases
+and startup slots are hashes of (seed, global VEN index), never a stream, so they do not depend on sharding.
 """
 
 from __future__ import annotations
@@ -10,6 +11,28 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+
+from harness.core.fleet import hash64, uniform01
+
+# Random streams of the schedule (core/targeting.py uses 102: each stream number is used once).
+STREAM_REPORT_PHASE = 100
+STREAM_POLL_PHASE = 101
+STREAM_STARTUP = 104
+
+
+def phases(seed: int, ven_start: int, ven_stop: int, interval_s: float, stream: int = STREAM_REPORT_PHASE) -> npt.NDArray[np.float64]:
+    """Each VEN's phase in [0, interval): a hash of (seed, stream, global VEN index)."""
+    idx = np.arange(ven_start, ven_stop, dtype=np.uint64)
+    return uniform01(hash64(seed, stream, idx)) * interval_s
+
+
+def startup_slots(seed: int, ven_start: int, ven_stop: int, interval_s: float, startup_s: float | None) -> npt.NDArray[np.int64]:
+    """The report slot at which each VEN comes online (provisions): spread evenly over the startup window."""
+    n = ven_stop - ven_start
+    if startup_s is None or startup_s <= interval_s:
+        return np.zeros(n, dtype=np.int64)
+    u = uniform01(hash64(seed, STREAM_STARTUP, np.arange(ven_start, ven_stop, dtype=np.uint64)))
+    return np.floor(u * (startup_s / interval_s)).astype(np.int64)
 
 
 class Stream:

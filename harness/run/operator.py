@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.errors import Failure
-from harness.core.events import event_targets
+from harness.core.targeting import event_targets
 from harness.core.simclock import iso_duration, rfc3339
 from harness.dialects import Dialect, Request
 from harness.net.wire import decode, encode, url_for

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from harness import __version__, dialects
-from harness.core.events import targeted
+from harness.core.targeting import targeted
 from harness.core.fleet import FleetSpec, split
 from harness.core.health import HealthLimits, first_saturated, judge
 from harness.core.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady

@@ -21,11 +21,10 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from harness import dialects
-from harness.core.events import STREAM_POLL_PHASE, phases, startup_slots
 from harness.core.fleet import build_shard
 from harness.core.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
 from harness.core.recorder import Recorder
-from harness.core.schedule import Stream
+from harness.core.schedule import STREAM_POLL_PHASE, Stream, phases, startup_slots
 from harness.core.shard import ShardSpec
 from harness.core.simclock import SimClock
 from harness.core.stages import ranks

@@ -17,7 +17,7 @@ from rich.text import Text
 from harness.core.results import RunResults
 from harness.sinks.base import Snapshot
 
-OP_ORDER = ("token", "create_ven", "find_ven", "create_resource", "get_events", "report")
+OP_ORDER = ("token", "create_ven", "find_ven", "create_resource", "poll_events", "report")  # the lifecycle's order
 
 
 def _ms(x: float | None) -> str:

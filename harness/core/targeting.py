@@ -1,0 +1,30 @@
+"""Which VENs a demand-response event targets, and the 3.0.1 `targets` of an event aimed at some VENs (a VEN
+reads events through its dialect's parse_events).
+
+Pure: targeting is a hash of (seed, event index, global VEN index), never a stream, so it does not depend on
+sharding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.core.fleet import hash64, uniform01
+
+STREAM_TARGET = 102  # a random stream of its own (core/schedule.py uses 100, 101, 104)
+
+
+def targeted(seed: int, event_index: int, ven_indices: npt.NDArray[np.int64], share: float) -> npt.NDArray[np.bool_]:
+    """Which VENs the event_index-th DR event of a run targets: a share of the fleet chosen by hash."""
+    if share >= 1.0:
+        return np.ones(len(ven_indices), dtype=bool)
+    u = uniform01(hash64(seed, STREAM_TARGET, event_index, np.asarray(ven_indices, dtype=np.uint64)))
+    return u < share
+
+
+def event_targets(ven_names: list[str] | None) -> list[dict[str, Any]] | None:
+    """The 3.0.1 `targets` of an event aimed at these VENs (None: the whole program)."""
+    return None if ven_names is None else [{"type": "VEN_NAME", "values": ven_names}]
