@@ -220,10 +220,6 @@ SERIES_COLUMNS = (
 )
 
 
-def finite(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
 def summary(
     *,
     run: dict[str, Any],

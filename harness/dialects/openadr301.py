@@ -90,9 +90,6 @@ class OpenADR301:
         body = {"objectType": "RESOURCE", "resourceName": resource_name, "venID": ven_id}
         return Request("POST", f"/vens/{quote(ven_id)}/resources", json=body)
 
-    def find_resource(self, ven_id: str, resource_name: str) -> Request:
-        return Request("GET", f"/vens/{quote(ven_id)}/resources?resourceName={quote(resource_name)}")
-
     def parse_id(self, doc: Any) -> str:
         doc = lenient.unwrap_json(doc, self.deviations, "created object")
         oid = lenient.object_id(doc.get("id"), self.deviations) if isinstance(doc, dict) else None
@@ -115,9 +112,9 @@ class OpenADR301:
         return [d for d in doc if isinstance(d, dict)]
 
     # ---- programs and events ------------------------------------------------------------------
-    def find_program(self, program_name: str) -> Request:
-        # 3.0.1 has no programName filter; callers page through /programs.
-        return Request("GET", "/programs?limit=50")
+    def find_program(self, program_name: str, skip: int = 0, limit: int = 50) -> Request:
+        # 3.0.1 has no programName filter; callers page through /programs and match the name.
+        return Request("GET", f"/programs?skip={skip}&limit={limit}")
 
     def create_program(self, program_name: str) -> Request:
         body = {"objectType": "PROGRAM", "programName": program_name, "payloadDescriptors": [SIMPLE_DESCRIPTOR]}

@@ -9,7 +9,6 @@ token endpoint.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from harness.dialects import Request
 from harness.dialects.openadr301 import SIMPLE_DESCRIPTOR, OpenADR301
@@ -29,9 +28,6 @@ class OpenADR310(OpenADR301):
     def create_resource(self, ven_id: str, resource_name: str) -> Request:
         body = {"objectType": "VEN_RESOURCE_REQUEST", "resourceName": resource_name, "venID": ven_id}
         return Request("POST", "/resources", json=body)
-
-    def find_resource(self, ven_id: str, resource_name: str) -> Request:
-        return Request("GET", f"/resources?{urlencode({'venID': ven_id, 'resourceName': resource_name})}")
 
     def create_program(self, program_name: str) -> Request:
         return Request("POST", "/programs", json={"programName": program_name, "payloadDescriptors": [SIMPLE_DESCRIPTOR]})

@@ -88,9 +88,6 @@ class SnakeCase(OpenADR301):
     def create_resource(self, ven_id: str, resource_name: str) -> Request:
         return Request("POST", f"/vens/{quote(ven_id)}/resources", json={"resource_name": resource_name, "ven_id": ven_id})
 
-    def find_resource(self, ven_id: str, resource_name: str) -> Request:
-        return Request("GET", f"/vens/{quote(ven_id)}/resources?resource_name={quote(resource_name)}")
-
     def create_program(self, program_name: str) -> Request:
         return Request("POST", "/programs", json={"program_name": program_name})
 

@@ -209,11 +209,6 @@ class Meter:
         return self._p_sum * (self.tick_s / 3600.0)
 
     @property
-    def temperature_c(self) -> npt.NDArray[np.float64]:
-        """Outdoor temperature per VEN row at the middle of the last tick."""
-        return self._weather.temp_c(self.sim_epoch_s - 0.5 * self.tick_s)
-
-    @property
     def battery_soc(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
         """(battery load rows, state of charge 0..1)."""
         return self._bat.copy(), self._bat_soc_kwh / self._bat_cap_kwh

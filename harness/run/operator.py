@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.errors import Failure
-from harness.core.targeting import event_targets
 from harness.core.simclock import iso_duration, rfc3339
+from harness.core.targeting import event_targets
 from harness.dialects import Dialect, Request
 from harness.net.wire import decode, encode, url_for
 
@@ -142,7 +142,7 @@ class Operator:
         try:
             skip = 0
             while True:
-                req = Request("GET", f"/programs?skip={skip}&limit=50")
+                req = self.dialect.find_program(name, skip=skip, limit=50)
                 doc = decode(self._authed(req, "list programs", (200,)).body)
                 programs = self.dialect.parse_programs(doc)
                 for prog in programs:
