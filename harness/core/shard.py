@@ -5,16 +5,31 @@ Pure: built by the supervisor from a Profile, sent to a worker process (or a Das
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from harness.core.credentials import FILE, PER_VEN, SHARED, TOKEN, VenLogin
 from harness.core.fleet import FleetSpec
 from harness.core.stages import Stage
 from harness.core.target import TargetSettings
 
 
 @dataclass(frozen=True)
+class Login:
+    """How one VEN gets its bearer token: client credentials, or a token issued beforehand (no token endpoint)."""
+
+    client_id: str = ""
+    secret: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Credentials:
-    """Resolved secrets (never logged, never written to results)."""
+    """Resolved secrets (never logged, never written to results) and the VEN credential mode they serve.
+
+    ven_mode (harness.core.credentials): per-ven (`ven_client_prefix` + venName), shared (`ven_client_id` for every
+    VEN; with `shared_token` one token per worker), file (`ven_logins`, one per VEN of this shard in fleet order from
+    fleet index `ven_logins_start`), token (`ven_token` for every VEN). Whatever the mode, harness keys each VEN by
+    its own name and id: a shared credential only means the VTN cannot tell them apart."""
 
     bl_client_id: str = "bl"
     bl_secret: str = "bl-secret"
@@ -22,9 +37,51 @@ class Credentials:
     ven_secret: str = "ven-secret"
     provisioning_client_id: str | None = None  # when set, VENs and resources are created with this credential
     provisioning_secret: str = ""
+    ven_mode: str = PER_VEN
+    ven_client_id: str | None = None  # shared mode: the one VEN client id
+    shared_token: bool = False  # shared mode: one token per worker, not one per VEN
+    ven_token: str = ""  # token mode: the pre-issued bearer token
+    ven_logins: tuple[VenLogin, ...] = ()  # file mode
+    ven_logins_start: int = 0
+    token_url: str | None = None  # None: the dialect's ({base}/auth/token, or 3.1 discovery); "discover"; or a URL
+
+    def __post_init__(self) -> None:
+        if self.ven_mode == SHARED and not self.ven_client_id:
+            raise ValueError("credentials: shared mode needs ven_client_id")
+        if self.shared_token and self.ven_mode != SHARED:
+            raise ValueError("credentials: shared_token needs the shared mode (ven_client_id)")
+        if self.ven_mode == TOKEN and not self.ven_token:
+            raise ValueError("credentials: token mode needs ven_token")
+
+    def login(self, ven_index: int, ven_name: str) -> Login:
+        """The credentials VEN `ven_index` (fleet-wide) with name `ven_name` logs in with."""
+        mode = self.ven_mode
+        if mode == PER_VEN:
+            return Login(f"{self.ven_client_prefix}{ven_name}", self.ven_secret)
+        if mode == SHARED:
+            assert self.ven_client_id is not None
+            return Login(self.ven_client_id, self.ven_secret)
+        if mode == TOKEN:
+            return Login(token=self.ven_token)
+        assert mode == FILE, mode
+        row = self.ven_logins[ven_index - self.ven_logins_start]
+        assert row.ven_name == ven_name, (row.ven_name, ven_name)  # the table is in fleet order
+        return Login(row.client_id, row.secret, row.token)
+
+    def for_vens(self, start: int, stop: int) -> Credentials:
+        """These credentials for fleet VENs [start, stop): a credentials file's rows cut to them, so a worker
+        carries only its own shard's secrets."""
+        if self.ven_mode != FILE:
+            return self
+        lo = start - self.ven_logins_start
+        if lo < 0 or stop - self.ven_logins_start > len(self.ven_logins):
+            raise ValueError(f"credentials: VENs {start}..{stop - 1} are not all in the table")
+        return replace(self, ven_logins=self.ven_logins[lo:stop - self.ven_logins_start], ven_logins_start=start)
 
     def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
-        return f"Credentials(bl_client_id={self.bl_client_id!r}, ven_client_prefix={self.ven_client_prefix!r})"
+        return (f"Credentials(bl_client_id={self.bl_client_id!r}, ven_mode={self.ven_mode!r}, "
+                f"ven_client_prefix={self.ven_client_prefix!r}, ven_client_id={self.ven_client_id!r}, "
+                f"ven_logins={len(self.ven_logins)})")
 
 
 @dataclass(frozen=True)

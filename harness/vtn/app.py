@@ -148,7 +148,7 @@ class Vtn:
 
     def __init__(self, config: VtnConfig, clock: Callable[[], float]) -> None:
         self.config = config
-        self.tokens = TokenStore(config.token_ttl_s, clock)
+        self.tokens = TokenStore(config.token_ttl_s, clock, auth.preissued(config))
         self.faults = FaultState(config.faults)
         self.requests: dict[str, dict[int | str, int]] = defaultdict(lambda: defaultdict(int))
         self._store: Store | None = None
@@ -308,6 +308,11 @@ class Vtn:
             "scope": auth.format_scopes(granted),
         })
         return web.Response(body=body, content_type=JSON, headers={"Cache-Control": "no-store"})
+
+    async def auth_server(self, request: web.Request) -> web.Response:
+        """OpenADR 3.1's token-URL discovery, served on 3.0.1 too, so `token_url = "discover"` works against it."""
+        url = f"{request.scheme}://{request.host}{self.config.base_path}/auth/token"
+        return web.Response(body=orjson.dumps({"tokenURL": url}), content_type=JSON)
 
     async def _authorize_client(self, request: web.Request) -> tuple[Principal, frozenset[str]]:
         form: Mapping[str, Any]
@@ -617,6 +622,7 @@ def make_app(config: VtnConfig, *, clock: Callable[[], float] = time.monotonic) 
     base = config.base_path
     r = app.router
     r.add_post(base + "/auth/token", vtn.token)
+    r.add_get(base + "/auth/server", vtn.auth_server, allow_head=False)
 
     def bind(method: Callable[[Kind, web.Request], Awaitable[web.Response]], kind: Kind) -> Handler:
         async def handler(request: web.Request) -> web.Response:

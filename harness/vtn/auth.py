@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from harness.vtn.config import VEN_CLIENT_ID_PATTERN, VtnConfig
 
@@ -58,17 +58,29 @@ class OAuthError(Exception):
         self.description = description
 
 
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
 def client_principal(config: VtnConfig, client_id: str, client_secret: str) -> Principal | None:
-    """The principal for these credentials, or None when they are not valid."""
+    """The principal for these credentials, or None when they are not valid. VENs log in as the config says:
+    one shared VEN client id, the pre-registered ids of a credentials file, or any `ven-<name>` (the default)."""
     if client_id == config.bl_client_id:
-        if hmac.compare_digest(client_secret.encode(), config.bl_client_secret.encode()):
-            return Principal(client_id, BL_SCOPES, is_ven=False)
-        return None
-    if _VEN_ID.match(client_id) and hmac.compare_digest(
-        client_secret.encode(), config.ven_client_secret.encode()
-    ):
-        return Principal(client_id, VEN_SCOPES, is_ven=True)
-    return None
+        return Principal(client_id, BL_SCOPES, is_ven=False) if _same(client_secret, config.bl_client_secret) else None
+    if config.ven_client_id is not None:
+        ok = client_id == config.ven_client_id and _same(client_secret, config.ven_client_secret)
+    elif config.ven_logins:
+        secret = config.ven_login_secret(client_id)
+        ok = secret is not None and _same(client_secret, secret)
+    else:
+        ok = _VEN_ID.match(client_id) is not None and _same(client_secret, config.ven_client_secret)
+    return Principal(client_id, VEN_SCOPES, is_ven=True) if ok else None
+
+
+def preissued(config: VtnConfig) -> dict[str, Principal]:
+    """Bearer tokens issued before the VTN started (a credentials file's token column): token -> its VEN, whose
+    client id is the row's or, without one, its venName."""
+    return {x.token: Principal(x.client_id or x.ven_name, VEN_SCOPES, is_ven=True) for x in config.ven_logins if x.token}
 
 
 def grant_scopes(allowed: frozenset[str], requested: str | None) -> frozenset[str]:
@@ -90,10 +102,12 @@ def format_scopes(scopes: frozenset[str]) -> str:
 class TokenStore:
     """Issued tokens by value. Expired tokens are dropped lazily and in periodic sweeps."""
 
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic,
+                 preissued: Mapping[str, Principal] | None = None) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
         self._tokens: dict[str, Token] = {}
+        self._preissued = dict(preissued or {})  # never expire, never swept
         self._next_sweep = clock() + ttl_s
 
     def __len__(self) -> int:
@@ -116,7 +130,8 @@ class TokenStore:
         """(principal, "") for a live token, else (None, reason) with reason "unknown" or "expired"."""
         token = self._tokens.get(value)
         if token is None:
-            return None, "unknown"
+            who = self._preissued.get(value)
+            return (who, "") if who is not None else (None, "unknown")
         if self._clock() >= token.expires_at:
             del self._tokens[value]
             return None, "expired"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from harness.core.credentials import VenLogin
 from harness.vtn.faults import Faults
 
 VEN_CLIENT_ID_PATTERN = r"^ven-[A-Za-z0-9_.-]{1,120}$"
@@ -22,6 +23,11 @@ class VtnConfig:
     bl_client_id: str = "bl"
     bl_client_secret: str = field(default="bl-secret", repr=False)
     ven_client_secret: str = field(default="ven-secret", repr=False)
+    # How VENs log in (one at most; neither: any `ven-<name>` with ven_client_secret). ven_client_id: one shared VEN
+    # client, as the Alliance's reference VTN issues; ven_logins: pre-registered VENs (a credentials file), each with
+    # its own client id and secret or a pre-issued token that never expires.
+    ven_client_id: str | None = None
+    ven_logins: tuple[VenLogin, ...] = field(default=(), repr=False)
     token_ttl_s: float = 3600.0
     faults: Faults = Faults()
     # Group commit: writes share one transaction, committed this long after the first write of a batch
@@ -50,6 +56,13 @@ class VtnConfig:
             raise ValueError(f"bl_client_id must be non-empty and not look like a VEN client id, got {self.bl_client_id!r}")
         if not self.bl_client_secret or not self.ven_client_secret:
             raise ValueError("client secrets must be non-empty")
+        if self.ven_client_id is not None:
+            if not self.ven_client_id.strip() or self.ven_client_id == self.bl_client_id:
+                raise ValueError(f"shared VEN client id must be non-empty and not the BL client's, got {self.ven_client_id!r}")
+            if self.ven_logins:
+                raise ValueError("a shared VEN client and a VEN credentials file exclude each other: choose one")
+        if any(x.client_id == self.bl_client_id for x in self.ven_logins):
+            raise ValueError(f"VEN credentials: client id {self.bl_client_id!r} is the BL client's")
         if not self.token_ttl_s > 0:
             raise ValueError(f"token_ttl must be > 0, got {self.token_ttl_s}")
         if not 0 <= self.commit_interval_s <= 1.0:
@@ -66,3 +79,11 @@ class VtnConfig:
             raise ValueError("processes > 1 needs the null VTN: the SQLite store is one process's")
         if self.shutdown_timeout_s < 0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {self.shutdown_timeout_s}")
+        # client id -> secret, built once: a token request looks its client up in O(1) (not a field: not compared,
+        # not shown; rebuilt by replace(), which constructs anew).
+        object.__setattr__(self, "_ven_secrets", {x.client_id: x.secret for x in self.ven_logins if x.client_id and x.secret})
+
+    def ven_login_secret(self, client_id: str) -> str | None:
+        """The secret of a pre-registered VEN client id (ven_logins), or None."""
+        secrets: dict[str, str] = self.__dict__["_ven_secrets"]
+        return secrets.get(client_id)

@@ -129,7 +129,9 @@ def _optional(obj: JsonObj, key: str, path: str, check: Callable[[object, str], 
         value = obj[key]
         if value is None:
             if not nullable:
-                raise _fail(path + key, "a value (not null)", value)
+                # Clients send null for unset optional fields (openadr3-client: "randomizeStart": null): it means
+                # absent, and is stored absent, since the schema has no null there for readers to expect.
+                del obj[key]
             return
         check(value, path + key)
 
@@ -318,11 +320,20 @@ def check_report(value: object) -> JsonObj:
     return body
 
 
+# Subscription operations in either vocabulary: 3.0.1's enum and the HTTP methods of 3.0.0 and most implementations.
+OPERATIONS = frozenset({"READ", "CREATE", "UPDATE", "DELETE", "GET", "POST", "PUT"})
+
+
+def _operation(value: object, path: str) -> None:
+    if not isinstance(value, str) or value.upper() not in OPERATIONS:
+        raise _fail(path, f"one of {', '.join(sorted(OPERATIONS))}", value)
+
+
 def _object_operation(value: object, path: str) -> None:
     op = _obj(value, path)
     p = path + "."
     _array(_req(op, "objects", p), p + "objects", _string)
-    _array(_req(op, "operations", p), p + "operations", _string)
+    _array(_req(op, "operations", p), p + "operations", _operation)
     url = _string(_req(op, "callbackUrl", p), p + "callbackUrl")
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", url):
         raise _fail(p + "callbackUrl", "an absolute URI (http://host/path)", url)

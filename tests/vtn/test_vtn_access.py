@@ -216,10 +216,13 @@ async def test_other_invalid_bodies_and_references(config: VtnConfig, kit: Simpl
         v = (await c.call("POST", "/vens", ven, json={"venName": "v"})).body
         r = await c.call("POST", f"/vens/{v['id']}/resources", ven, json={"resourceName": ""})
         assert r.status == 400 and r.body["detail"] == "resourceName: length must be 1..128, got 0"
-        # unknown enumerations and private strings are accepted
+        # unknown object types and private strings are accepted; an operation must be one of the known seven
         ok = await c.call("POST", "/subscriptions", ven, json={"clientName": "a", "programID": program_id, "objectOperations": [
-            {"objects": ["EVENT", "MY_PRIVATE_OBJECT"], "operations": ["GET", "NOTIFY_ME"], "callbackUrl": "https://x.example/cb"}]})
+            {"objects": ["EVENT", "MY_PRIVATE_OBJECT"], "operations": ["GET", "create"], "callbackUrl": "https://x.example/cb"}]})
         assert ok.status == 201
+        foo = await c.call("POST", "/subscriptions", ven, json={"clientName": "a", "programID": program_id, "objectOperations": [
+            {"objects": ["EVENT"], "operations": ["FOO"], "callbackUrl": "https://x.example/cb"}]})
+        assert foo.status == 400 and foo.body["detail"].startswith("objectOperations[0].operations[0]: expected one of")
         odd = kit.report_body(program_id, event_id)
         odd["resources"][0]["intervals"][0]["payloads"][0]["type"] = "X_PRIVATE_TYPE"
         odd["resources"][0]["intervals"][0]["payloads"][0]["values"] = [1, 2.5, "s", True, {"x": 1.0, "y": 2.0}]
@@ -256,3 +259,24 @@ async def test_unknown_routes_methods_and_ids(config: VtnConfig, kit: SimpleName
         missing = await c.call("GET", "/programs/prg-77", bl)
         assert (missing.status, missing.body["detail"]) == (404, "program prg-77 not found")
         assert (await c.call("GET", "/programs/prg-01", bl)).status == 404
+
+
+async def test_credential_modes_over_http(config: VtnConfig, kit: SimpleNamespace) -> None:
+    """Shared VEN client, pre-issued tokens and GET /auth/server, through the real token endpoint and routes."""
+    from dataclasses import replace
+
+    from harness.core.credentials import VenLogin
+
+    async with kit.vtn_server(replace(config, ven_client_id="ven_client", ven_client_secret="999")) as c:
+        r = await c.call("GET", "/auth/server")
+        assert r.status == 200 and r.body == {"tokenURL": f"{c.base}/auth/token"}
+        shared = await c.token("ven_client", "999")
+        form = {"grant_type": "client_credentials", "client_id": "ven-a", "client_secret": "999"}
+        assert (await c.call("POST", "/auth/token", data=form)).status == 400
+        assert (await c.call("POST", "/vens", shared, json={"venName": "v1"})).status == 201
+    logins = (VenLogin("v1", token="pre-1"), VenLogin("v2", "id-2", "s2"))
+    async with kit.vtn_server(replace(config, db_path=":memory:", ven_logins=logins)) as c:
+        assert (await c.call("POST", "/vens", "pre-1", json={"venName": "v1"})).status == 201
+        assert (await c.call("POST", "/vens", "pre-2", json={"venName": "v1"})).status == 401
+        own = await c.token("id-2", "s2")
+        assert (await c.call("GET", "/vens", own)).body == []  # v1 belongs to the token's VEN, not to id-2

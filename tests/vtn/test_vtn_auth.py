@@ -54,3 +54,41 @@ def test_tokens_expire_and_are_swept() -> None:
     store.issue(who)
     assert len(store) == 1  # the sweep dropped `second`
     assert "value" not in repr(first) and first.value not in repr(first)
+
+
+def test_a_shared_ven_client_is_the_only_ven_login() -> None:
+    """--shared-ven-client: only that id with the VEN secret gets VEN tokens; ven-<name> ids no longer do."""
+    config = VtnConfig(ven_client_id="ven_client", ven_client_secret="999")
+    assert client_principal(config, "ven_client", "999") == Principal("ven_client", VEN_SCOPES, is_ven=True)
+    for cid, secret in (("ven_client", "998"), ("ven-a", "999"), ("bl", "999")):
+        assert client_principal(config, cid, secret) is None, cid
+
+
+def test_a_credentials_file_registers_each_ven_and_its_tokens() -> None:
+    """--ven-credentials: each listed client id with its own secret; token rows are live tokens that never expire."""
+    from harness.core.credentials import VenLogin
+    from harness.vtn.auth import preissued
+
+    logins = (VenLogin("a", "id-a", "sa"), VenLogin("b", "id-b", "sb"), VenLogin("c", token="tok-c"))
+    config = VtnConfig(ven_logins=logins)
+    assert client_principal(config, "id-a", "sa") == Principal("id-a", VEN_SCOPES, is_ven=True)
+    for cid, secret in (("id-a", "sb"), ("id-b", "sa"), ("ven-a", "ven-secret"), ("c", "")):
+        assert client_principal(config, cid, secret) is None, cid
+    clock = Clock()
+    store = TokenStore(ttl_s=10, clock=clock, preissued=preissued(config))
+    clock.now = 1e9
+    assert store.lookup("tok-c") == (Principal("c", VEN_SCOPES, is_ven=True), "")
+    assert store.lookup("tok-d") == (None, "unknown")
+    assert "sa" not in repr(config) and "tok-c" not in repr(config) and "tok-c" not in repr(logins)
+
+
+def test_credential_modes_that_conflict_are_refused() -> None:
+    """A shared client and a file at once, or the BL id as a VEN id, is a one-line ValueError."""
+    from harness.core.credentials import VenLogin
+
+    with pytest.raises(ValueError, match="exclude each other"):
+        VtnConfig(ven_client_id="v", ven_logins=(VenLogin("a", "id-a", "s"),))
+    with pytest.raises(ValueError, match="not the BL client"):
+        VtnConfig(ven_client_id="bl")
+    with pytest.raises(ValueError, match="BL client"):
+        VtnConfig(ven_logins=(VenLogin("a", "bl", "s"),))

@@ -107,3 +107,25 @@ def test_arbitrary_json_never_crashes_a_check(value: Any) -> None:
             check(value)
         except InvalidBody:
             pass
+
+
+def test_null_in_an_optional_field_means_absent() -> None:
+    """`"randomizeStart": null` (as openadr3-client sends) passes and is stored absent; nullable fields keep null."""
+    body = copy.deepcopy(VALID["event"][1])
+    body["intervalPeriod"] = {"start": "2026-01-01T00:00:00Z", "duration": None, "randomizeStart": None}
+    body["eventName"] = None
+    checked = schema.check_event(body)
+    assert checked["intervalPeriod"] == {"start": "2026-01-01T00:00:00Z"}
+    assert checked["eventName"] is None
+
+
+@pytest.mark.parametrize("op", ["FOO", "", "create!", 3])
+def test_an_unknown_subscription_operation_is_rejected(op: Any) -> None:
+    """Subscription operations are READ/CREATE/UPDATE/DELETE or GET/POST/PUT/DELETE; anything else names the field."""
+    body = copy.deepcopy(VALID["subscription"][1])
+    body["objectOperations"][0]["operations"] = ["GET", op]
+    with pytest.raises(InvalidBody, match=r"objectOperations\[0\]\.operations\[1\]: expected one of"):
+        schema.check_subscription(body)
+    for ok in (["GET", "POST", "PUT", "DELETE"], ["read", "CREATE", "UPDATE"]):
+        body["objectOperations"][0]["operations"] = ok
+        schema.check_subscription(body)
