@@ -1,13 +1,13 @@
 """harness: a load-simulation harness for OpenADR 3 VTN servers.
 
-Public surface: the profile, the supervisor that runs it, and the results it produces.
+Public surface: the profile, the session that runs it, and the outcome and results it produces.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Profile", "ProfileError", "Supervisor", "Outcome", "Histogram"]
+__all__ = ["__version__", "Profile", "ProfileError", "RunSession", "Outcome", "Histogram"]
 
 
 def __getattr__(name: str) -> object:
@@ -16,10 +16,14 @@ def __getattr__(name: str) -> object:
         from harness.core import profile
 
         return getattr(profile, name)
-    if name in ("Supervisor", "Outcome"):
-        from harness.run import supervisor
+    if name == "RunSession":
+        from harness.run.session import RunSession
 
-        return getattr(supervisor, name)
+        return RunSession
+    if name == "Outcome":
+        from harness.sinks.base import Outcome
+
+        return Outcome
     if name == "Histogram":
         from harness.core.histogram import Histogram
 

@@ -23,7 +23,7 @@ from harness.core.profile import Profile  # noqa: E402
 from harness.run import cluster as cluster_mod  # noqa: E402
 from harness.run.backend import LocalBackend  # noqa: E402
 from harness.run.cluster import CHILD_FLAG, ClusterError, DaskBackend, start_local_cluster  # noqa: E402
-from harness.run.supervisor import Supervisor  # noqa: E402
+from harness.run.session import RunSession  # noqa: E402
 
 
 def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> bool:
@@ -69,9 +69,9 @@ def two_workers(client: Client) -> Client:
 def test_cluster_totals_equal_a_local_run(cluster: Any, two_workers: Client, tmp_path: Path) -> None:
     """The same seed and fleet on a 2-worker LocalCluster and on 2 local processes: identical exact totals."""
     p = Profile(name="same", vens=40, interval_s=0.5, reports_per_ven=2, workers=2, seed=5)
-    local = Supervisor(p, tmp_path / "local", backend=LocalBackend()).run()
+    local = RunSession(p, tmp_path / "local", backend=LocalBackend()).run()
     backend = DaskBackend(cluster.scheduler_address)
-    dask = Supervisor(p, tmp_path / "dask", backend=backend).run()
+    dask = RunSession(p, tmp_path / "dask", backend=backend).run()
     for outcome in (local, dask):
         assert (outcome.exit_code, outcome.verdict) == (0, "pass"), outcome.summary.get("reasons")
         assert outcome.summary["errors"] == {}
@@ -86,7 +86,7 @@ def test_killed_dask_worker_is_reported_with_its_vens(cluster: Any, two_workers:
     """os._exit in one Dask worker mid-run: that shard is lost with its VEN range, never re-run; verdict invalid."""
     p = Profile(name="kill", vens=20, interval_s=0.5, reports_per_ven=6, workers=2, seed=3)
     backend = DaskBackend(cluster.scheduler_address)
-    sup = Supervisor(p, tmp_path, backend=backend)
+    sup = RunSession(p, tmp_path, backend=backend)
     killed: list[str] = []
 
     def reporting() -> bool:
@@ -120,7 +120,7 @@ def test_killed_shard_process_is_reported_with_its_vens(cluster: Any, two_worker
     """SIGKILL of one shard's process on its Dask worker: its task fails, the shard is lost with its VEN range."""
     p = Profile(name="kill-child", vens=20, interval_s=0.5, reports_per_ven=6, workers=2, seed=6)
     backend = DaskBackend(cluster.scheduler_address)
-    sup = Supervisor(p, tmp_path, backend=backend)
+    sup = RunSession(p, tmp_path, backend=backend)
     killed: list[int] = []
 
     def killer() -> None:
@@ -150,7 +150,7 @@ def test_sigint_stops_every_shard_and_leaves_nothing_running(cluster: Any, two_w
     """Ctrl-C mid-run: every shard drains and ends cooperatively; no task processing, no shard process left."""
     p = Profile(name="stop", vens=20, interval_s=0.5, reports_per_ven=200, workers=2, seed=4)
     backend = DaskBackend(cluster.scheduler_address)
-    sup = Supervisor(p, tmp_path, backend=backend)
+    sup = RunSession(p, tmp_path, backend=backend)
     seen: dict[str, Any] = {}
 
     def interrupter() -> None:

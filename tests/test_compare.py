@@ -197,19 +197,19 @@ def test_compare_against_the_embedded_vtn_made_twice_as_slow(tmp_path: Path) -> 
     import urllib.request
 
     from harness.core.profile import Profile
-    from harness.run.supervisor import Supervisor
+    from harness.run.session import RunSession
     from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
 
     with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"), faults=parse_faults({"latency": "20ms"}))) as vtn:
         p = Profile(name="cmp", target=vtn.url, vens=50, interval_s=0.5, reports_per_ven=6, workers=1, seed=8,
                     max_loop_lag_ms=5000)
-        a = Supervisor(p, tmp_path).run().run_dir
-        b = Supervisor(p, tmp_path).run().run_dir
+        a = RunSession(p, tmp_path).run().run_dir
+        b = RunSession(p, tmp_path).run().run_dir
         req = urllib.request.Request(vtn.url.split("/openadr3")[0] + "/_harness/faults",
                                      data=json.dumps({"latency": "40ms"}).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=10).close()
-        slow = Supervisor(p, tmp_path).run().run_dir
+        slow = RunSession(p, tmp_path).run().run_dir
 
     def compare(base: Path, new: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "harness", "compare", str(base), str(new), "--tolerance", "10%"],

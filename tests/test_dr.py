@@ -17,7 +17,7 @@ from harness.core.profile import DrEvent, Profile
 from harness.dialects import get
 from harness.dialects.lenient import parse_duration, parse_time
 from harness.meter import Meter, simple_level_shed
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 
 VENS, SEED, LEVEL, SHARE = 40, 21, 2, 0.5
 
@@ -30,7 +30,7 @@ def test_dr_event_reaches_every_targeted_ven_and_reports_show_the_shed(tmp_path:
         workers=2, seed=SEED, time_scale=60.0, meter_tick_s=15.0, events=mode, poll_interval_s=0.5,
         dr_events=(DrEvent(at_s=2.0, level=LEVEL, duration_s=60.0, notice_s=1.5, share=SHARE),), max_loop_lag_ms=5000,
     )
-    outcome = Supervisor(p, tmp_path).run()
+    outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     assert outcome.exit_code == 0, doc["reasons"]
     expect = targeted(SEED, 0, np.arange(VENS, dtype=np.int64), SHARE)
@@ -92,7 +92,7 @@ def test_webhook_vens_unsubscribe_at_the_end_when_asked(tmp_path: Path, unsubscr
     """Webhook mode keeps one subscription per VEN, or deletes each one at the clean stop when asked."""
     p = Profile(name="unsub", vens=10, interval_s=0.5, reports_per_ven=2, workers=1, seed=3, events="webhook",
                 unsubscribe=unsubscribe, max_loop_lag_ms=5000)
-    outcome = Supervisor(p, tmp_path).run()
+    outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     assert doc["operations"]["subscribe"]["ok"] == 10 and doc["errors"] == {}
     db = sqlite3.connect(outcome.run_dir / "vtn.sqlite")

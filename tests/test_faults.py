@@ -18,7 +18,8 @@ from harness.core.messages import WorkerDelta
 from harness.core.profile import Profile
 from harness.run.backend import LocalBackend
 from harness.run.operator import TargetUnreachable
-from harness.run.supervisor import EXIT_INVALID, Supervisor
+from harness.core.exits import EXIT_INVALID
+from harness.run.session import RunSession
 
 
 class KillingBackend(LocalBackend):
@@ -43,7 +44,7 @@ def test_sigkilled_worker_is_reported_with_its_vens_and_the_others_finish(tmp_pa
     """SIGKILL one of 2 workers: noticed within 2 s, recorded with its VENs, run invalid (exit 3), other worker done."""
     backend = KillingBackend()
     p = Profile(name="kill", vens=40, interval_s=0.5, reports_per_ven=8, workers=2, seed=3, max_loop_lag_ms=5000)
-    outcome = Supervisor(p, tmp_path, backend=backend).run()
+    outcome = RunSession(p, tmp_path, backend=backend).run()
     assert backend.killed_at is not None
     doc = outcome.summary
     w0, w1 = doc["workers"]
@@ -61,7 +62,7 @@ def test_unreachable_target_fails_fast_before_any_worker_starts(tmp_path: Path) 
     """A target that refuses connections: TargetUnreachable after the retry window; no worker was started."""
     backend = LocalBackend()
     p = Profile(name="gone", target="http://127.0.0.1:9/openadr3/3.0.1", vens=5, reports_per_ven=1, interval_s=1)
-    sup = Supervisor(p, tmp_path, backend=backend, reachable_window_s=1.0)
+    sup = RunSession(p, tmp_path, backend=backend, reachable_window_s=1.0)
     started = time.monotonic()
     with pytest.raises(TargetUnreachable, match="unreachable after 1s"):
         sup.run()

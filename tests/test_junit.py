@@ -15,8 +15,11 @@ from harness.cli import cli
 from harness.core.histogram import Histogram
 from harness.core.messages import ErrorDelta, Health, OpDelta, Stop, WorkerDelta
 from harness.core.profile import Profile
+from harness.core.exits import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT
 from harness.core.thresholds import evaluate
-from harness.run.supervisor import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, Supervisor
+from harness.run.outcome import RunFacts
+from harness.run.session import RunSession
+from harness.run.supervisor import Supervisor
 from harness.sinks.junit import junit_xml
 
 HEALTHY = Health(loop_lag_max_ms=1.0, loop_lag_mean_ms=0.5, cpu_percent=10.0, rss_bytes=50 << 20, open_fds=10,
@@ -42,17 +45,19 @@ class RecordingBackend:
         self.sent.append((worker_id, msg))
 
 
-def supervisor(tmp_path: Path, *thresholds: Any, deltas: list[WorkerDelta]) -> tuple[Supervisor, RecordingBackend]:
+def supervisor(tmp_path: Path, *thresholds: Any, deltas: list[WorkerDelta]) -> tuple[RunSession, RecordingBackend]:
     backend = RecordingBackend()
-    sup = Supervisor(Profile(name="ci", vens=10, interval_s=1.0, thresholds=thresholds), tmp_path, backend=backend)  # type: ignore[arg-type]
-    sup.specs = {0: None}  # type: ignore[dict-item]  # one worker, never started
+    sup = RunSession(Profile(name="ci", vens=10, interval_s=1.0, thresholds=thresholds), tmp_path, backend=backend)  # type: ignore[arg-type]
+    workers = Supervisor(sup.profile, backend, [], sup.results, sup.abort_watch, target="http://vtn", run_dir=tmp_path)  # type: ignore[arg-type]
+    workers.specs = {0: None}  # type: ignore[dict-item]  # one worker, never started
+    sup.abort_watch.control = workers
     for d in deltas:
         sup.results.add(d)
     return sup, backend
 
 
-def finish(sup: Supervisor, tmp_path: Path) -> Any:
-    return sup._finish(tmp_path, time.time(), time.time(), 10.0, "http://vtn", "p", "e")
+def finish(sup: RunSession, tmp_path: Path) -> Any:
+    return sup.finish(tmp_path, RunFacts(time.time(), time.time(), 10.0, "http://vtn", "p", "e"))
 
 
 def cases(xml: bytes) -> dict[str, ET.Element | None]:
@@ -120,7 +125,7 @@ def test_invalid_beats_fail_and_interrupted_beats_invalid(tmp_path: Path) -> Non
     assert out.summary["reasons"] == ["worker 0 lost: exited with code -9", "threshold failed: report.ok == 1 (100 is not == 1)"]
     health = cases((tmp_path / "junit.xml").read_bytes())["generator health"]
     assert health is not None and health.attrib["message"] == "the run is invalid: worker 0 lost: exited with code -9"
-    sup.signals.append(signal.SIGINT)
+    sup.signals.received.append(signal.SIGINT)
     out = finish(sup, tmp_path)
     assert (out.exit_code, out.verdict) == (EXIT_SIGINT, "interrupted")
 
@@ -130,12 +135,12 @@ def test_abort_threshold_stops_the_run_after_its_grace(tmp_path: Path) -> None:
     the verdict is fail with that reason."""
     spec = {"expr": "report.error_rate < 1%", "abort_on_fail": True, "grace": "30s"}
     sup, backend = supervisor(tmp_path, spec, deltas=[delta(0, 90, 10, 5.0)])
-    checks = [t for t in sup.profile.thresholds if t.abort_on_fail]
-    assert sup._check_abort(time.time() - 20.0, checks) is False
-    assert backend.sent == [] and sup.abort is None
-    assert sup._check_abort(time.time() - 31.0, checks) is True
+    watch = sup.abort_watch  # judges the profile's abort-on-fail thresholds
+    assert watch.check(sup.results, 20.0) is False
+    assert backend.sent == [] and watch.abort is None
+    assert watch.check(sup.results, 31.0) is True
     assert backend.sent == [(0, Stop(sup.profile.drain_s, "threshold abort"))]
-    assert sup.abort is not None and sup.abort[0].expr == "report.error_rate < 1%"
+    assert watch.abort is not None and watch.abort[0].expr == "report.error_rate < 1%"
     out = finish(sup, tmp_path)
     assert (out.exit_code, out.verdict) == (EXIT_FAIL, "fail")
     assert out.summary["reasons"] == [
@@ -146,7 +151,7 @@ def test_abort_threshold_stops_the_run_after_its_grace(tmp_path: Path) -> None:
 def test_abort_threshold_with_no_data_does_not_stop_the_run(tmp_path: Path) -> None:
     """Before any report completed, an abort threshold has no data and the run goes on."""
     sup, backend = supervisor(tmp_path, {"expr": "report.response_time.p99 < 1ms", "abort_on_fail": True}, deltas=[])
-    assert sup._check_abort(time.time() - 5.0, list(sup.profile.thresholds)) is False
+    assert sup.abort_watch.check(sup.results, 5.0) is False
     assert backend.sent == []
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.core.histogram import MID_NS
 from harness.core.profile import Profile
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 from harness.sinks.resultsdir import read_histograms
 from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
 
@@ -30,9 +30,9 @@ def test_fixed_50ms_delay_shows_in_service_time_p50(tmp_path: Path) -> None:
     with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"))) as vtn:
         p = Profile(name="base", target=vtn.url, vens=50, interval_s=0.5, reports_per_ven=6, workers=1, seed=4,
                     max_loop_lag_ms=5000)
-        base = Supervisor(p, tmp_path).run().summary["operations"]["report"]
+        base = RunSession(p, tmp_path).run().summary["operations"]["report"]
         _set_faults(vtn, {"latency": "50ms"})
-        slow = Supervisor(p, tmp_path).run().summary["operations"]["report"]
+        slow = RunSession(p, tmp_path).run().summary["operations"]["report"]
     assert base["ok"] == slow["ok"] == 300
     expected_ms = 50.0 + base["service_time"]["p50_ms"]
     measured = slow["service_time"]["p50_ms"]
@@ -49,7 +49,7 @@ def test_a_2s_stall_shows_in_response_time_not_in_service_time(tmp_path: Path) -
     with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"), faults=faults)) as vtn:
         p = Profile(name="stall", target=vtn.url, vens=vens, interval_s=interval_s, reports_per_ven=reports,
                     workers=1, seed=5, duration_s=60, max_loop_lag_ms=5000)
-        outcome = Supervisor(p, tmp_path).run()
+        outcome = RunSession(p, tmp_path).run()
     r = outcome.summary["operations"]["report"]
     assert r["ok"] == total and r["errors"] == 0
     resp, svc = r["response_time"], r["service_time"]

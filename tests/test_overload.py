@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.core.profile import Profile
-from harness.run.supervisor import EXIT_INVALID, EXIT_PASS, Supervisor
+from harness.core.exits import EXIT_INVALID, EXIT_PASS
+from harness.run.session import RunSession
 from harness.vtn import EmbeddedVtn, VtnConfig
 
 
@@ -21,7 +22,7 @@ def null_vtn() -> Iterator[EmbeddedVtn]:
 def run(url: str, out: Path, vens: int, interval_s: float, duration_s: float) -> tuple[int, str, list[str]]:
     p = Profile(name="overload", target=url, vens=vens, interval_s=interval_s, duration_s=duration_s, workers=1,
                 connection="pooled", pool_size=64, timeout_s=2.0, drain_s=1.0, seed=4)
-    outcome = Supervisor(p, out).run()
+    outcome = RunSession(p, out).run()
     return outcome.exit_code, outcome.verdict, list(outcome.summary["reasons"])
 
 

@@ -28,7 +28,8 @@ from harness.core.profile import Profile
 from harness.dialects import Request
 from harness.net.transport import AiohttpTransport
 from harness.run.backend import LocalBackend
-from harness.run.supervisor import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, Supervisor
+from harness.core.exits import EXIT_FAIL, EXIT_INVALID, EXIT_PASS
+from harness.run.session import RunSession
 from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
 
 # ---- helpers ------------------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def test_target_dying_mid_run_is_connect_refused_and_the_run_reports(
     try:
         backend = OnFirstReports(lambda: vtn.stop())
         p = _profile("dying", vtn.url, thresholds=thresholds)
-        outcome = Supervisor(p, tmp_path, backend=backend).run()
+        outcome = RunSession(p, tmp_path, backend=backend).run()
     finally:
         vtn.stop()
     doc = outcome.summary
@@ -130,7 +131,7 @@ def test_target_dying_mid_run_is_connect_refused_and_the_run_reports(
 def test_injected_resets_and_503s_are_counted_exactly(tmp_path: Path, faults: dict[str, Any], error_class: str) -> None:
     """Resets and 503s drawn from a seeded VTN: the harness counts exactly what the VTN injected, by class."""
     with EmbeddedVtn(VtnConfig(faults=parse_faults(faults))) as vtn:
-        outcome = Supervisor(_profile("faulty", vtn.url, workers=2), tmp_path).run()
+        outcome = RunSession(_profile("faulty", vtn.url, workers=2), tmp_path).run()
         stats = control(vtn, "stats")
     doc = outcome.summary
     injected = stats["faults"]["resets"] if error_class == "reset" else stats["faults"]["injected"]["503"]
@@ -153,7 +154,7 @@ def test_stall_beyond_the_timeout_is_read_timeout(tmp_path: Path) -> None:
     """A 2 s stall with a 0.5 s timeout: the stalled reports are read_timeout; the VTN stored them all the same."""
     with EmbeddedVtn(VtnConfig()) as vtn:
         backend = OnFirstReports(lambda: control(vtn, "stall", {"duration_s": 2.0}))
-        outcome = Supervisor(_profile("stall", vtn.url, timeout_s=0.5, reports_per_ven=8), tmp_path,
+        outcome = RunSession(_profile("stall", vtn.url, timeout_s=0.5, reports_per_ven=8), tmp_path,
                              backend=backend).run()
         stats = control(vtn, "stats")
     doc = outcome.summary
@@ -174,7 +175,7 @@ def test_429_retry_after_is_honoured_and_counted_apart(tmp_path: Path) -> None:
     faults = parse_faults({"throttle_rate": "0.3", "retry_after": "1s", "seed": 3})
     with EmbeddedVtn(VtnConfig(faults=faults)) as vtn:
         p = _profile("throttled", vtn.url, vens=6, interval_s=0.2, reports_per_ven=10, timeout_s=1.0, drain_s=0.5)
-        outcome = Supervisor(p, tmp_path).run()
+        outcome = RunSession(p, tmp_path).run()
         stats = control(vtn, "stats")
     doc = outcome.summary
     throttled = doc["errors"]["http_429"]["count"]
@@ -269,7 +270,7 @@ def test_hung_worker_is_terminated_then_killed_after_the_heartbeat_deadline(tmp_
     backend = OnFirstReports(freeze)
     p = Profile(name="hung", vens=20, interval_s=0.5, reports_per_ven=12, workers=2, seed=3, max_loop_lag_ms=5000,
                 heartbeat_s=2.0)
-    outcome = Supervisor(p, tmp_path, backend=backend).run()
+    outcome = RunSession(p, tmp_path, backend=backend).run()
     assert backend.fired_at is not None
     doc = outcome.summary
     w0, w1 = doc["workers"]
@@ -446,6 +447,6 @@ def test_full_output_folder_is_found_before_anything_starts(tmp_path: Path, monk
     monkeypatch.setattr(resultsdir, "MIN_FREE_BYTES", 2**62)  # more than any disk has
     backend = LocalBackend()
     with pytest.raises(resultsdir.OutputError, match=rf"^output folder {re.escape(str(tmp_path / 'runs'))} is full: "):
-        Supervisor(Profile(name="full", vens=5, reports_per_ven=1), tmp_path, backend=backend).run()
+        RunSession(Profile(name="full", vens=5, reports_per_ven=1), tmp_path, backend=backend).run()
     assert backend.pids() == {} and list((tmp_path / "runs").iterdir()) == []
     assert_no_processes_left()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.profile import Profile
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 
 LOOP_BUGS = ("Event loop is closed", "Unclosed client session", "Unclosed connector", "Task was destroyed but it is pending")
 
@@ -23,7 +23,7 @@ def test_200_vens_x_3_reports_on_2_workers_exact(tmp_path: Path) -> None:
     """200 VENs x 3 reports: the VTN stores exactly 600, summary counts exactly 600 ok and 0 errors, all joined."""
     # Generator health is not the subject here: a loaded CI box must not turn this exact check invalid.
     p = Profile(name="exact", vens=200, sites_per_ven=2, interval_s=0.5, reports_per_ven=3, workers=2, seed=11, max_loop_lag_ms=5000)
-    outcome = Supervisor(p, tmp_path).run()
+    outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     assert (outcome.exit_code, outcome.verdict) == (0, "pass")
     ops = doc["operations"]
@@ -58,8 +58,8 @@ def test_second_run_against_the_same_vtn_reuses_vens(tmp_path: Path) -> None:
 
     with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"))) as vtn:
         p = Profile(name="again", target=vtn.url, vens=30, interval_s=0.5, reports_per_ven=2, workers=1, seed=2, max_loop_lag_ms=5000)
-        first = Supervisor(p, tmp_path).run().summary
-        second = Supervisor(p, tmp_path).run().summary
+        first = RunSession(p, tmp_path).run().summary
+        second = RunSession(p, tmp_path).run().summary
     assert first["operations"]["report"]["ok"] == second["operations"]["report"]["ok"] == 60
     assert second["counters"]["ven_existing"] == 30
     db = sqlite3.connect(tmp_path / "vtn.sqlite")
@@ -109,7 +109,7 @@ def test_privileged_provisioning_credential_creates_vens_and_vens_report_with_th
     """With a provisioning credential, the VTN's VENs belong to it (one token per shard) and reports still flow."""
     p = Profile(name="prov", vens=10, interval_s=0.5, reports_per_ven=2, workers=2, seed=6, max_loop_lag_ms=5000,
                 provisioning_client_id="bl")
-    doc = Supervisor(p, tmp_path).run().summary
+    doc = RunSession(p, tmp_path).run().summary
     ops = doc["operations"]
     assert (ops["provisioning_token"]["ok"], ops["create_ven"]["ok"], ops["report"]["ok"]) == (2, 10, 20)
     assert doc["errors"] == {}

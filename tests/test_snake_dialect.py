@@ -158,14 +158,14 @@ def test_spawned_snake_server_answers() -> None:
 def test_supervisor_run_against_the_snake_vtn(tmp_path: Path) -> None:
     """6 VENs x 2 intervals on the snake VTN: every load reported exactly twice, each with its VEN's own token."""
     from harness.core.profile import Profile
-    from harness.run.supervisor import Supervisor
+    from harness.run.session import RunSession
 
     with SnakeServer() as s:
         p = Profile(
             name="snake", target=s.url, dialect=D_NAME, vens=6, sites_per_ven=2, interval_s=0.5,
             reports_per_ven=2, workers=1, seed=3, max_loop_lag_ms=5000,
         )
-        outcome = Supervisor(p, tmp_path).run()
+        outcome = RunSession(p, tmp_path).run()
         with urllib.request.urlopen(s.url + "/_test/stats", timeout=5) as resp:
             stats: dict[str, Any] = json.loads(resp.read())
     assert (outcome.exit_code, outcome.verdict) == (0, "pass")

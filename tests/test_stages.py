@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.core.profile import Profile, ProfileError, from_toml
 from harness.core.stages import Stage, bounds, ranks, target_at
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 
 
 def test_target_is_piecewise_linear() -> None:
@@ -49,7 +49,7 @@ def test_ramp_up_hold_down_activates_exactly_the_ranked_vens(tmp_path: Path) -> 
     seed, interval = 13, 0.5
     stages = (Stage(3, 40), Stage(3, 40), Stage(2, 10), Stage(3, 10))
     p = Profile(name="stages", stages=stages, interval_s=interval, workers=2, seed=seed, max_loop_lag_ms=5000)
-    outcome = Supervisor(p, tmp_path).run()
+    outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     assert outcome.exit_code == 0, doc["reasons"]
     rows = doc["stages"]

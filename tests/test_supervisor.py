@@ -10,7 +10,7 @@ import pytest
 
 from harness.core.profile import Profile, ProfileError
 from harness.core.target import TargetSettings
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 
 REMOTE = "http://127.0.0.1:9"  # never reached: every check here fails first
 
@@ -39,7 +39,7 @@ def _harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_bad_target_settings_fail_before_anything_starts(tmp_path: Path, profile: Profile, message: str) -> None:
     """Each mistake is a one-line ProfileError, raised before a results folder or an embedded VTN exists."""
     with pytest.raises(ProfileError) as e:
-        Supervisor(profile, tmp_path).run()
+        RunSession(profile, tmp_path).run()
     assert str(e.value) == message
     assert list(tmp_path.iterdir()) == []
 
@@ -50,7 +50,7 @@ def test_a_target_without_its_secret_in_the_environment_fails(tmp_path: Path, mo
     monkeypatch.delenv(env)
     key = "bl_secret_env" if env == "HARNESS_BL_SECRET" else "ven_secret_env"
     with pytest.raises(ProfileError) as e:
-        Supervisor(Profile(target=REMOTE, vens=2), tmp_path).run()
+        RunSession(Profile(target=REMOTE, vens=2), tmp_path).run()
     assert str(e.value) == (f"profile: target.{key}: environment variable {env} is not set "
                             "(a --target needs its real secret; defaults apply only to the embedded VTN)")
 
@@ -60,7 +60,7 @@ def test_the_embedded_vtn_runs_without_secrets_in_the_environment(tmp_path: Path
     monkeypatch.delenv("HARNESS_BL_SECRET")
     monkeypatch.delenv("HARNESS_VEN_SECRET")
     p = Profile(name="defaults", vens=3, interval_s=0.3, reports_per_ven=1, workers=1, max_loop_lag_ms=5000)
-    outcome = Supervisor(p, tmp_path).run()
+    outcome = RunSession(p, tmp_path).run()
     assert (outcome.exit_code, outcome.summary["operations"]["report"]["ok"]) == (0, 3)
 
 

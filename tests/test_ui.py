@@ -46,6 +46,6 @@ def test_live_view_without_tty_prints_lines() -> None:
     """LiveView on a non-terminal console prints plain lines, not a live region."""
     console = Console(file=StringIO(), width=120, color_system=None)
     view = LiveView(console)
-    view.update(snapshot())
+    view.snapshot(snapshot())
     view.close()
     assert console.file.getvalue().count("\n") == 1  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from harness.core.profile import Profile
 from harness.core.target import TargetSettings
 from harness.dialects import Request
 from harness.net.transport import Reply
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 from tests import odd_server
 from tests.doubles import FakeVtn
 from tests.snake_server import SnakeServer
@@ -136,7 +136,7 @@ def test_granularity_sets_the_reports_stored_per_interval(tmp_path: Path) -> Non
     for g in ("ven", "resource", "load"):
         p = Profile(name=f"g-{g}", vens=5, sites_per_ven=2, interval_s=0.4, reports_per_ven=2, workers=1, seed=7,
                     max_loop_lag_ms=5000, target_settings=TargetSettings(granularity=g))
-        outcome = Supervisor(p, tmp_path / g).run()
+        outcome = RunSession(p, tmp_path / g).run()
         assert (outcome.exit_code, outcome.summary["errors"]) == (0, {})
         stored[g] = _stored_reports(outcome.run_dir)
         assert outcome.summary["operations"]["report"]["ok"] == stored[g]
@@ -149,7 +149,7 @@ def test_protocol_deviations_are_counted_with_an_example_and_the_run_completes(t
     with SnakeServer(odd_server.make_app) as s:
         p = Profile(name="odd", target=s.url, program_name=odd_server.PROGRAM, vens=4, interval_s=0.4,
                     reports_per_ven=2, workers=1, seed=5, max_loop_lag_ms=5000)
-        outcome = Supervisor(p, tmp_path).run()
+        outcome = RunSession(p, tmp_path).run()
         with urllib.request.urlopen(s.url + "/_test/stats", timeout=5) as resp:
             stored = json.loads(resp.read())["reports"]
     doc = json.loads((outcome.run_dir / "summary.json").read_text())

@@ -18,21 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.core.exits import EXIT_FIRST_BREACH, EXIT_FOUND, EXIT_GENERATOR, EXIT_INTERRUPTED
+from harness.core.exits import CapacityError as CapacityError  # raised here, importable from here
 from harness.core.histogram import Histogram
 from harness.core.results import METRIC_KEYS, METRICS, OpTotals, RunResults, op_summary
 from harness.core.thresholds import Threshold, ThresholdResult, evaluate, from_spec
 from harness.core.units import format_duration, parse_duration
 
 DEFAULT_SLO = ("report.response_time.p99 < 500ms", "errors.rate < 1%")
-EXIT_FOUND, EXIT_FIRST_BREACH, EXIT_GENERATOR = 0, 1, 3
 STABLE, SETTLING, GROWING, NO_DATA = "stable", "settling", "growing", "no data"
 STABILITY_FLOOR_MS = 5.0  # median changes below this are jitter, whatever the relative change
 KNEE_FLOOR_FACTOR = 2.0  # a super-linear step must also be this many times the lowest p99 so far
 PCTS = ("p50", "p90", "p99", "max")
-
-
-class CapacityError(ValueError):
-    """A user's mistake in a capacity setting (one line, exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -456,7 +453,7 @@ def analyse(steps: Sequence[StepFigures], plan: CapacityPlan) -> CapacityResult:
     elif reason == "interrupted":
         lower = f"at least {largest:,} VENs" if largest is not None else "unknown"
         answer = f"interrupted: largest fleet within SLO at {at} so far: {lower}"
-        code = 130
+        code = EXIT_INTERRUPTED
     else:
         answer = "no steps were run"
         code = EXIT_FIRST_BREACH

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.core import embedded
+from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
 from harness.core.fleet import SITE_KINDS
 from harness.core.stages import Stage, total_s
 from harness.core.target import KEYS as TARGET_KEYS
@@ -40,10 +42,6 @@ class DrEvent:
 EVENT_MODES = ("none", "poll", "webhook")
 
 
-class ProfileError(ValueError):
-    """A user's mistake in a profile or a flag: one line, exit code 2."""
-
-
 @dataclass(frozen=True)
 class Profile:
     name: str = "default"
@@ -62,18 +60,18 @@ class Profile:
     timeout_s: float = 10.0
     drain_s: float = 5.0
     warmup_s: float = 0.0
-    dialect: str = "openadr-3.0.1"
+    dialect: str = embedded.DIALECT
     target_settings: TargetSettings = TargetSettings()  # [target] base_path, operations, granularity, tls
     program_name: str = "harness-program"
     name_prefix: str = "harness"
     time_scale: float = 1.0
     meter_tick_s: float = 5.0
-    bl_client_id: str = "bl"
-    bl_secret_env: str = "HARNESS_BL_SECRET"
-    ven_client_prefix: str = "ven-"
-    ven_secret_env: str = "HARNESS_VEN_SECRET"
+    bl_client_id: str = embedded.BL_CLIENT_ID
+    bl_secret_env: str = embedded.BL_SECRET_ENV
+    ven_client_prefix: str = embedded.VEN_CLIENT_PREFIX
+    ven_secret_env: str = embedded.VEN_SECRET_ENV
     provisioning_client_id: str | None = None  # a privileged credential that creates VENs and resources
-    provisioning_secret_env: str = "HARNESS_PROVISIONING_SECRET"
+    provisioning_secret_env: str = embedded.PROVISIONING_SECRET_ENV
     events: str = "none"  # how VENs learn of events: none | poll | webhook
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: each VEN deletes its subscription at the end of the run

@@ -6,6 +6,7 @@ Pure: deltas are merged by addition; nothing here reads a clock or touches a fil
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,24 +186,28 @@ def op_summary(t: OpTotals, measured_s: float) -> dict[str, Any]:
 
 def series_rows(results: RunResults) -> list[dict[str, Any]]:
     """One row per (second, operation): counts and per-second percentiles, for series.csv."""
+    return [row for w in results.window_range() for row in window_rows(w, results.windows.get(w, {}))]
+
+
+def window_rows(second: int, window: Mapping[str, WindowOp]) -> list[dict[str, Any]]:
+    """The series.csv rows of one window, one per operation."""
     rows: list[dict[str, Any]] = []
-    for w in results.window_range():
-        for op, t in sorted(results.windows.get(w, {}).items()):
-            rt, st, lag = (t.hist(m).summary_ms() for m in METRICS)
-            rows.append(
-                {
-                    "t_s": w,
-                    "operation": op,
-                    "ok": t.ok,
-                    "errors": t.errors,
-                    "response_p50_ms": rt["p50_ms"],
-                    "response_p99_ms": rt["p99_ms"],
-                    "response_max_ms": rt["max_ms"],
-                    "service_p50_ms": st["p50_ms"],
-                    "service_p99_ms": st["p99_ms"],
-                    "start_lag_p99_ms": lag["p99_ms"],
-                }
-            )
+    for op, t in sorted(window.items()):
+        rt, st, lag = (t.hist(m).summary_ms() for m in METRICS)
+        rows.append(
+            {
+                "t_s": second,
+                "operation": op,
+                "ok": t.ok,
+                "errors": t.errors,
+                "response_p50_ms": rt["p50_ms"],
+                "response_p99_ms": rt["p99_ms"],
+                "response_max_ms": rt["max_ms"],
+                "service_p50_ms": st["p50_ms"],
+                "service_p99_ms": st["p99_ms"],
+                "start_lag_p99_ms": lag["p99_ms"],
+            }
+        )
     return rows
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from harness.core import embedded
 from harness.core.credentials import FILE, PER_VEN, SHARED, TOKEN, VenLogin
 from harness.core.fleet import FleetSpec
 from harness.core.stages import Stage
@@ -31,10 +32,10 @@ class Credentials:
     fleet index `ven_logins_start`), token (`ven_token` for every VEN). Whatever the mode, harness keys each VEN by
     its own name and id: a shared credential only means the VTN cannot tell them apart."""
 
-    bl_client_id: str = "bl"
-    bl_secret: str = "bl-secret"
-    ven_client_prefix: str = "ven-"
-    ven_secret: str = "ven-secret"
+    bl_client_id: str = embedded.BL_CLIENT_ID
+    bl_secret: str = embedded.BL_SECRET
+    ven_client_prefix: str = embedded.VEN_CLIENT_PREFIX
+    ven_secret: str = embedded.VEN_SECRET
     provisioning_client_id: str | None = None  # when set, VENs and resources are created with this credential
     provisioning_secret: str = ""
     ven_mode: str = PER_VEN
@@ -101,7 +102,7 @@ class ShardSpec:
     pool_size: int
     timeout_s: float
     credentials: Credentials
-    dialect: str = "openadr-3.0.1"
+    dialect: str = embedded.DIALECT
     delta_interval_s: float = 1.0
     time_scale: float = 1.0
     sim_start_epoch_s: float | None = None  # None: the wall-clock instant of t0

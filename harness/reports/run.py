@@ -23,6 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from harness import __version__
+from harness.core.exits import ReportError as ReportError  # raised here, importable from here
 from harness.core.histogram import MID_NS, Histogram
 from harness.core.results import METRIC_KEYS
 from harness.core.thresholds import format_value
@@ -43,10 +44,6 @@ VERDICT_COLOURS = {"pass": "#15803d", "fail": "#b91c1c", "invalid": "#c2410c", "
 LATENCY_LABELS = {"response_time": "response", "service_time": "service", "start_lag": "start lag"}
 PCT_KEYS = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max"))
 _SECRET_KEY = re.compile(r"secret|password|passwd|api_?key|private_?key|(^|_)token$", re.I)
-
-
-class ReportError(RuntimeError):
-    """The report cannot be made (missing or unreadable run folder, matplotlib absent); one line for the user."""
 
 
 # ---- loading the run folder -------------------------------------------------------------------------------------

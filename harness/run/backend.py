@@ -8,7 +8,9 @@ pipe down (whose EOF tells a worker its supervisor is gone) and one results queu
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Protocol
@@ -17,7 +19,20 @@ from harness.core.shard import ShardSpec
 from harness.run import worker as worker_mod
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared instead of probed."""
+
+    runs_on_this_host: bool  # workers share this machine's ports and open-file limits (checked before a run)
+    stops_one_worker: bool  # stop_worker() can stop a single hung worker
+
+
 class Backend(Protocol):
+    capabilities: Capabilities
+
+    def default_workers(self, embedded_vtn: bool) -> int:
+        """How many workers a run gets when the profile names no number (embedded_vtn: it runs on this machine)."""
+
     def start(self, specs: list[ShardSpec]) -> dict[int, int]:
         """Start one worker per spec; return worker_id -> pid (0 when not a local process)."""
 
@@ -29,6 +44,9 @@ class Backend(Protocol):
 
     def exited(self) -> dict[int, str]:
         """Workers whose process or task has ended, with how it ended (cumulative)."""
+
+    def stop_worker(self, worker_id: int, *, force: bool) -> None:
+        """Stop one hung worker: SIGTERM, or SIGKILL with force (only when capabilities.stops_one_worker)."""
 
     def terminate(self) -> None:
         """Stop every worker now (second Ctrl-C)."""
@@ -46,6 +64,8 @@ class _Child:
 
 
 class LocalBackend:
+    capabilities = Capabilities(runs_on_this_host=True, stops_one_worker=True)
+
     def __init__(self, join_timeout_s: float = 5.0) -> None:
         self._ctx = mp.get_context("spawn")
         self._children: dict[int, _Child] = {}
@@ -67,6 +87,10 @@ class LocalBackend:
             out._writer.close()
             self._children[spec.worker_id] = _Child(spec, proc, send, out)
         return {wid: c.process.pid or 0 for wid, c in self._children.items()}
+
+    def default_workers(self, embedded_vtn: bool) -> int:
+        # One worker per core; with the embedded VTN on this machine, leave it a core of its own.
+        return max(1, (os.cpu_count() or 1) - (1 if embedded_vtn else 0))
 
     def get(self, timeout_s: float) -> Any:
         queues = [c.out for c in self._children.values() if c.out is not None]
@@ -129,8 +153,6 @@ class LocalBackend:
                 c.process.terminate()
 
     def close(self) -> None:
-        import time
-
         deadline = time.monotonic() + self.join_timeout_s
         for c in self._children.values():
             c.process.join(max(0.0, deadline - time.monotonic()))

@@ -1,6 +1,6 @@
-"""Shards on a Dask cluster: one long-running Dask task per shard runs `harness.run.worker.main` in a fresh child
-process and relays pickled messages through scheduler queues, so the supervisor's merge, view and results
-are those of a local run.
+"""Shards on a Dask cluster, the supervisor's side: the Backend that submits one long-running Dask task per shard
+(`harness.run.shardtask`, which runs the shard in a fresh child process) and reads the messages it relays, so the
+supervisor's merge, sinks and results are those of a local run.
 
 Edge. Dask is imported lazily (the `cluster` extra). The supervisor side is a synchronous `distributed.Client`
 whose IO thread is Dask's comm thread: no aiohttp/uvloop object of harness lives there, and it exists only with
@@ -11,54 +11,30 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-import os
 import pickle
-import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.core.exits import EXIT_USAGE, ClusterError
 from harness.core.shard import ShardSpec
+from harness.run.backend import Capabilities
+from harness.run.shardtask import CHILD_FLAG as CHILD_FLAG  # the mark of a shard's child process, for `ps` and tests
+from harness.run.shardtask import dask_modules, run_shard
 
-EXIT_USAGE, EXIT_ABORTED = 2, 4
 INSTALL_HINT = "pip install 'harness[cluster]'"
 CONNECT_TIMEOUT_S = 10.0
-CLAIM_TIMEOUT_S = 5.0
-RELAY_TICK_S = 0.2  # the relay waits this long on its child's pipe, then looks at the control queue
-LIVENESS_EVERY_S = 1.0  # how often the relay asks whether its task was cancelled
 WORKERS_CHECK_EVERY_S = 2.0  # how often the supervisor asks the scheduler which workers are still there
-CHILD_EXIT_TIMEOUT_S = 5.0
-CHILD_FLAG = "--harness-shard-child"  # marks the process in `ps`, with the run id and worker id after the fds
-# Ctrl-C belongs to the supervisor: the child ignores SIGINT before importing anything.
-CHILD_CODE = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-    "from harness.run.cluster import _child_main; _child_main(int(sys.argv[2]), int(sys.argv[3]))"
-)
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$")
 _LOCAL = re.compile(r"^local:(\d+)$")
 _DASK_MODULE = "distributed"
-
-
-class ClusterError(Exception):
-    """A --cluster problem to print in one line, with the exit code it maps to."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_ABORTED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class ShardLost(RuntimeError):
-    """Raised inside a Dask task so that its future ends in error and the supervisor reports the shard."""
 
 
 def parse_address(address: str) -> int | None:
@@ -77,11 +53,6 @@ def parse_address(address: str) -> int | None:
 def require_dask() -> None:
     if importlib.util.find_spec(_DASK_MODULE) is None:
         raise ClusterError(f"--cluster needs Dask, which is not installed: {INSTALL_HINT}", EXIT_USAGE)
-
-
-def _dask() -> tuple[Any, Any]:
-    """dask and distributed, imported on first use (the optional `cluster` extra; untyped, hence Any)."""
-    return importlib.import_module("dask"), importlib.import_module("distributed")
 
 
 @contextmanager
@@ -104,7 +75,7 @@ def start_local_cluster(n_workers: int) -> Any:
 
     The scheduler's HTTP server (health routes) still starts: on a free loopback port, not on 8787 (a port
     another cluster may hold, which Dask answers with a warning)."""
-    dask, dist = _dask()
+    dask, dist = dask_modules()
     with _sigint_blocked(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         return dist.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
@@ -114,6 +85,9 @@ def start_local_cluster(n_workers: int) -> Any:
 
 class DaskBackend:
     """The Backend protocol (harness.run.backend) over a Dask cluster: one pinned, never re-run task per shard."""
+
+    # Nodes have their own port and file limits; a Dask task cannot be stopped alone (a hung shard is reported lost).
+    capabilities = Capabilities(runs_on_this_host=False, stops_one_worker=False)
 
     def __init__(self, address: str, *, join_timeout_s: float = 10.0, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.address = address
@@ -138,7 +112,7 @@ class DaskBackend:
         """The synchronous Client (idempotent); a scheduler that does not answer is a one-line ClusterError."""
         if self.client is not None:
             return self.client
-        _, dist = _dask()
+        _, dist = dask_modules()
         try:
             if self.local_workers is not None:
                 self._cluster = start_local_cluster(self.local_workers)
@@ -158,8 +132,8 @@ class DaskBackend:
             out += [a for a in sorted(by_addr) if by_addr[a] > i]
         return out
 
-    def default_workers(self) -> int:
-        """How many shards the cluster can run at once (the supervisor's default worker count)."""
+    def default_workers(self, embedded_vtn: bool = False) -> int:
+        """How many shards the cluster can run at once: one per worker thread, wherever the VTN runs."""
         n = len(self.slots())
         if n == 0:
             raise ClusterError(f"--cluster {self.address}: the scheduler has no workers")
@@ -167,7 +141,7 @@ class DaskBackend:
 
     # ---- Backend protocol ---------------------------------------------------------------------
     def start(self, specs: list[ShardSpec]) -> dict[int, int]:
-        _, dist = _dask()
+        _, dist = dask_modules()
         client = self.connect()
         slots = self.slots()
         if len(specs) > len(slots):
@@ -219,6 +193,9 @@ class DaskBackend:
             if how is not None:
                 self._ended[wid] = how
         return dict(self._ended)
+
+    def stop_worker(self, worker_id: int, *, force: bool) -> None:
+        raise NotImplementedError("a Dask task cannot be stopped alone (capabilities.stops_one_worker is False)")
 
     def terminate(self) -> None:
         for wid in self._futures:
@@ -345,156 +322,3 @@ def _until(predicate: Any, timeout_s: float, poll_s: float = 0.05) -> bool:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-# ---- the Dask task: runs on a Dask worker, in one of its task threads -----------------------------------------
-def run_shard(spec: ShardSpec, run_id: str, out_name: str, ctrl_name: str) -> str:
-    """Run one shard in a child process and relay messages until it exits; an abnormal end raises ShardLost."""
-    _, dist = _dask()
-    out_q, ctrl_q = dist.Queue(out_name), dist.Queue(ctrl_name)
-    try:
-        claim = ctrl_q.get(timeout=CLAIM_TIMEOUT_S)
-    except TimeoutError:
-        claim = None
-    if not isinstance(claim, (list, tuple)) or list(claim) != ["claim"]:  # msgpack may give a tuple back
-        raise ShardLost(f"shard {spec.worker_id} already ran once; a lost shard is reported, never re-run")
-    child = _Child(spec, run_id)
-    worker = dist.get_worker()
-    key = worker.get_current_task()
-    try:
-        return child.relay(out_q, ctrl_q, lambda: _is_cancelled(worker, key))
-    finally:
-        child.stop()
-
-
-_CLOSING = ("closing", "closing_gracefully", "closed", "failed")
-
-
-def _is_cancelled(worker: Any, key: Any) -> bool:
-    try:
-        ts = worker.state.tasks.get(key)
-        return ts is None or ts.state in ("cancelled", "released", "forgotten") or worker.status.name in _CLOSING
-    except Exception:  # noqa: BLE001 - Dask internals moved: rely on Stop and on pipe EOF instead
-        return False
-
-
-class _Child:
-    """The shard's process: a fresh interpreter (as a spawn context gives) holding only its two pipe ends.
-
-    A subprocess rather than multiprocessing: Dask's nanny runs workers as daemonic processes, which
-    multiprocessing forbids to have children; and a fresh interpreter inherits nothing loop-bound."""
-
-    def __init__(self, spec: ShardSpec, run_id: str) -> None:
-        ctrl_r, ctrl_w = os.pipe()
-        out_r, out_w = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", CHILD_CODE, CHILD_FLAG, str(ctrl_r), str(out_w), f"{run_id}-{spec.worker_id}"],
-                pass_fds=(ctrl_r, out_w), stdin=subprocess.DEVNULL,
-            )
-        finally:
-            os.close(ctrl_r)  # the child holds its ends: EOF on ctrl tells it its relay is gone
-            os.close(out_w)
-        self.ctrl = Connection(ctrl_w, readable=False)
-        self.out = Connection(out_r, writable=False)
-        self.ctrl.send(spec)
-
-    def relay(self, out_q: Any, ctrl_q: Any, is_cancelled: Any) -> str:
-        next_liveness = time.monotonic() + LIVENESS_EVERY_S
-        while True:
-            if self.out.poll(RELAY_TICK_S):
-                while True:
-                    try:
-                        out_q.put(self.out.recv_bytes())  # pickled by the child; relayed unopened
-                    except EOFError:
-                        return self._ended()
-                    if not self.out.poll(0):
-                        break
-            for item in ctrl_q.get(batch=True):
-                if item[0] == "msg":
-                    self._send_bytes(item[1])
-                elif item[0] == "terminate":
-                    self.proc.terminate()
-            if time.monotonic() >= next_liveness:
-                next_liveness = time.monotonic() + LIVENESS_EVERY_S
-                if is_cancelled():
-                    self._close_ctrl()  # EOF: the child stops at once; its last messages are still relayed
-
-    def _send_bytes(self, raw: bytes) -> None:
-        if self.ctrl.closed:
-            return
-        try:
-            self.ctrl.send_bytes(raw)
-        except OSError:
-            pass
-
-    def _close_ctrl(self) -> None:
-        if not self.ctrl.closed:
-            self.ctrl.close()
-
-    def _ended(self) -> str:
-        try:
-            code = self.proc.wait(CHILD_EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        if code != 0:
-            raise ShardLost(f"harness worker process {self.proc.pid} exited with code {code}")
-        return f"exited with code {code}"
-
-    def stop(self) -> None:
-        """Leave nothing running: EOF on control, then a bounded wait, then SIGKILL."""
-        self._close_ctrl()
-        if self.proc.poll() is None:
-            try:
-                self.proc.wait(CHILD_EXIT_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
-
-
-# ---- the child process entry ----------------------------------------------------------------------------------
-_END = object()
-
-
-class _PipeSink:
-    """A worker's `out` over a pipe: put never blocks the worker's loop; a feeder thread pickles and writes, as
-    multiprocessing.Queue's does for a local worker. The thread holds only plain messages."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._feed, name="harness-shard-feeder", daemon=True)
-        self._thread.start()
-
-    def put(self, item: Any) -> None:
-        self._items.put(item)
-
-    def _feed(self) -> None:
-        while (item := self._items.get()) is not _END:
-            try:
-                self._conn.send(item)
-            except OSError:  # the relay is gone: nobody is left to read
-                return
-
-    def close(self, timeout_s: float = CHILD_EXIT_TIMEOUT_S) -> None:
-        self._items.put(_END)
-        self._thread.join(timeout_s)
-        self._conn.close()
-
-
-def _child_main(ctrl_fd: int, out_fd: int) -> None:
-    from harness.run import worker
-
-    ctrl = Connection(ctrl_fd, writable=False)
-    sink = _PipeSink(Connection(out_fd, readable=False))
-    try:
-        try:
-            spec = ctrl.recv()
-        except EOFError:
-            return
-        worker.main(spec, ctrl, sink)
-    finally:
-        sink.close()
-

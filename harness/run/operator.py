@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.errors import Failure
+from harness.core.exits import SetupFailed, TargetUnreachable
 from harness.core.simclock import iso_duration, rfc3339
 from harness.core.targeting import event_targets
 from harness.dialects import Dialect, Request
@@ -21,14 +22,6 @@ from harness.net.wire import decode, encode, url_for
 
 SETUP_ATTEMPTS = 5
 RETRY_STATUSES = (429, 502, 503, 504)
-
-
-class TargetUnreachable(RuntimeError):
-    """The target did not answer within the retry window (exit code 4)."""
-
-
-class SetupFailed(RuntimeError):
-    """The target answered, but the operator setup failed (exit code 4): the message says which call."""
 
 
 @dataclass(frozen=True)

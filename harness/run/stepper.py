@@ -1,4 +1,4 @@
-"""The capacity search: one `Supervisor` run per step against ONE target, until the SLO breaks, the generator
+"""The capacity search: one `RunSession` per step against ONE target, until the SLO breaks, the generator
 becomes the limit, or the plan's max.
 
 Edge (processes, files). With no target it starts one embedded VTN (with the profile's `vtn.faults`) for the whole
@@ -9,73 +9,20 @@ seconds are stable (see `harness.core.capacity.trend`), then stops its workers; 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from harness.core.capacity import (
-    GROWING,
-    STABLE,
-    CapacityOutcome,
-    CapacityPlan,
-    CapacityResult,
-    StepFigures,
-    analyse,
-    step_figures,
-    stop_reason,
-    trend,
-    window_doc,
-)
-from harness.core.messages import Stop
-from harness.core.profile import Profile, ProfileError
-from harness.core.thresholds import evaluate
-from harness.run.supervisor import Supervisor
-from harness.sinks.base import NullView, Snapshot, View
+from harness.core.capacity import CapacityOutcome, CapacityPlan, StepFigures, analyse, step_figures, stop_reason
+from harness.core.exits import EXIT_INTERRUPTED, ProfileError
+from harness.core.profile import Profile
+from harness.run.session import RunSession
+from harness.sinks.base import RunSink
 from harness.sinks.resultsdir import make_run_dir
-
-STOP_DRAIN_S = 2.0
-
-
-class StepWatch:
-    """The view of one step: passes snapshots on, and stops the workers once the hold is stable — or once it is
-    growing past the SLO, which waiting cannot mend. Records the hold windows it judged."""
-
-    def __init__(self, plan: CapacityPlan, vens: int, inner: View | None = None) -> None:
-        self.plan = plan
-        self.vens = vens
-        self.inner = inner or NullView()
-        self.supervisor: Supervisor | None = None
-        self.window: tuple[int, int] | None = None
-        self.trend: str | None = None
-        self.stopped_early = False
-
-    def update(self, snap: Snapshot) -> None:
-        self.inner.update(snap)
-        if self.window is not None or snap.phase != "running" or self.supervisor is None:
-            return
-        # Window w is sent at t0 + w + 1; a quarter second later every worker's delta of it is in.
-        complete = int(math.floor(snap.elapsed_s - 0.25))
-        lo, hi = complete - self.plan.hold_windows, complete
-        if lo < self.plan.warmup_windows:
-            return
-        t = trend(snap.results, lo, hi, self.plan.stability)
-        breached = False
-        if t == GROWING:
-            doc = window_doc(snap.results, lo, hi, self.vens / self.plan.interval_s)
-            breached = not all(r.passed for r in evaluate(self.plan.slo, doc))
-        if t == STABLE or breached:
-            self.window, self.trend, self.stopped_early = (lo, hi), t, True
-            sup = self.supervisor
-            for wid in sup.specs:
-                if wid not in sup.finished:
-                    sup.backend.send(wid, Stop(STOP_DRAIN_S, f"capacity: hold {t}"))
-
-    def close(self) -> None:
-        self.inner.close()
+from harness.sinks.stepwatch import StepWatch
 
 
 def _workers(profile: Profile, embedded: bool) -> int:
@@ -86,15 +33,14 @@ def _workers(profile: Profile, embedded: bool) -> int:
 
 
 def run_step(profile: Profile, plan: CapacityPlan, index: int, vens: int, target: str, out_dir: Path,
-             workers: int, inner: View | None = None, embedded: bool = False) -> StepFigures:
+             workers: int, view: RunSink | None = None, embedded: bool = False) -> StepFigures:
     """Run one step to its hold and measure it; its run folder ends up as out_dir/step-NN-<vens>/."""
     name = f"step-{index:02d}-{vens}"
     p = replace(profile, name=name, target=target, vens=vens, interval_s=plan.interval_s,
                 duration_s=plan.step_duration_s, reports_per_ven=None, warmup_s=float(plan.warmup_windows),
                 thresholds=(), workers=min(workers, vens))
-    watch = StepWatch(plan, vens, inner)
-    sup = Supervisor(p, out_dir, watch, embedded_target=embedded)  # embedded: the VTN's default secrets apply
-    watch.supervisor = sup
+    watch = StepWatch(plan, vens)
+    sup = RunSession(p, out_dir, view, sinks=[watch], embedded_target=embedded)  # embedded: default secrets apply
     outcome = sup.run()
     run_dir = outcome.run_dir
     final = out_dir / name
@@ -118,7 +64,7 @@ def run_capacity(
     *,
     on_step: Callable[[StepFigures], None] | None = None,
     on_start: Callable[[Path, str], None] | None = None,
-    view: View | None = None,
+    view: RunSink | None = None,
 ) -> CapacityOutcome:
     """Step the fleet up and write capacity.json (and capacity.html when matplotlib is there)."""
     cap_dir = make_run_dir(out_dir, f"capacity-{profile.name}")
@@ -158,7 +104,7 @@ def run_capacity(
                 pass
     result = analyse(steps, plan)
     if result.stop == "no steps" and steps == []:
-        result = replace(result, stop="interrupted", interrupted=True, exit_code=130,
+        result = replace(result, stop="interrupted", interrupted=True, exit_code=EXIT_INTERRUPTED,
                          answer="interrupted before the first step finished")
     outcome = CapacityOutcome(plan, steps, result, cap_dir, target)
     from harness.reports.capacity import write_capacity

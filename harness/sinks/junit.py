@@ -1,14 +1,17 @@
 """junit.xml for CI systems: one test case per threshold, plus one for the generator's health.
 
-Edge (XML rendering only; the caller writes the bytes atomically).
+Edge: `junit_xml` renders (pure); `JunitWriter`, a sink, writes RUN_DIR/junit.xml atomically when the run ends.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.core.thresholds import ThresholdResult, format_value
+from harness.sinks.base import BaseSink, Outcome
+from harness.sinks.resultsdir import write_bytes_atomic
 
 GENERATOR_CASE = "generator health"
 
@@ -36,3 +39,14 @@ def junit_xml(run_name: str, threshold_results: Sequence[ThresholdResult], inval
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
+
+
+class JunitWriter(BaseSink):
+    """junit.xml of a run's thresholds and generator health, written when the run ends."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def finished(self, outcome: Outcome) -> None:
+        xml = junit_xml(outcome.summary["run"]["name"], outcome.checks, outcome.invalid_reasons)
+        write_bytes_atomic(self.run_dir / "junit.xml", xml)

@@ -1,7 +1,7 @@
-"""The results folder of a run: created and checked before the run, written atomically during and after.
+"""The results folder of a run: created and checked before the run, written as it goes and atomically at its end.
 
-Edge (files). Every file is written to a temporary name and renamed into place, so a reader — or a run
-killed mid-write — never sees a torn file.
+Edge (files). Final files are written to a temporary name and renamed into place, so a reader never sees a torn
+one; while the run goes, series.csv grows a window at a time (flushed), so a killed run leaves a readable file.
 """
 
 from __future__ import annotations
@@ -14,20 +14,60 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
+from harness.core.exits import OutputError, RunDirError
 from harness.core.histogram import Histogram
-from harness.core.results import METRIC_KEYS, METRICS, SERIES_COLUMNS, RunResults, series_rows
+from harness.core.results import METRIC_KEYS, METRICS, SERIES_COLUMNS, RunResults, WindowOp, series_rows, summary, window_rows
+from harness.sinks.base import BaseSink, Outcome, RunInfo, Snapshot
 
 MIN_FREE_BYTES = 64 * 2**20  # a run's folder (series, histograms, the embedded VTN's database) needs room to grow
+PARTIAL_EVERY_S = 5.0  # a partial summary.json this often while the run goes
 
 
-class OutputError(RuntimeError):
-    """The output folder cannot be used (exit code 2)."""
+class ResultsWriter(BaseSink):
+    """The results folder as a sink: series.csv rows appended as windows close, a partial summary.json every
+    PARTIAL_EVERY_S, and at the end series.csv, histograms.npz, health.csv and summary.json written atomically."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._is_streaming = False
+        self._next_partial_s = PARTIAL_EVERY_S
+
+    def started(self, info: RunInfo) -> None:
+        self._append([dict(zip(SERIES_COLUMNS, SERIES_COLUMNS))], mode="w")
+        self._is_streaming = True
+
+    def window_closed(self, second: int, window: Mapping[str, WindowOp]) -> None:
+        if self._is_streaming:
+            self._append(window_rows(second, window))
+
+    def _append(self, rows: list[dict[str, Any]], mode: str = "a") -> None:
+        # Opened per window (once a second), so nothing stays open if the run dies; flushed by the close.
+        with open(self.run_dir / "series.csv", mode, encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=SERIES_COLUMNS, lineterminator="\n")
+            for row in rows:
+                w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+    def snapshot(self, snap: Snapshot) -> None:
+        if snap.elapsed_s < self._next_partial_s:
+            return
+        self._next_partial_s = snap.elapsed_s + PARTIAL_EVERY_S
+        doc = summary(run={"name": snap.profile.name, "partial": True}, results=snap.results,
+                      measured_s=max(1e-9, snap.elapsed_s), verdict="running", reasons=[], thresholds=[])
+        write_json(self.run_dir / "summary.json", doc)
+
+    def finished(self, outcome: Outcome) -> None:
+        self._is_streaming = False
+        write_series(self.run_dir / "series.csv", outcome.results)  # complete, replacing the streamed file
+        write_histograms(self.run_dir / "histograms.npz", outcome.results)
+        write_health(self.run_dir / "health.csv", outcome.results)
+        write_json(self.run_dir / "summary.json", outcome.summary)
 
 
 def make_run_dir(out_dir: str | os.PathLike[str], name: str, now_epoch_s: float | None = None) -> Path:
@@ -122,10 +162,6 @@ def write_histograms(path: Path, results: RunResults) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     write_bytes_atomic(path, buf.getvalue())
-
-
-class RunDirError(ValueError):
-    """A results folder that cannot be read back (exit code 2)."""
 
 
 def read_histograms(path: Path) -> dict[str, dict[str, Histogram]]:

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.core.results import RunResults
-from harness.sinks.base import Snapshot
+from harness.sinks.base import BaseSink, Outcome, Snapshot
 
 OP_ORDER = ("token", "create_ven", "find_ven", "create_resource", "poll_events", "report")  # the lifecycle's order
 
@@ -119,8 +119,8 @@ def plain_line(snap: Snapshot) -> str:
     )
 
 
-class LiveView:
-    """rich Live on a TTY (we own refresh timing); plain lines elsewhere."""
+class LiveView(BaseSink):
+    """The live view as a sink: rich Live on a TTY (we own refresh timing); plain lines elsewhere."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
@@ -129,13 +129,14 @@ class LiveView:
             self._live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False)
             self._live.start()
 
-    def update(self, snap: Snapshot) -> None:
-        if snap.phase == "done":
-            return
+    def snapshot(self, snap: Snapshot) -> None:
         if self._live is not None:
             self._live.update(live_renderable(snap), refresh=True)
         else:
             self.console.print(plain_line(snap), soft_wrap=True, highlight=False)
+
+    def finished(self, outcome: Outcome) -> None:
+        self.close()  # the caller prints the final tables below the live region
 
     def close(self) -> None:
         if self._live is not None:

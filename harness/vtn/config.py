@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from harness.core import embedded
 from harness.core.credentials import VenLogin
 from harness.vtn.faults import Faults
 
@@ -20,9 +21,9 @@ class VtnConfig:
     port: int = 0  # 0: a free port, reported once listening
     db_path: str = ":memory:"
     base_path: str = "/openadr3/3.0.1"  # "" serves the API at the root
-    bl_client_id: str = "bl"
-    bl_client_secret: str = field(default="bl-secret", repr=False)
-    ven_client_secret: str = field(default="ven-secret", repr=False)
+    bl_client_id: str = embedded.BL_CLIENT_ID
+    bl_client_secret: str = field(default=embedded.BL_SECRET, repr=False)
+    ven_client_secret: str = field(default=embedded.VEN_SECRET, repr=False)
     # How VENs log in (one at most; neither: any `ven-<name>` with ven_client_secret). ven_client_id: one shared VEN
     # client, as the Alliance's reference VTN issues; ven_logins: pre-registered VENs (a credentials file), each with
     # its own client id and secret or a pre-issued token that never expires.

@@ -1,0 +1,94 @@
+"""`harness run`: one run of a profile, its live view and its final tables.
+
+Edge. Errors propagate to the command group, which prints them in one line with their exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from harness.cli.options import DURATION, load_profile
+from harness.core.exits import UsageError
+from harness.core.profile import Profile, override, with_target_settings
+
+
+@click.command("run")
+@click.option("--profile", "profile_name", metavar="NAME|FILE", help="A shipped profile name (see `harness profiles`) or a TOML file.")
+@click.option("--vens", type=int, help="Number of simulated VENs. [default: 1000]")
+@click.option("--interval", type=DURATION, help="Report interval per VEN, e.g. 15s. [default: 15s]")
+@click.option("--duration", type=DURATION, help="How long to schedule operations, e.g. 60s, 2m. [default: 60s]")
+@click.option("--reports-per-ven", type=int, help="Count-bounded mode: each VEN sends exactly this many reports, then the run ends.")
+@click.option("--target", metavar="URL", help="Base URL of the VTN, e.g. http://127.0.0.1:8080/openadr3/3.0.1. Default: start the embedded VTN.")
+@click.option("--dialect", metavar="NAME", help="What the target speaks: openadr-3.0.1, openadr-3.1.0, snake-case-example or a plug-in (needs --target unless openadr-3.0.1). [default: openadr-3.0.1]")
+@click.option("--granularity", type=click.Choice(["ven", "resource", "load"]), help="Reports per VEN per interval: one (ven), one per resource, or one per load. [default: the dialect's]")
+@click.option("--insecure", is_flag=True, default=None, help="TLS: no certificate or hostname check (test VTNs only).")
+@click.option("--ca-bundle", metavar="FILE", help="TLS: trust the CAs in this PEM file instead of the system store.")
+@click.option("--source-address", "source_addresses", metavar="IP", multiple=True, help="Local address VENs connect from, in turn (repeat it): each has its own ~28,000 ephemeral ports to the target. [default: the kernel's; 127.0.0.1, .2, ... as needed for a loopback target]")
+@click.option("--workers", type=int, help="Worker processes. [default: one per core]")
+@click.option("--seed", type=int, help="Seed for the fleet, phases and meter noise. [default: 1]")
+@click.option("--sites-per-ven", type=int, help="Resources (sites) per VEN. [default: 1]")
+@click.option("--connection", type=click.Choice(["per-ven", "pooled"]), help="One keep-alive connection per VEN (realistic) or a shared pool per worker. [default: per-ven]")
+@click.option("--timeout", type=DURATION, help="Per-request timeout. [default: 10s]")
+@click.option("--time-scale", type=float, help="Simulated seconds per wall second for meter time. [default: 1]")
+@click.option("--name", help="Run name used in the results folder. [default: the profile's name]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True, help="Results go to OUT/runs/<UTC time>-<name>/.")
+@click.option("--unsubscribe/--keep-subscriptions", "unsubscribe", default=None, help="Webhook mode: delete each VEN's subscription when the run ends. [default: keep]")
+@click.option("--startup", type=DURATION, help="Spread the VENs coming online (token, create, resources) over this window instead of the first interval, e.g. 2m for a large fleet.")
+@click.option("--warmup", type=DURATION, help="Report the first seconds apart from the measured window. [default: 0s]")
+@click.option("--max-loop-lag", "max_loop_lag_ms", type=DURATION, help="Generator health: event-loop lag that makes a window saturated; sustained saturation makes the run invalid (exit 3). [default: 100ms]")
+@click.option("--quiet", is_flag=True, help="No live view; print only the final summary.")
+@click.option("--threshold", "extra_thresholds", multiple=True, metavar="EXPR", help="A pass/fail check, repeatable, added to the profile's, e.g. 'report.response_time.p99 < 500ms'.")
+@click.option("--cluster", metavar="ADDRESS|local:N", help="Run the shards on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N to start a LocalCluster of N workers. Needs `pip install 'harness[cluster]'`.")
+def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None, **flags: Any) -> None:
+    """Simulate a VEN fleet against a VTN and report what it measured.
+
+    Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
+    4 target unreachable or run aborted, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+    """
+    from rich.console import Console
+
+    from harness.run.cluster import DaskBackend
+    from harness.run.session import RunSession
+    from harness.sinks.terminal import LiveView, final_report
+
+    profile = _profile(profile_name, extra_thresholds, flags)
+    console = Console(stderr=False)
+    if not console.is_terminal:
+        console = Console(stderr=False, width=160)  # CI logs: wide enough for the tables
+    backend = DaskBackend(cluster) if cluster else None  # no connection yet: the run set-up starts it
+    view = None if quiet else LiveView(console)
+    session = RunSession(profile, out_dir, view, backend=backend)
+    try:
+        outcome = session.run()
+    finally:
+        if view:
+            view.close()  # before any error line, so it is not drawn over
+    final_report(console, outcome.summary, session.results, outcome.run_dir)
+    for t in outcome.summary.get("thresholds", []):
+        console.print(f"threshold {'pass' if t['passed'] else 'FAIL'}: {t['expr']} ({t['detail']})",
+                      style="green" if t["passed"] else "bold red", markup=False, highlight=False)
+    sys.exit(outcome.exit_code)
+
+
+def _profile(profile_name: str | None, extra_thresholds: tuple[str, ...], flags: dict[str, Any]) -> Profile:
+    """The profile named, with the flags given on top (None: not given)."""
+    profile = load_profile(profile_name)
+    profile = with_target_settings(profile, granularity=flags.pop("granularity"), ca_bundle=flags.pop("ca_bundle"),
+                                   verify=False if flags.pop("insecure") else None,
+                                   source_addresses=flags.pop("source_addresses") or None)
+    rename = {"interval": "interval_s", "duration": "duration_s", "timeout": "timeout_s", "warmup": "warmup_s", "startup": "startup_s"}
+    if flags.get("max_loop_lag_ms") is not None:
+        flags["max_loop_lag_ms"] *= 1000.0
+    profile = override(profile, **{rename.get(k, k): v for k, v in flags.items()})
+    if extra_thresholds:
+        from harness.core.thresholds import parse
+
+        try:
+            added = tuple(parse(expr) for expr in extra_thresholds)
+        except ValueError as exc:
+            raise UsageError(f"--threshold: {exc}") from None
+        profile = override(profile, thresholds=profile.thresholds + added)
+    return profile

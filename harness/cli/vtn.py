@@ -1,0 +1,92 @@
+"""`harness vtn`: serve the embedded VTN (or the null VTN) until Ctrl-C.
+
+Edge. Errors propagate to the command group, which prints them in one line with their exit code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from harness.cli.options import DURATION
+from harness.core import embedded
+from harness.core.exits import ServeFailed, UsageError
+
+
+@click.command("vtn")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: a free port, printed at start).")
+@click.option("--db", "db_path", default="vtn.sqlite", show_default=True, help="SQLite file (created if missing; kept across restarts).")
+@click.option("--token-ttl", type=DURATION, default=3600.0, show_default="1h", help="Access token lifetime.")
+@click.option("--fault", "faults", multiple=True, metavar="KEY=VALUE", help="Fault injection, repeatable: latency=50ms, latency=lognormal:20ms:0.5, errors=503:0.05, reset=0.01, stall=30s:2s, max_concurrency=8, service_time=20ms, rate_limit=...")
+@click.option("--access-log", is_flag=True, help="Log every request (never secrets or tokens).")
+@click.option("--null", "null", is_flag=True, help="Serve the null VTN instead: a canned success for every call at wire speed, storing nothing, no auth or faults — for measuring harness itself (benchmarks, generator ceiling).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True, help="With --null: serve the port from N processes (SO_REUSEPORT), to hold more connections than one process's open-files limit.")
+def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool,
+        null: bool, processes: int) -> None:
+    """Serve the embedded OpenADR 3.0.1 VTN (aiohttp + SQLite) until Ctrl-C.
+
+    Credentials: business logic client `bl` / secret from $HARNESS_BL_SECRET (default `bl-secret`);
+    any VEN client id `ven-<name>` with the secret from $HARNESS_VEN_SECRET (default `ven-secret`).
+    """
+    from harness.vtn import VtnConfig, parse_faults, serve
+
+    fault_map: dict[str, str] = {}
+    for item in faults:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--fault must be KEY=VALUE, got {item!r}")
+        fault_map[key.strip()] = value.strip()
+    try:
+        parsed = parse_faults(fault_map)
+    except ValueError as exc:
+        raise UsageError(f"--fault: {exc}") from None
+    config = VtnConfig(
+        host=host,
+        port=port,
+        db_path=db_path,
+        token_ttl_s=token_ttl,
+        faults=parsed,
+        access_log=access_log,
+        bl_client_secret=os.environ.get(embedded.BL_SECRET_ENV, embedded.BL_SECRET),
+        ven_client_secret=os.environ.get(embedded.VEN_SECRET_ENV, embedded.VEN_SECRET),
+    )
+
+    if processes > 1 and not null:
+        raise UsageError("--processes needs --null (the SQLite VTN is one process)")
+    if null:
+        config = replace(config, null=True, processes=processes)
+        if processes > 1:
+            _serve_null_processes(config)
+            return
+
+    def ready(actual_port: int) -> None:
+        what = "null VTN (stores nothing)" if null else f"OpenADR 3.0.1 (db {db_path})"
+        click.echo(f"harness vtn: serving {what} at http://{host}:{actual_port}{config.base_path}", err=True)
+
+    from harness.host import collector
+
+    collector.tune()  # this process is the VTN from here on
+    try:
+        serve(config, ready=ready)
+    except OSError as exc:
+        raise ServeFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _serve_null_processes(config: Any) -> None:
+    """The null VTN from several spawned processes on one port, until SIGINT or SIGTERM."""
+    import signal
+
+    from harness.vtn import EmbeddedVtn
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        with EmbeddedVtn(config) as v:
+            click.echo(f"harness vtn: serving null VTN (stores nothing) at {v.url} from {config.processes} processes "
+                       f"(pids {', '.join(map(str, v.pids))})", err=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except RuntimeError as exc:
+        raise ServeFailed(f"cannot serve on {config.host}:{config.port}: {exc}") from None

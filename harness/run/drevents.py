@@ -1,0 +1,56 @@
+"""The profile's DR events, created by the operator when each one's time comes during the run.
+
+Edge (a blocking operator call of a few ms). A duty of the supervisor's loop: called every turn while running.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.core.targeting import targeted
+from harness.core.exits import SetupFailed
+from harness.core.profile import Profile
+from harness.core.simclock import SimClock
+from harness.run.operator import Operator
+from harness.run.setup import fleet_of
+
+
+class DrEventFiring:
+    """Creates each due DR event once; `fired` rows feed summary.json's event_fanout."""
+
+    def __init__(self, profile: Profile, operator: Operator, program_id: str, notes: list[str]) -> None:
+        self.profile = profile
+        self.operator = operator
+        self.program_id = program_id
+        self.notes = notes
+        self.fired: list[dict[str, Any]] = []
+
+    def __call__(self, t0_epoch: float) -> None:
+        p = self.profile
+        if len(self.fired) >= len(p.dr_events):
+            return
+        elapsed = time.time() - t0_epoch
+        for i, e in enumerate(p.dr_events):
+            if i < len(self.fired) or elapsed < e.at_s:
+                continue
+            mask = targeted(p.seed, i, np.arange(p.vens, dtype=np.int64), e.share)
+            names = None if e.share >= 1.0 else [fleet_of(p).ven_name(int(j)) for j in np.flatnonzero(mask)]
+            created = time.time()
+            start_sim = SimClock(t0_epoch, p.time_scale).at(created + e.notice_s - t0_epoch)  # the workers' clock
+            row = {"id": None, "at_s": e.at_s, "level": e.level, "targeted": 0,
+                   "created_epoch_s": created, "start_epoch_s": created + e.notice_s}
+            try:
+                event_id = self.operator.create_dr_event(
+                    self.program_id, f"{p.program_name}-dr-{i}-{int(created)}", start_sim,
+                    e.duration_s * p.time_scale, e.level, names,
+                )
+            except SetupFailed as exc:
+                self.notes.append(f"DR event {i} not created: {exc}")
+                self.fired.append(row)
+                continue
+            self.fired.append({**row, "id": event_id, "targeted": int(mask.sum())})
+            self.notes.append(f"DR event {i} ({event_id}) created at {elapsed:.1f}s for {int(mask.sum())} VENs, "
+                              f"SIMPLE level {e.level}")

@@ -1,0 +1,109 @@
+"""One run from set-up to summary: preflight, the results folder, the target (embedded VTN or not), the operator's
+set-up, the supervisor, the verdict, and the sinks told each fact.
+
+Edge. Signals are recorded from set-up to the very end (teardown included), and the results are final before
+teardown, so a slow or interrupted teardown never loses them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from harness.core.profile import Profile
+from harness.core.results import RunResults
+from harness.run.backend import Backend, LocalBackend
+from harness.run.drevents import DrEventFiring
+from harness.run.outcome import RunFacts, conclude
+from harness.run.setup import (
+    fit_to_host,
+    preflight,
+    set_up_operator,
+    shard_specs,
+    start_embedded_vtn,
+    worker_count,
+)
+from harness.run.signals import SignalLog
+from harness.run.supervisor import Supervised, Supervisor
+from harness.sinks.abortwatch import AbortWatch
+from harness.sinks.base import Fanout, Outcome, RunSink
+from harness.sinks.junit import JunitWriter
+from harness.sinks.resultsdir import ResultsWriter, make_run_dir
+
+
+class RunSession:
+    """Runs one profile once; `results` grows while it runs (tests and watches read it)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        out_dir: str | os.PathLike[str] = ".",
+        view: RunSink | None = None,
+        *,
+        reachable_window_s: float = 10.0,
+        backend: Backend | None = None,
+        heartbeat_s: float | None = None,
+        embedded_target: bool = False,
+        sinks: Sequence[RunSink] = (),
+    ) -> None:
+        self.profile = profile
+        self.embedded_target = embedded_target  # profile.target is an embedded VTN the caller started (capacity)
+        self.out_dir = Path(out_dir)
+        self.views = [s for s in (view, *sinks) if s is not None]
+        self.reachable_window_s = reachable_window_s
+        self.backend: Backend = backend or LocalBackend()
+        self.heartbeat_s = heartbeat_s
+        self.results = RunResults(warmup_windows=int(math.ceil(profile.warmup_s)))
+        self.signals = SignalLog()
+        self.notes: list[str] = []
+        self.abort_watch = AbortWatch(profile)
+        self.supervisor: Supervisor | None = None
+
+    def sinks(self, run_dir: Path) -> list[RunSink]:
+        """Every sink of the run, in the order each is told a fact. A new one (dashboard, exporter) is one line."""
+        return [*self.views, JunitWriter(run_dir), ResultsWriter(run_dir), self.abort_watch]
+
+    def run(self) -> Outcome:
+        p = self.profile
+        creds, ssl_context = preflight(p, embedded_vtn=p.target is None or self.embedded_target)
+        if self.backend.capabilities.runs_on_this_host:  # a cluster's nodes have their own limits
+            p = self.profile = fit_to_host(p, worker_count(p, self.backend), self.notes)
+        run_dir = make_run_dir(self.out_dir, p.name)
+        started_epoch = time.time()
+        with self.signals.recording(), ExitStack() as stack:
+            target, vtn_pid = p.target, None
+            if target is None:
+                target, vtn_pid = start_embedded_vtn(stack, p, run_dir, self.signals)
+            op, program_id, event_id = set_up_operator(p, target, creds, ssl_context, self.reachable_window_s)
+            specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds)
+            stack.callback(self.backend.close)
+            sinks = self.sinks(run_dir)
+            firing = DrEventFiring(p, op, program_id, self.notes)
+            sup = self.supervisor = Supervisor(
+                p, self.backend, specs, self.results, Fanout(sinks), target=target, run_dir=run_dir,
+                signals=self.signals, notes=self.notes, heartbeat_s=self.heartbeat_s, duties=[firing],
+            )
+            ran = sup.run()
+            for kind, dev in op.dialect.deviations.take().items():  # what the operator's calls tolerated
+                self.results.note_deviation(kind, dev.count, dev.example)
+            if op.transient_failures:
+                self.results.counters["setup_transient_failures"] = op.transient_failures
+            facts = RunFacts(started_epoch, ran.t0_epoch_s, self._measured_s(ran), target, program_id, event_id,
+                             workers=len(specs), vtn_pid=vtn_pid, fired=firing.fired, notes=self.notes)
+            return self.finish(run_dir, facts, Fanout(sinks))
+
+    def finish(self, run_dir: Path, facts: RunFacts, sink: RunSink | None = None) -> Outcome:
+        """The verdict and summary of a supervised run, told to the sinks (which write the results)."""
+        outcome = conclude(self.profile, self.results, facts, run_dir, signals=self.signals.received,
+                           abort=self.abort_watch.abort)
+        (sink or Fanout(self.sinks(run_dir))).finished(outcome)
+        return outcome
+
+    def _measured_s(self, ran: Supervised) -> float:
+        p = self.profile
+        span_s = min(ran.ended_epoch_s - ran.t0_epoch_s, p.duration_s + p.timeout_s + p.drain_s)
+        return max(1e-9, span_s - self.results.warmup_windows)

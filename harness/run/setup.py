@@ -1,0 +1,152 @@
+"""Run set-up: everything before the workers start — preflight checks, secrets, the fleet fitted to this host, the
+embedded VTN, the operator's program and event, and the shard specs.
+
+Edge. Every mistake a user can make is a one-line ProfileError raised before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness import dialects
+from harness.core import embedded
+from harness.core.exits import ProfileError
+from harness.core.fleet import FleetSpec, split
+from harness.core.profile import Profile
+from harness.core.shard import Credentials, ShardSpec
+from harness.dialects import resolve_granularity
+from harness.host.limits import check_fleet, loopback_sources
+from harness.net import tls
+from harness.run.backend import Backend
+from harness.run.operator import Operator
+from harness.run.signals import SignalLog
+
+VTN_STOP_S, VTN_STOP_INTERRUPTED_S, VTN_STOP_FORCED_S = 10.0, 2.0, 0.5
+
+
+def resolve_credentials(p: Profile, embedded_vtn: bool = True) -> Credentials:
+    """Secrets from the environment variables the profile names; the embedded VTN's defaults (`bl-secret`,
+    `ven-secret`) apply only to the embedded VTN: for another target an unset variable is a ProfileError."""
+    found: dict[str, str] = {}
+    for key, env, default in (("bl_secret_env", p.bl_secret_env, embedded.BL_SECRET),
+                              ("ven_secret_env", p.ven_secret_env, embedded.VEN_SECRET)):
+        value = os.environ.get(env)
+        if value is None and not embedded_vtn:
+            raise ProfileError(f"profile: target.{key}: environment variable {env} is not set "
+                               f"(a --target needs its real secret; defaults apply only to the embedded VTN)")
+        found[key] = default if value is None else value
+    prov_secret = ""
+    if p.provisioning_client_id is not None:
+        # The embedded VTN's BL client may create VENs: its secret is the embedded default.
+        prov_secret = os.environ.get(p.provisioning_secret_env, embedded.BL_SECRET if embedded_vtn else "")
+        if not prov_secret:
+            raise ProfileError(f"profile: target.provisioning_secret_env names {p.provisioning_secret_env}, which is not set")
+    return Credentials(p.bl_client_id, found["bl_secret_env"], p.ven_client_prefix, found["ven_secret_env"],
+                       p.provisioning_client_id, prov_secret)
+
+
+def preflight(p: Profile, embedded_vtn: bool) -> tuple[Credentials, ssl.SSLContext | None]:
+    """Everything a run needs that a user can get wrong, checked before anything starts (each a one-line
+    ProfileError): the dialect and its granularity, TLS files, the dialect an embedded VTN speaks, secrets."""
+    try:
+        dialect = dialects.get(p.dialect)
+    except ValueError as exc:
+        raise ProfileError(f"profile: target.{exc}") from None
+    try:
+        resolve_granularity(dialect, p.target_settings.granularity)
+        if p.target_settings.uses_tls_files:
+            tls.client_context(p.target_settings)  # the files exist and load, whatever the scheme
+        ctx = tls.context_for(p.target_settings.base_url(p.target or "http://127.0.0.1"), p.target_settings)
+    except ValueError as exc:
+        raise ProfileError(f"profile: {exc}") from None
+    if embedded_vtn and p.dialect != embedded.DIALECT:
+        raise ProfileError(f"profile: target.dialect {p.dialect} needs --target: the embedded VTN speaks only {embedded.DIALECT}")
+    return resolve_credentials(p, embedded_vtn), ctx
+
+
+def worker_count(p: Profile, backend: Backend) -> int:
+    """The profile's workers, else the backend's default (one per core, or per cluster thread); at most one per VEN."""
+    default = backend.default_workers(embedded_vtn=p.target is None)
+    return int(min(p.workers or default, p.vens))
+
+
+def fit_to_host(p: Profile, n_workers: int, notes: list[str]) -> Profile:
+    """On this machine: VENs beyond one address's ephemeral ports connect from more loopback addresses; a fleet
+    the host's open-file or port limits cannot hold is a ProfileError."""
+    target_host = urlsplit(p.target).hostname if p.target else None
+    sources = loopback_sources(p.vens, p.connection, target_host, p.target_settings.source_addresses)
+    if sources != p.target_settings.source_addresses:
+        p = replace(p, target_settings=replace(p.target_settings, source_addresses=sources))
+        notes.append(f"{p.vens:,} own connections exceed one address's ephemeral ports: VENs connect "
+                     f"from {', '.join(sources)} in turn")
+    problem = check_fleet(p.vens, n_workers, p.connection, p.target is None,
+                          sources=len(p.target_settings.source_addresses))
+    if problem is not None:
+        raise ProfileError(problem)
+    return p
+
+
+def start_embedded_vtn(stack: ExitStack, p: Profile, run_dir: Path, signals: SignalLog) -> tuple[str, int | None]:
+    """The embedded VTN for this run, stopped when the stack closes: (its URL, its pid)."""
+    from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
+
+    vtn = EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p))).start()
+    stack.callback(lambda: vtn.stop(timeout=vtn_stop_s(signals)))
+    return vtn.url, vtn.pid
+
+
+def vtn_stop_s(signals: SignalLog) -> float:
+    """How long the embedded VTN may take to finish in-flight requests: short once interrupted, shorter on
+    a second signal (a stalled VTN must not hold the exit)."""
+    n = len(signals.received)
+    return VTN_STOP_S if not n else VTN_STOP_INTERRUPTED_S if n == 1 else VTN_STOP_FORCED_S
+
+
+def _vtn_faults(p: Profile) -> dict[str, Any]:
+    if not p.vtn_faults:
+        return {}
+    from harness.vtn import parse_faults
+
+    return {"faults": parse_faults(p.vtn_faults)}
+
+
+def set_up_operator(p: Profile, target: str, creds: Credentials, ssl_context: ssl.SSLContext | None,
+                    reachable_window_s: float) -> tuple[Operator, str, str]:
+    """The business-logic role: wait for the target, find its token URL, ensure the program and the telemetry
+    event the reports reference. Returns (operator, program_id, event_id)."""
+    op = Operator(p.target_settings.base_url(target), dialects.get(p.dialect), creds.bl_client_id,
+                  creds.bl_secret, p.timeout_s, ssl_context)
+    op.wait_reachable(reachable_window_s)
+    op.discover_token_url()
+    program_id = op.ensure_program(p.program_name)
+    event_id = op.ensure_event(program_id, f"{p.program_name}-telemetry", time.time())
+    return op, program_id, event_id
+
+
+def fleet_of(p: Profile) -> FleetSpec:
+    return FleetSpec(vens=p.vens, sites_per_ven=p.sites_per_ven, mix=p.mix, name_prefix=p.name_prefix)
+
+
+def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_id: str,
+                creds: Credentials) -> list[ShardSpec]:
+    """One spec per worker: its slice of the fleet and every setting it needs (picklable)."""
+    fleet = fleet_of(p)
+    return [
+        ShardSpec(
+            worker_id=i, fleet=fleet, ven_start=lo, ven_stop=hi, seed=p.seed, target=target, program_id=program_id,
+            event_id=event_id, interval_s=p.interval_s, duration_s=p.duration_s, reports_per_ven=p.reports_per_ven,
+            connection=p.connection, pool_size=max(1, p.pool_size // n_workers),
+            timeout_s=max([p.timeout_s, *p.op_timeouts.values()]), op_timeouts=tuple(sorted(p.op_timeouts.items())),
+            credentials=creds, dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
+            warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
+            target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s,
+        )
+        for i, (lo, hi) in enumerate(split(p.vens, n_workers))
+    ]
