@@ -37,3 +37,17 @@ def vens_and_shards(draw: st.DrawFn, max_vens: int = 10_000) -> tuple[int, int]:
     """(vens, shards) with 1 <= shards <= vens."""
     vens = draw(st.integers(min_value=1, max_value=max_vens))
     return vens, draw(st.integers(min_value=1, max_value=min(vens, 64)))
+
+
+@st.composite
+def window_arrivals(draw: st.DrawFn, max_workers: int = 4, max_windows: int = 12) -> tuple[int, list[tuple[int, int | None]]]:
+    """(workers, events): each worker sends its windows 0.. in order, then ends (None); the workers interleave."""
+    workers = draw(st.integers(min_value=1, max_value=max_workers))
+    queues = {w: [*range(draw(st.integers(min_value=0, max_value=max_windows))), None] for w in range(workers)}
+    events: list[tuple[int, int | None]] = []
+    while queues:
+        w = draw(st.sampled_from(sorted(queues)))
+        events.append((w, queues[w].pop(0)))
+        if not queues[w]:
+            del queues[w]
+    return workers, events

@@ -20,12 +20,11 @@ from harness.core.capacity import (
     CapacityError,
     CapacityPlan,
     StepFigures,
-    analyse,
-    find_knee,
     parse_step,
     plan_from_mapping,
     trend,
 )
+from harness.core.knee import analyse, find_knee
 from harness.core.histogram import Histogram
 from harness.core.profile import Profile, from_toml
 from harness.core.results import RunResults, WindowOp

@@ -17,7 +17,8 @@ from typing import Any, cast
 import numpy as np
 
 from harness import __version__
-from harness.core.capacity import CapacityOutcome, StepFigures
+from harness.core.capacity import StepFigures
+from harness.core.knee import CapacityOutcome
 from harness.core.profile import Profile
 from harness.core.thresholds import format_value
 from harness.reports.run import (

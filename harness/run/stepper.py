@@ -16,8 +16,9 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from harness.core.capacity import CapacityOutcome, CapacityPlan, StepFigures, analyse, step_figures, stop_reason
+from harness.core.capacity import CapacityPlan, StepFigures, step_figures, stop_reason
 from harness.core.exits import EXIT_INTERRUPTED, ProfileError
+from harness.core.knee import CapacityOutcome, analyse
 from harness.core.profile import Profile
 from harness.run.session import RunSession
 from harness.sinks.base import RunSink
