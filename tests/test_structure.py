@@ -155,11 +155,10 @@ MAX_FUNCTION_LINES = 60
 TOO_LONG_ALLOWED = {
     "harness/meter/model.py",  # meter/model.py split in progress
     "harness/reports/run.py",  # reports/ split in progress
-    "harness/vtn/app.py",  # the embedded VTN's routes: not split yet
+    "harness/vtn/app.py",  # the embedded VTN's routes: split in progress (vtn/httpapi, middleware)
 }
 LONG_FUNCTIONS_ALLOWED = {
-    "harness/core/fleet.py:build_shard",
-    "harness/core/profile.py:validate",
+    "harness/core/profile.py:validate",  # profile.py is being extended (issue 13, credential modes): split after
     "harness/core/profile.py:_convert",
     "harness/meter/model.py:__init__",  # meter/model.py split in progress
     "harness/reports/meterplot.py:main",  # reports/ split in progress

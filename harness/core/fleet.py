@@ -293,21 +293,13 @@ def _site_kinds(spec: FleetSpec, seed: int, site_id: npt.NDArray[np.uint64]) -> 
     return np.minimum(kinds, last).astype(np.int16)
 
 
-def build_shard(spec: FleetSpec, seed: int, ven_start: int, ven_stop: int) -> FleetShard:
-    """Build the VENs [ven_start, ven_stop); each VEN's sites and loads depend only on (spec, seed, its index)."""
-    if not 0 <= ven_start < ven_stop <= spec.vens:
-        raise ValueError(f"fleet: shard range must satisfy 0 <= start < stop <= {spec.vens}, got [{ven_start}, {ven_stop})")
-    spv = spec.sites_per_ven
-    n_vens = ven_stop - ven_start
-    n_sites = n_vens * spv
-    site_offsets = np.arange(0, n_sites + 1, spv, dtype=np.int64)
-    site_ven = np.repeat(np.arange(n_vens, dtype=np.int64), spv)
-    site_id = (np.arange(ven_start * spv, ven_stop * spv, dtype=np.int64)).astype(np.uint64)
-    site_kind = _site_kinds(spec, seed, site_id)
+def _load_counts(spec: FleetSpec, seed: int, site_id: npt.NDArray[np.uint64], site_kind: npt.NDArray[np.int16]) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int16], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per site and template entry, how many loads of it the site has; and per (site kind, entry) the load kind
+    and rated-power range (scaled by the kind's size)."""
     scale_by_kind = dict(spec.size_scale)
-
     max_entries = max(len(t) for t in SITE_TEMPLATES.values())
-    counts = np.zeros((n_sites, max_entries), dtype=np.int64)
+    counts = np.zeros((site_id.size, max_entries), dtype=np.int64)
     entry_kind = np.zeros((len(SITE_KINDS), max_entries), dtype=np.int16)
     entry_lo = np.zeros((len(SITE_KINDS), max_entries))
     entry_hi = np.zeros((len(SITE_KINDS), max_entries))
@@ -325,6 +317,22 @@ def build_shard(spec: FleetSpec, seed: int, ven_start: int, ven_stop: int) -> Fl
             lo, hi = tmpl.count
             n = lo + np.floor(uniform01(hash64(seed, STREAM_COUNT, ids, e)) * (hi - lo + 1)).astype(np.int64)
             counts[rows, e] = np.where(present, n, 0)
+    return counts, entry_kind, entry_lo, entry_hi
+
+
+def build_shard(spec: FleetSpec, seed: int, ven_start: int, ven_stop: int) -> FleetShard:
+    """Build the VENs [ven_start, ven_stop); each VEN's sites and loads depend only on (spec, seed, its index)."""
+    if not 0 <= ven_start < ven_stop <= spec.vens:
+        raise ValueError(f"fleet: shard range must satisfy 0 <= start < stop <= {spec.vens}, got [{ven_start}, {ven_stop})")
+    spv = spec.sites_per_ven
+    n_vens = ven_stop - ven_start
+    n_sites = n_vens * spv
+    site_offsets = np.arange(0, n_sites + 1, spv, dtype=np.int64)
+    site_ven = np.repeat(np.arange(n_vens, dtype=np.int64), spv)
+    site_id = (np.arange(ven_start * spv, ven_stop * spv, dtype=np.int64)).astype(np.uint64)
+    site_kind = _site_kinds(spec, seed, site_id)
+    counts, entry_kind, entry_lo, entry_hi = _load_counts(spec, seed, site_id, site_kind)
+    max_entries = counts.shape[1]
 
     per_site = counts.sum(axis=1)
     if per_site.size and int(per_site.min()) < 1:  # every template has a certain `base`; keep reduceat valid
