@@ -116,3 +116,28 @@ def test_target_flags_override_the_settings() -> None:
     with pytest.raises(ProfileError) as e:
         with_target_settings(p, ca_bundle="/ca.pem", verify=False)
     assert str(e.value) == "profile: target.tls.ca_bundle is set but target.tls.verify is false: choose one"
+
+
+def test_credential_keys_in_the_target_table() -> None:
+    """[target] names how VENs log in: a shared client (and shared token), a file, a token variable, a token URL."""
+    p = from_toml('[target]\nven_client_id = "ven_client"\nshared_token = true\ntoken_url = "discover"\n')
+    assert (p.ven_client_id, p.shared_token, p.token_url) == ("ven_client", True, "discover")
+    assert from_toml('[target]\nven_credentials = "vens.csv"\n').ven_credentials == "vens.csv"
+    assert from_toml('[target]\nven_token_env = "VTN_TOKEN"\n').ven_token_env == "VTN_TOKEN"
+    assert from_toml('[target]\ntoken_url = "https://idp.example/oauth/token"\n').token_url == "https://idp.example/oauth/token"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('ven_client_id = "a"\nven_credentials = "v.csv"', "target.ven_client_id and target.ven_credentials exclude each other"),
+    ('ven_credentials = "v.csv"\nven_token_env = "T"', "target.ven_credentials and target.ven_token_env exclude each other"),
+    ("shared_token = true", "target.shared_token needs target.ven_client_id"),
+    ('ven_client_id = ""', "target.ven_client_id must not be empty"),
+    ('ven_client_id = "bl"', "target.ven_client_id 'bl' is the business-logic client"),
+    ('token_url = "idp.example/token"', "target.token_url must be \"discover\", an http(s) URL or a path"),
+    ('shared_token = "yes"', "target.shared_token must be true or false"),
+])
+def test_credential_key_errors_name_the_key(text: str, message: str) -> None:
+    """A credential mistake is one line naming the [target] key."""
+    with pytest.raises(ProfileError) as e:
+        from_toml("[target]\n" + text)
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -72,6 +72,12 @@ class Profile:
     ven_secret_env: str = embedded.VEN_SECRET_ENV
     provisioning_client_id: str | None = None  # a privileged credential that creates VENs and resources
     provisioning_secret_env: str = embedded.PROVISIONING_SECRET_ENV
+    # How VENs log in (README "Credentials"; at most one of the three; none: ven_client_prefix + venName):
+    ven_client_id: str | None = None  # one shared VEN client id, with the secret from ven_secret_env
+    shared_token: bool = False  # with ven_client_id: one token per worker instead of one per VEN
+    ven_credentials: str | None = None  # a CSV file: venName, clientID, secret (or token) per VEN
+    ven_token_env: str | None = None  # a variable holding one pre-issued bearer token for every VEN
+    token_url: str | None = None  # where VENs ask for tokens: "discover" (GET /auth/server) or a URL; None: the dialect's
     events: str = "none"  # how VENs learn of events: none | poll | webhook
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: each VEN deletes its subscription at the end of the run
@@ -175,10 +181,32 @@ def validate(p: Profile) -> None:
             raise _fail(f"dr_events[{i}].share must be in (0, 1], got {e.share}")
         if e.duration_s <= 0:
             raise _fail(f"dr_events[{i}].duration must be > 0, got {e.duration_s}")
+    _validate_credentials(p)
     if p.target is not None:
         u = urlparse(p.target)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
+
+
+def _validate_credentials(p: Profile) -> None:
+    """The VEN credential mode: one way at most, each key well formed (the file itself is read at run set-up)."""
+    given = [k for k, v in (("ven_client_id", p.ven_client_id), ("ven_credentials", p.ven_credentials),
+                            ("ven_token_env", p.ven_token_env)) if v is not None]
+    if len(given) > 1:
+        raise _fail(f"target.{given[0]} and target.{given[1]} exclude each other: choose how VENs log in")
+    for key in given:
+        if not str(getattr(p, key)).strip():
+            raise _fail(f"target.{key} must not be empty")
+    if p.ven_client_id is not None and p.ven_client_id == p.bl_client_id:
+        raise _fail(f"target.ven_client_id {p.ven_client_id!r} is the business-logic client (target.bl_client_id)")
+    if p.shared_token and p.ven_client_id is None:
+        raise _fail("target.shared_token needs target.ven_client_id (one shared VEN credential)")
+    url = p.token_url
+    if url is not None and url != "discover":
+        u = urlparse(url)
+        if not (u.scheme in ("http", "https") and u.hostname) and not url.startswith("/"):
+            raise _fail(f"target.token_url must be \"discover\", an http(s) URL or a path under the target like "
+                        f"/auth/token, got {url!r}")
 
 
 # TOML layout: section.key -> Profile field, and how to read the value.
@@ -193,6 +221,11 @@ _KEYS: dict[str, tuple[str, str]] = {
     "target.ven_secret_env": ("ven_secret_env", "str"),
     "target.provisioning_client_id": ("provisioning_client_id", "str"),
     "target.provisioning_secret_env": ("provisioning_secret_env", "str"),
+    "target.ven_client_id": ("ven_client_id", "str"),
+    "target.shared_token": ("shared_token", "bool"),
+    "target.ven_credentials": ("ven_credentials", "str"),
+    "target.ven_token_env": ("ven_token_env", "str"),
+    "target.token_url": ("token_url", "str"),
     "target.program_name": ("program_name", "str"),
     "fleet.vens": ("vens", "int"),
     "fleet.sites_per_ven": ("sites_per_ven", "int"),

@@ -1,8 +1,9 @@
 """One VEN's measured requests: send, record against the intended time, and the tokens that authorise them.
 
 Edge (awaits a Transport). A call records its outcome in the worker's Recorder and returns the reply or None;
-HTTP failures are data, never raised. Tokens are per row (client credentials or the VEN's own), plus one
-shard-wide token of the privileged provisioning credential when the target demands one.
+HTTP failures are data, never raised. Tokens are per row (client credentials as the credential mode gives them, a
+pre-issued token, or the VEN's own), or one per worker (shared_token), plus one shard-wide token of the privileged
+provisioning credential when the target demands one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from time import monotonic as _now  # the loop's clock to the ns: uvloop's loop.
 import numpy as np
 
 from harness.core import errors
+from harness.core.credentials import DISCOVER
 from harness.core.errors import Failure
 from harness.core.recorder import Recorder
 from harness.core.shard import ShardSpec
@@ -51,6 +53,7 @@ class VenCalls:
         self.counters: dict[str, int] = {}
         self._prov_token: asyncio.Task[str | None] | None = None  # the shard's provisioning-credential token
         self._prov_expiry = 0.0
+        self._shared_token: asyncio.Task[tuple[str, float] | None] | None = None  # shared_token: the worker's one
 
     def count(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
@@ -110,7 +113,7 @@ class VenCalls:
                 refreshed = await self._refresh_ven_token(row)
             else:
                 self.count("token_refresh_on_401")
-                refreshed = await self.fetch_token(row, _now())
+                refreshed = await self.fetch_token(row, _now(), refresh=True)
             if refreshed:
                 reply = await self.call(op, row, req, _now(), self.token[row], ok)
         return reply
@@ -173,11 +176,23 @@ class VenCalls:
                 reply = await self.call(op, row, req, _now(), token, ok)
         return reply
 
-    async def fetch_token(self, row: int, intended: float) -> bool:
-        """A client-credentials token for the row's VEN (client id: prefix + VEN name)."""
+    async def fetch_token(self, row: int, intended: float, refresh: bool = False) -> bool:
+        """The row's VEN's bearer token, as the credential mode gives it: client credentials of its own (prefix +
+        name, or its row of a credentials file), of the shared VEN client (its own token, or the worker's one with
+        shared_token), or a pre-issued token, which is never fetched (`refresh`: the VTN refused the current one)."""
         creds = self.spec.credentials
-        client_id = f"{creds.ven_client_prefix}{self._name(row)}"
-        req = self.dialect.token(client_id, creds.ven_secret, token_url=self.token_url)
+        login = creds.login(self.spec.ven_start + row, self._name(row))
+        if login.token:
+            if refresh:  # nothing to ask for: the VTN refused the token it was given
+                self.count("preissued_token_refused")
+                return False
+            self.token[row] = login.token
+            self.ven_token[row] = False
+            self.token_expiry[row] = np.inf
+            return True
+        if creds.shared_token:
+            return await self._worker_token(row, intended, refresh)
+        req = self.dialect.token(login.client_id, login.secret, token_url=self.token_url)
         tok = await self._token_call("token", row, req, intended, f"{self._name(row)}: ")
         if tok is None:
             return False
@@ -185,6 +200,31 @@ class VenCalls:
         self.ven_token[row] = False
         self.token_expiry[row] = _now() + _ttl(tok)
         return True
+
+    async def _worker_token(self, row: int, intended: float, refresh: bool) -> bool:
+        """shared_token: one token of the shared VEN client for every VEN of this worker, fetched by the first VEN
+        that needs it (the others wait for the same request), fetched anew when it expires or a VEN's was refused."""
+        task = self._shared_token
+        if task is not None and task.done():
+            got = task.result()
+            stale = got is None or _now() > got[1] - TOKEN_REFRESH_MARGIN_S or (refresh and got[0] == self.token[row])
+            if stale:
+                task = None
+        if task is None:
+            creds = self.spec.credentials
+            login = creds.login(self.spec.ven_start + row, self._name(row))
+            req = self.dialect.token(login.client_id, login.secret, token_url=self.token_url)
+            task = self._shared_token = asyncio.get_running_loop().create_task(self._fetch_worker_token(row, req, intended))
+        got = await asyncio.shield(task)
+        if got is None:
+            return False
+        self.token[row], self.token_expiry[row] = got
+        self.ven_token[row] = False
+        return True
+
+    async def _fetch_worker_token(self, row: int, req: Request, intended: float) -> tuple[str, float] | None:
+        tok = await self._token_call("token", row, req, intended, f"{self._name(row)} (the worker's shared token): ")
+        return None if tok is None else (tok.access_token, _now() + _ttl(tok))
 
     async def _token_call(self, op: str, row: int, req: Request, intended: float, who: str) -> Token | None:
         """POST a token request and parse the token; a refusal or an unreadable body is recorded under op."""
@@ -198,9 +238,14 @@ class VenCalls:
             return None
 
     async def discover_token_url(self) -> None:
-        """3.1.0: `GET /auth/server` once for the shard; its tokenURL is where every VEN asks for tokens. A failure
-        is recorded (operation `auth_server`) and VENs fall back to {base}/auth/token."""
-        req = self.dialect.auth_server()
+        """Where VENs ask for tokens: the profile's token_url, or `GET /auth/server` once for the shard (3.1.0, or
+        token_url "discover"); its tokenURL serves every VEN. A failure is recorded (operation `auth_server`) and
+        VENs fall back to {base}/auth/token."""
+        how = self.spec.credentials.token_url
+        if how is not None and how != DISCOVER:
+            self.token_url = how
+            return
+        req = Request("GET", "/auth/server") if how == DISCOVER else self.dialect.auth_server()
         if req is None:
             return
         reply = await self.call("auth_server", 0, req, _now(), None, (200,))

@@ -69,9 +69,13 @@ class Operator:
     def _call(self, req: Request, token: str | None = None, timeout_s: float | None = None) -> HttpReply:
         return call(self.base_url, req, token, self.timeout_s if timeout_s is None else timeout_s, self._ssl)
 
-    def discover_token_url(self) -> None:
-        """3.1.0: `GET /auth/server` names the token endpoint; a dialect without discovery keeps {base}/auth/token."""
-        req = self.dialect.auth_server()
+    def discover_token_url(self, how: str | None = None) -> None:
+        """3.1.0 (or `how` = "discover"): `GET /auth/server` names the token endpoint; a dialect without discovery
+        keeps {base}/auth/token; `how` a URL or path: the profile's token_url, used as given."""
+        if how is not None and how != "discover":
+            self.token_url = how
+            return
+        req = Request("GET", "/auth/server") if how == "discover" else self.dialect.auth_server()
         if req is None:
             return
         r = self._call(req)
