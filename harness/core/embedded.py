@@ -12,4 +12,6 @@ VEN_SECRET = "ven-secret"
 BL_SECRET_ENV = "HARNESS_BL_SECRET"  # the environment variables that hold the secrets (never a profile)
 VEN_SECRET_ENV = "HARNESS_VEN_SECRET"
 PROVISIONING_SECRET_ENV = "HARNESS_PROVISIONING_SECRET"
+VEN_TOKEN = "ven-token"  # ven_token_env mode: the bearer token the embedded VTN issued beforehand
+PREISSUED_CLIENT = "ven-preissued"  # ... and the client it knows that token by
 DIALECT = "openadr-3.0.1"  # what the embedded VTN speaks

@@ -12,16 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.core import embedded
 from harness.core.credentials import FILE, PER_VEN, SHARED, TOKEN, VenLogin, for_fleet, parse_csv
 from harness.core.fleet import FleetSpec
 from harness.core.profile import Profile, ProfileError
 from harness.core.shard import Credentials
-
-# The embedded VTN's defaults (they apply only to it: a --target needs its real secrets).
-EMBEDDED_BL_SECRET = "bl-secret"
-EMBEDDED_VEN_SECRET = "ven-secret"
-EMBEDDED_VEN_TOKEN = "ven-token"  # token mode: the token the embedded VTN issued beforehand
-PREISSUED_CLIENT = "ven-preissued"  # token mode: the client the embedded VTN knows that token by
 
 
 def ven_mode(p: Profile) -> str:
@@ -63,14 +58,14 @@ def resolve_credentials(p: Profile, embedded_vtn: bool = True, env: Mapping[str,
     (`bl-secret`, `ven-secret`, `ven-token`) apply only to it: for another target an unset variable is an error."""
     env = os.environ if env is None else env
     mode = ven_mode(p)
-    bl_secret = _secret(env, "bl_secret_env", p.bl_secret_env, EMBEDDED_BL_SECRET, embedded_vtn)
+    bl_secret = _secret(env, "bl_secret_env", p.bl_secret_env, embedded.BL_SECRET, embedded_vtn)
     ven_secret = ""
     if mode in (PER_VEN, SHARED):
-        ven_secret = _secret(env, "ven_secret_env", p.ven_secret_env, EMBEDDED_VEN_SECRET, embedded_vtn)
+        ven_secret = _secret(env, "ven_secret_env", p.ven_secret_env, embedded.VEN_SECRET, embedded_vtn)
     prov_secret = ""
     if p.provisioning_client_id is not None:
         # The embedded VTN's BL client may create VENs: its secret is the embedded default.
-        prov_secret = env.get(p.provisioning_secret_env, EMBEDDED_BL_SECRET if embedded_vtn else "")
+        prov_secret = env.get(p.provisioning_secret_env, embedded.BL_SECRET if embedded_vtn else "")
         if not prov_secret:
             raise ProfileError(f"profile: target.provisioning_secret_env names {p.provisioning_secret_env}, which is not set")
     extra: dict[str, Any] = {}
@@ -87,7 +82,7 @@ def resolve_credentials(p: Profile, embedded_vtn: bool = True, env: Mapping[str,
             raise ProfileError(f"{what}: {exc}") from None
     elif mode == TOKEN:
         assert p.ven_token_env is not None
-        extra = {"ven_token": _secret(env, "ven_token_env", p.ven_token_env, EMBEDDED_VEN_TOKEN, embedded_vtn)}
+        extra = {"ven_token": _secret(env, "ven_token_env", p.ven_token_env, embedded.VEN_TOKEN, embedded_vtn)}
     return Credentials(p.bl_client_id, bl_secret, p.ven_client_prefix, ven_secret, p.provisioning_client_id,
                        prov_secret, ven_mode=mode, token_url=p.token_url, **extra)
 
@@ -101,5 +96,5 @@ def embedded_vtn_auth(creds: Credentials) -> dict[str, Any]:
     if creds.ven_mode == FILE:
         return {"ven_logins": creds.ven_logins}
     if creds.ven_mode == TOKEN:
-        return {"ven_logins": (VenLogin("preissued", PREISSUED_CLIENT, token=EMBEDDED_VEN_TOKEN),)}
+        return {"ven_logins": (VenLogin("preissued", embedded.PREISSUED_CLIENT, token=embedded.VEN_TOKEN),)}
     return {}

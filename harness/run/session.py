@@ -77,7 +77,7 @@ class RunSession:
         with self.signals.recording(), ExitStack() as stack:
             target, vtn_pid = p.target, None
             if target is None:
-                target, vtn_pid = start_embedded_vtn(stack, p, run_dir, self.signals)
+                target, vtn_pid = start_embedded_vtn(stack, p, run_dir, self.signals, creds)
             op, program_id, event_id = set_up_operator(p, target, creds, ssl_context, self.reachable_window_s)
             specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds)
             stack.callback(self.backend.close)

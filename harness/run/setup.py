@@ -6,7 +6,6 @@ Edge. Every mistake a user can make is a one-line ProfileError raised before any
 
 from __future__ import annotations
 
-import os
 import ssl
 import time
 from contextlib import ExitStack
@@ -25,31 +24,11 @@ from harness.dialects import resolve_granularity
 from harness.host.limits import check_fleet, loopback_sources
 from harness.net import tls
 from harness.run.backend import Backend
+from harness.run.credentials import embedded_vtn_auth, resolve_credentials
 from harness.run.operator import Operator
 from harness.run.signals import SignalLog
 
 VTN_STOP_S, VTN_STOP_INTERRUPTED_S, VTN_STOP_FORCED_S = 10.0, 2.0, 0.5
-
-
-def resolve_credentials(p: Profile, embedded_vtn: bool = True) -> Credentials:
-    """Secrets from the environment variables the profile names; the embedded VTN's defaults (`bl-secret`,
-    `ven-secret`) apply only to the embedded VTN: for another target an unset variable is a ProfileError."""
-    found: dict[str, str] = {}
-    for key, env, default in (("bl_secret_env", p.bl_secret_env, embedded.BL_SECRET),
-                              ("ven_secret_env", p.ven_secret_env, embedded.VEN_SECRET)):
-        value = os.environ.get(env)
-        if value is None and not embedded_vtn:
-            raise ProfileError(f"profile: target.{key}: environment variable {env} is not set "
-                               f"(a --target needs its real secret; defaults apply only to the embedded VTN)")
-        found[key] = default if value is None else value
-    prov_secret = ""
-    if p.provisioning_client_id is not None:
-        # The embedded VTN's BL client may create VENs: its secret is the embedded default.
-        prov_secret = os.environ.get(p.provisioning_secret_env, embedded.BL_SECRET if embedded_vtn else "")
-        if not prov_secret:
-            raise ProfileError(f"profile: target.provisioning_secret_env names {p.provisioning_secret_env}, which is not set")
-    return Credentials(p.bl_client_id, found["bl_secret_env"], p.ven_client_prefix, found["ven_secret_env"],
-                       p.provisioning_client_id, prov_secret)
 
 
 def preflight(p: Profile, embedded_vtn: bool) -> tuple[Credentials, ssl.SSLContext | None]:
@@ -93,11 +72,14 @@ def fit_to_host(p: Profile, n_workers: int, notes: list[str]) -> Profile:
     return p
 
 
-def start_embedded_vtn(stack: ExitStack, p: Profile, run_dir: Path, signals: SignalLog) -> tuple[str, int | None]:
-    """The embedded VTN for this run, stopped when the stack closes: (its URL, its pid)."""
+def start_embedded_vtn(stack: ExitStack, p: Profile, run_dir: Path, signals: SignalLog,
+                       creds: Credentials | None = None) -> tuple[str, int | None]:
+    """The embedded VTN for this run, issuing VEN credentials the way `creds` log in, stopped when the stack
+    closes: (its URL, its pid)."""
     from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
 
-    vtn = EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p))).start()
+    auth = embedded_vtn_auth(creds) if creds is not None else {}
+    vtn = EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p), **auth)).start()
     stack.callback(lambda: vtn.stop(timeout=vtn_stop_s(signals)))
     return vtn.url, vtn.pid
 
@@ -124,7 +106,7 @@ def set_up_operator(p: Profile, target: str, creds: Credentials, ssl_context: ss
     op = Operator(p.target_settings.base_url(target), dialects.get(p.dialect), creds.bl_client_id,
                   creds.bl_secret, p.timeout_s, ssl_context)
     op.wait_reachable(reachable_window_s)
-    op.discover_token_url()
+    op.discover_token_url(creds.token_url)
     program_id = op.ensure_program(p.program_name)
     event_id = op.ensure_event(program_id, f"{p.program_name}-telemetry", time.time())
     return op, program_id, event_id
@@ -144,7 +126,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             event_id=event_id, interval_s=p.interval_s, duration_s=p.duration_s, reports_per_ven=p.reports_per_ven,
             connection=p.connection, pool_size=max(1, p.pool_size // n_workers),
             timeout_s=max([p.timeout_s, *p.op_timeouts.values()]), op_timeouts=tuple(sorted(p.op_timeouts.items())),
-            credentials=creds, dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
+            credentials=creds.for_vens(lo, hi), dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s,
         )
