@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +16,7 @@ import pytest
 
 from harness.core.fleet import FleetSpec
 from harness.core.profile import Profile
-from harness.run.supervisor import Supervisor
+from harness.run.session import RunSession
 
 VENS, REPORTS, WORKERS = 50, 3, 2
 NAMES = [FleetSpec(vens=VENS).ven_name(i) for i in range(VENS)]
@@ -48,7 +54,7 @@ def test_each_credential_mode_stores_every_report(mode: str, tmp_path: Path, mon
     monkeypatch.delenv("HARNESS_TEST_VEN_TOKEN", raising=False)  # the embedded VTN's default token applies
     p = Profile(name=mode, vens=VENS, interval_s=0.5, reports_per_ven=REPORTS, workers=WORKERS, seed=5,
                 max_loop_lag_ms=5000, **changes)
-    outcome = Supervisor(p, tmp_path).run()
+    outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     assert (outcome.exit_code, outcome.verdict) == (0, "pass"), doc.get("reasons")
     ops = doc["operations"]
@@ -66,3 +72,59 @@ def test_each_credential_mode_stores_every_report(mode: str, tmp_path: Path, mon
     assert per_ven == {n: REPORTS for n in NAMES}
     summary = (outcome.run_dir / "summary.json").read_text()
     assert "secret-0" not in summary and "token-0" not in summary and "ven-token" not in summary
+
+
+def _serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`harness vtn --port 0 ARGS` in its own process; (the process, the URL it serves at)."""
+    vtn = subprocess.Popen([sys.executable, "-m", "harness", "vtn", "--port", "0", "--db", ":memory:", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert vtn.stderr is not None
+    line = vtn.stderr.readline()
+    while "serving" not in line:
+        assert line, "the VTN exited before serving"
+        line = vtn.stderr.readline()
+    match = re.search(r"at (http://\S+)", line)
+    assert match is not None
+    return vtn, match.group(1)
+
+
+@pytest.mark.parametrize("how", ["shared", "file"])
+def test_harness_vtn_issues_credentials_each_way_and_secrets_stay_secret(how: str, tmp_path: Path) -> None:
+    """`harness vtn --shared-ven-client ID` / `--ven-credentials FILE`, and a run against it (--target) in the same
+    mode: 10 VENs x 2 reports all ok; no secret appears on stdout, stderr or in any file of the results folder."""
+    secrets = ["bl-Sekr1t-OTTER", "ven-Sekr1t-BADGER", *(f"file-Sekr1t-{i:02d}-HERON" for i in range(10))]
+    env = dict(os.environ, HARNESS_BL_SECRET=secrets[0], HARNESS_VEN_SECRET=secrets[1])
+    names = [FleetSpec(vens=10).ven_name(i) for i in range(10)]
+    (tmp_path / "vens.csv").write_text("venName,clientID,secret\n" + "".join(
+        f"{n},pre-{i},{secrets[2 + i]}\n" for i, n in enumerate(names)))
+    vtn_args = ["--shared-ven-client", "ven_client"] if how == "shared" else ["--ven-credentials", str(tmp_path / "vens.csv")]
+    key = 'ven_client_id = "ven_client"' if how == "shared" else f'ven_credentials = "{tmp_path / "vens.csv"}"'
+    vtn, url = _serve(vtn_args, env)
+    try:
+        (tmp_path / "p.toml").write_text(f'name = "{how}"\n[target]\nurl = "{url}"\n{key}\n[fleet]\nvens = 10\n'
+                                         '[behaviour]\ninterval = "300ms"\n[run]\nreports_per_ven = 2\nworkers = 1\n'
+                                         '[generator]\nmax_loop_lag = "5s"\n')
+        run = subprocess.run([sys.executable, "-m", "harness", "run", "--profile", str(tmp_path / "p.toml"), "--quiet",
+                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        assert run.returncode == 0, run.stderr
+    finally:
+        vtn.send_signal(signal.SIGINT)
+        vtn.communicate(timeout=30)
+    run_dir = next(tmp_path.glob("runs/*"))
+    doc = json.loads((run_dir / "summary.json").read_text())
+    assert doc["operations"]["report"]["ok"] == 20 and doc["operations"]["token"]["ok"] == 10 and doc["errors"] == {}
+    shown = run.stdout + run.stderr + "".join(f.read_text(errors="replace") for f in run_dir.iterdir() if f.is_file())
+    assert not [s for s in secrets if s in shown]
+
+
+def test_a_credentials_file_without_a_row_for_a_ven_is_one_line_exit_2(tmp_path: Path) -> None:
+    """The first VEN of the fleet the file does not list is named, before anything starts (exit 2)."""
+    (tmp_path / "vens.csv").write_text("venName,clientID,secret\nharness-ven-0000000,c0,Sekr1t-0\n")
+    (tmp_path / "p.toml").write_text('[target]\nven_credentials = "vens.csv"\n[fleet]\nvens = 3\n')
+    r = subprocess.run([sys.executable, "-m", "harness", "run", "--profile", "p.toml", "--quiet"], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().startswith("harness: error: profile: target.ven_credentials: file vens.csv has no row for "
+                                       "VEN harness-ven-0000001 ")
+    assert len(r.stderr.strip().splitlines()) == 1 and "Sekr1t" not in r.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

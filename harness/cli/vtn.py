@@ -25,12 +25,15 @@ from harness.core.exits import ServeFailed, UsageError
 @click.option("--access-log", is_flag=True, help="Log every request (never secrets or tokens).")
 @click.option("--null", "null", is_flag=True, help="Serve the null VTN instead: a canned success for every call at wire speed, storing nothing, no auth or faults — for measuring harness itself (benchmarks, generator ceiling).")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True, help="With --null: serve the port from N processes (SO_REUSEPORT), to hold more connections than one process's open-files limit.")
+@click.option("--shared-ven-client", "shared_ven_client", metavar="ID", help="Issue VEN tokens to this one client id only (with the secret from $HARNESS_VEN_SECRET), as VTNs with one shared VEN credential do.")
+@click.option("--ven-credentials", "ven_credentials", metavar="FILE", type=click.Path(dir_okay=False), help="Pre-registered VENs from a CSV file (venName, clientID, secret, or a token column): only those client ids with their own secrets get VEN tokens; tokens listed are valid from the start and never expire.")
 def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool,
-        null: bool, processes: int) -> None:
+        null: bool, processes: int, shared_ven_client: str | None, ven_credentials: str | None) -> None:
     """Serve the embedded OpenADR 3.0.1 VTN (aiohttp + SQLite) until Ctrl-C.
 
     Credentials: business logic client `bl` / secret from $HARNESS_BL_SECRET (default `bl-secret`);
-    any VEN client id `ven-<name>` with the secret from $HARNESS_VEN_SECRET (default `ven-secret`).
+    any VEN client id `ven-<name>` with the secret from $HARNESS_VEN_SECRET (default `ven-secret`) — or only
+    the --shared-ven-client, or only the VENs of a --ven-credentials file.
     """
     from harness.vtn import VtnConfig, parse_faults, serve
 
@@ -54,6 +57,17 @@ def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[
         bl_client_secret=os.environ.get(embedded.BL_SECRET_ENV, embedded.BL_SECRET),
         ven_client_secret=os.environ.get(embedded.VEN_SECRET_ENV, embedded.VEN_SECRET),
     )
+    if shared_ven_client is not None and ven_credentials is not None:
+        raise UsageError("--shared-ven-client and --ven-credentials exclude each other: choose how VENs log in")
+    try:
+        if shared_ven_client is not None:
+            config = replace(config, ven_client_id=shared_ven_client)
+        if ven_credentials is not None:
+            from harness.run.credentials import read_logins
+
+            config = replace(config, ven_logins=read_logins(ven_credentials, "--ven-credentials"))
+    except ValueError as exc:  # a ProfileError is one already
+        raise UsageError(f"--shared-ven-client: {exc}" if shared_ven_client else str(exc)) from None
 
     if processes > 1 and not null:
         raise UsageError("--processes needs --null (the SQLite VTN is one process)")
