@@ -57,17 +57,7 @@ def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[
         bl_client_secret=os.environ.get(embedded.BL_SECRET_ENV, embedded.BL_SECRET),
         ven_client_secret=os.environ.get(embedded.VEN_SECRET_ENV, embedded.VEN_SECRET),
     )
-    if shared_ven_client is not None and ven_credentials is not None:
-        raise UsageError("--shared-ven-client and --ven-credentials exclude each other: choose how VENs log in")
-    try:
-        if shared_ven_client is not None:
-            config = replace(config, ven_client_id=shared_ven_client)
-        if ven_credentials is not None:
-            from harness.run.credentials import read_logins
-
-            config = replace(config, ven_logins=read_logins(ven_credentials, "--ven-credentials"))
-    except ValueError as exc:  # a ProfileError is one already
-        raise UsageError(f"--shared-ven-client: {exc}" if shared_ven_client else str(exc)) from None
+    config = _ven_logins(config, shared_ven_client, ven_credentials)
 
     if processes > 1 and not null:
         raise UsageError("--processes needs --null (the SQLite VTN is one process)")
@@ -88,6 +78,22 @@ def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[
         serve(config, ready=ready)
     except OSError as exc:
         raise ServeFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _ven_logins(config: Any, shared_ven_client: str | None, ven_credentials: str | None) -> Any:
+    """The config with VENs logging in as the flags say: one shared client, or a credentials file's VENs."""
+    if shared_ven_client is not None and ven_credentials is not None:
+        raise UsageError("--shared-ven-client and --ven-credentials exclude each other: choose how VENs log in")
+    try:
+        if shared_ven_client is not None:
+            return replace(config, ven_client_id=shared_ven_client)
+        if ven_credentials is not None:
+            from harness.run.credentials import read_logins
+
+            return replace(config, ven_logins=read_logins(ven_credentials, "--ven-credentials"))
+    except ValueError as exc:  # a ProfileError is one already
+        raise UsageError(f"--shared-ven-client: {exc}" if shared_ven_client else str(exc)) from None
+    return config
 
 
 def _serve_null_processes(config: Any) -> None:

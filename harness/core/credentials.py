@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 # How VENs get their tokens (Credentials.ven_mode; the README's "Credentials" section shows one example each).
 PER_VEN = "per-ven"  # client id ven_client_prefix + venName, the VEN secret (the embedded VTN's default)
@@ -27,6 +28,29 @@ _COLUMNS = {
     "secret": ("secret", "clientsecret"),
     "token": ("token", "accesstoken", "bearertoken"),
 }
+
+
+def check_credential_keys(ven_client_id: str | None, ven_credentials: str | None, ven_token_env: str | None,
+                          shared_token: bool, token_url: str | None, bl_client_id: str) -> None:
+    """A profile's VEN credential keys: one way at most, each well formed (a file itself is read at run set-up).
+    A ValueError names the [target] key."""
+    given = [k for k, v in (("ven_client_id", ven_client_id), ("ven_credentials", ven_credentials),
+                            ("ven_token_env", ven_token_env)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"target.{given[0]} and target.{given[1]} exclude each other: choose how VENs log in")
+    for key, value in (("ven_client_id", ven_client_id), ("ven_credentials", ven_credentials),
+                       ("ven_token_env", ven_token_env)):
+        if value is not None and not value.strip():
+            raise ValueError(f"target.{key} must not be empty")
+    if ven_client_id is not None and ven_client_id == bl_client_id:
+        raise ValueError(f"target.ven_client_id {ven_client_id!r} is the business-logic client (target.bl_client_id)")
+    if shared_token and ven_client_id is None:
+        raise ValueError("target.shared_token needs target.ven_client_id (one shared VEN credential)")
+    if token_url is not None and token_url != DISCOVER:
+        u = urlsplit(token_url)
+        if not (u.scheme in ("http", "https") and u.hostname) and not token_url.startswith("/"):
+            raise ValueError(f"target.token_url must be \"discover\", an http(s) URL or a path under the target like "
+                             f"/auth/token, got {token_url!r}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from harness.core import embedded
 from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
+from harness.core.credentials import check_credential_keys
 from harness.core.fleet import SITE_KINDS
 from harness.core.stages import Stage, total_s
 from harness.core.target import KEYS as TARGET_KEYS
@@ -181,32 +182,15 @@ def validate(p: Profile) -> None:
             raise _fail(f"dr_events[{i}].share must be in (0, 1], got {e.share}")
         if e.duration_s <= 0:
             raise _fail(f"dr_events[{i}].duration must be > 0, got {e.duration_s}")
-    _validate_credentials(p)
+    try:
+        check_credential_keys(p.ven_client_id, p.ven_credentials, p.ven_token_env, p.shared_token, p.token_url,
+                              p.bl_client_id)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     if p.target is not None:
         u = urlparse(p.target)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
-
-
-def _validate_credentials(p: Profile) -> None:
-    """The VEN credential mode: one way at most, each key well formed (the file itself is read at run set-up)."""
-    given = [k for k, v in (("ven_client_id", p.ven_client_id), ("ven_credentials", p.ven_credentials),
-                            ("ven_token_env", p.ven_token_env)) if v is not None]
-    if len(given) > 1:
-        raise _fail(f"target.{given[0]} and target.{given[1]} exclude each other: choose how VENs log in")
-    for key in given:
-        if not str(getattr(p, key)).strip():
-            raise _fail(f"target.{key} must not be empty")
-    if p.ven_client_id is not None and p.ven_client_id == p.bl_client_id:
-        raise _fail(f"target.ven_client_id {p.ven_client_id!r} is the business-logic client (target.bl_client_id)")
-    if p.shared_token and p.ven_client_id is None:
-        raise _fail("target.shared_token needs target.ven_client_id (one shared VEN credential)")
-    url = p.token_url
-    if url is not None and url != "discover":
-        u = urlparse(url)
-        if not (u.scheme in ("http", "https") and u.hostname) and not url.startswith("/"):
-            raise _fail(f"target.token_url must be \"discover\", an http(s) URL or a path under the target like "
-                        f"/auth/token, got {url!r}")
 
 
 # TOML layout: section.key -> Profile field, and how to read the value.
