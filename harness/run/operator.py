@@ -1,7 +1,7 @@
-"""The operator (business-logic) role, from the supervisor: probe the target, find or create the program
+"""The operator (business-logic) role, for the run set-up: probe the target, find or create the program
 and event that reports reference.
 
-Edge, deliberately blocking (stdlib urllib): the supervisor owns no event loop, session or thread.
+Edge, deliberately blocking (stdlib urllib): the run's main process owns no event loop, session or thread.
 """
 
 from __future__ import annotations

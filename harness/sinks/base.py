@@ -1,7 +1,7 @@
 """The RunSink seam: what a run tells every sink (live view, results writer, junit, watches, later dashboards and
 exporters), and the plain facts it tells them. Edge seam: data and Protocols; sinks render, write or judge.
 
-A sink is told, in this order, always from the supervisor's thread (so it must return quickly):
+A sink is told, in this order, always from the run's main thread (so it must return quickly):
 
     started(info)                  once, when the workers are started on t0 (or stopped before it: `info.is_started`)
     window_closed(second, window)  once per one-second window, in order, when every worker still running has sent
@@ -54,7 +54,7 @@ class Snapshot:
     profile: Profile
     results: RunResults
     elapsed_s: float
-    phase: str  # starting | running | draining | done
+    phase: str  # running | draining
     target: str
     notes: list[str] = field(default_factory=list)
 
