@@ -68,3 +68,54 @@ def test_a_window_keeps_one_merged_part_whatever_the_worker_count() -> None:
     assert [len(w.parts[m]) for m in ("response", "service", "lag")] == [1, 1, 1]
     h = w.hist("response")
     assert (h.total, h.max_ns) == (100, 100_000_000)
+
+
+def test_a_class_spread_over_operations_is_credited_to_each() -> None:
+    """79 http_503 of which 70 on report and 9 on create_ven, over two workers and windows: summary.json says so in
+    errors.http_503.by_operation and operations.<op>.errors_by_class, and names report (most of it), not the first."""
+    from harness.core.results import summary
+
+    results = RunResults()
+    for worker, (n_ven, n_report) in enumerate(((9, 0), (0, 70))):
+        r = Recorder()
+        for i in range(n_ven):
+            r.fail("create_ven", "http_503", f"w{worker} ven-{i}: POST /vens -> 503")
+        for i in range(n_report):
+            r.fail("report", "http_503", f"w{worker} ven-{i}: POST /reports -> 503")
+        r.fail("report", "read_timeout", "ven-x: no response")
+        r.ok("report", 1.0, 1.0, 1.1)
+        r.ok("create_ven", 1.0, 1.0, 1.1)
+        ops, errors = r.flush()
+        results.add(WorkerDelta(worker, worker, ops, errors, H, 1, 0))
+    doc = summary(run={}, results=results, measured_s=1.0, verdict="pass", reasons=[], thresholds=[])
+    e = doc["errors"]["http_503"]
+    assert (e["count"], e["operation"], e["example"]) == (79, "report", "w1 ven-0: POST /reports -> 503")
+    assert e["by_operation"] == {"create_ven": {"count": 9, "example": "w0 ven-0: POST /vens -> 503"},
+                                 "report": {"count": 70, "example": "w1 ven-0: POST /reports -> 503"}}
+    assert doc["operations"]["report"]["errors_by_class"] == {"http_503": 70, "read_timeout": 2}
+    assert doc["operations"]["create_ven"]["errors_by_class"] == {"http_503": 9}
+    for op, o in doc["operations"].items():
+        assert sum(o["errors_by_class"].values()) == o["errors"], op
+
+
+def test_the_errors_table_has_a_row_per_class_and_operation() -> None:
+    """The live view's errors table shows each (class, operation) with its own count."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harness.sinks.terminal import errors_table
+
+    results = RunResults()
+    r = Recorder()
+    for op, n in (("create_ven", 9), ("report", 70)):
+        for _ in range(n):
+            r.fail(op, "http_503", f"{op} 503")
+    ops, errors = r.flush()
+    results.add(WorkerDelta(0, 0, ops, errors, H, 1, 0))
+    table = errors_table(results)
+    assert table is not None
+    out = StringIO()
+    Console(file=out, width=120, color_system=None).print(table)
+    lines = [ln for ln in out.getvalue().splitlines() if "http_503" in ln]
+    assert len(lines) == 2 and "70" in lines[0] and "report" in lines[0] and "9" in lines[1] and "create_ven" in lines[1]

@@ -217,11 +217,14 @@ def test_operations_table_equals_summary_json(run_dir: Path, page: str) -> None:
 
 
 def test_errors_and_thresholds_tables_show_classes_and_verdicts(run_dir: Path, page: str) -> None:
-    """The errors table has http_503 with its count and example; the thresholds table marks pass and fail."""
+    """The errors table has a row per operation http_503 happened on, with its own count and example; the
+    thresholds table marks pass and fail."""
     doc = json.loads((run_dir / "summary.json").read_text())
     e = doc["errors"]["http_503"]
-    m = re.search(r'<tr data-class="http_503">(.*?)</tr>', page, re.S)
-    assert m is not None and f'data-v="{e["count"]}"' in m.group(1) and "Service Unavailable" in m.group(1)
+    rows = re.findall(r'<tr data-class="http_503" data-operation="([a-z_]+)">(.*?)</tr>', page, re.S)
+    assert sorted(op for op, _ in rows) == sorted(e["by_operation"])
+    for op, row in rows:
+        assert f'data-v="{e["by_operation"][op]["count"]}"' in row and "Service Unavailable" in row
     th = re.search(r'<table id="thresholds">.*?</table>', page, re.S)
     assert th is not None and th.group(0).count('class="l pass"') == 1 and th.group(0).count('class="l fail"') == 1
 

@@ -43,9 +43,13 @@ class OpDelta:
 
 @dataclass(frozen=True)
 class ErrorDelta:
+    """One failure class in a window: its count, the operation with most of it and an example, and per operation
+    (op, count, example) — a class spread over operations is credited to each (empty: all of it is `op`'s)."""
+
     count: int
     op: str
     example: str
+    by_op: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._ops: dict[str, _OpBuffer] = {}
-        self._errors: dict[str, list[object]] = {}  # class -> [count, op, example]
+        self._errors: dict[tuple[str, str], list[object]] = {}  # (class, op) -> [count, example]
         self.total_ok = 0
         self.total_errors = 0
 
@@ -47,9 +47,9 @@ class Recorder:
     def fail(self, op: str, error_class: str, example: str) -> None:
         self._buf(op).errors += 1
         self.total_errors += 1
-        e = self._errors.get(error_class)
+        e = self._errors.get((error_class, op))  # keyed by operation too: a class is counted where it happened
         if e is None:
-            self._errors[error_class] = [1, op, example[:300]]
+            self._errors[(error_class, op)] = [1, example[:300]]
         else:
             e[0] = int(e[0]) + 1  # type: ignore[call-overload]
 
@@ -72,9 +72,13 @@ class Recorder:
                 service=service.to_sparse(),
                 lag=lag.to_sparse(),
             )
-        errors = {
-            k: ErrorDelta(count=int(v[0]), op=str(v[1]), example=str(v[2])) for k, v in self._errors.items()  # type: ignore[call-overload]
-        }
+        by_class: dict[str, list[tuple[str, int, str]]] = {}
+        for (cls, op), (count, example) in self._errors.items():
+            by_class.setdefault(cls, []).append((op, int(count), str(example)))  # type: ignore[call-overload]
+        errors = {}
+        for cls, per_op in by_class.items():
+            per_op.sort(key=lambda x: -x[1])
+            errors[cls] = ErrorDelta(sum(n for _, n, _ in per_op), per_op[0][0], per_op[0][2], tuple(per_op))
         self._ops = {}
         self._errors = {}
         return ops, errors

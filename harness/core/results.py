@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.histogram import Histogram
-from harness.core.messages import Health, OpDelta, SparseHist, WorkerDelta
+from harness.core.messages import ErrorDelta, Health, OpDelta, SparseHist, WorkerDelta
 
 METRICS = ("response", "service", "lag")
 METRIC_KEYS = {"response": "response_time", "service": "service_time", "lag": "start_lag"}
@@ -126,11 +126,7 @@ class RunResults:
             w.ok += d.ok
             w.errors += d.errors
         for cls, e in delta.errors.items():
-            cur = self.errors.get(cls)
-            if cur is None:
-                self.errors[cls] = {"count": e.count, "operation": e.op, "example": e.example}
-            else:
-                cur["count"] += e.count
+            self._add_error(cls, e)
         for ev, times in delta.aware.items():
             self.aware.setdefault(ev, []).extend(times)
         for ev, times in delta.shed.items():
@@ -157,6 +153,24 @@ class RunResults:
     def ok(self, op: str) -> int:
         t = self.totals.get(op)
         return t.ok if t else 0
+
+    def _add_error(self, cls: str, e: ErrorDelta) -> None:
+        """summary.json errors.<class>: count, the operation with most of it (and its example), and by_operation
+        {op: {count, example}} — a class is credited to each operation it happened on, never all to the first."""
+        cur = self.errors.get(cls)
+        if cur is None:
+            cur = self.errors[cls] = {"count": 0, "operation": e.op, "example": e.example, "by_operation": {}}
+        cur["count"] += e.count
+        by_op: dict[str, dict[str, Any]] = cur["by_operation"]
+        for op, n, example in e.by_op or ((e.op, e.count, e.example),):
+            slot = by_op.setdefault(op, {"count": 0, "example": example})
+            slot["count"] += n
+        top = max(by_op.items(), key=lambda kv: kv[1]["count"])
+        cur["operation"], cur["example"] = top[0], top[1]["example"]
+
+    def errors_of(self, op: str) -> dict[str, int]:
+        """Failure class -> count for one operation (warm-up included, like summary.json errors)."""
+        return {cls: e["by_operation"][op]["count"] for cls, e in sorted(self.errors.items()) if op in e["by_operation"]}
 
     def window_range(self) -> range:
         if not self.windows:
@@ -237,6 +251,8 @@ def summary(
 ) -> dict[str, Any]:
     """The summary.json document (extend, don't rename)."""
     ops = {op: op_summary(t, measured_s) for op, t in sorted(results.totals.items())}
+    for op, o in ops.items():
+        o["errors_by_class"] = results.errors_of(op)
     warm_s = float(results.warmup_windows)
     due = results.counters.get("report_due")
     if due and "report" in ops:

@@ -773,11 +773,16 @@ def _section_errors(data: RunData) -> str:
     if not errors:
         parts.append('<p>No errors: every operation succeeded.</p>')
     else:
+        # One row per (class, operation): a class spread over operations is credited to each (older summaries
+        # without by_operation give one row per class).
+        per_op = [(cls, op, slot) for cls, e in errors.items()
+                  for op, slot in (e.get("by_operation") or {e.get("operation", ""): e}).items()]
         rows = "".join(
-            f'<tr data-class="{_e(cls)}"><td class="l"><b>{_e(cls)}</b></td><td class="l">{_e(e.get("operation", ""))}'
-            f'</td>{_td(e.get("count"))}{_td(e.get("count", 0) / total if total else None, fmt_pct(e.get("count", 0) / total if total else None))}'
+            f'<tr data-class="{_e(cls)}" data-operation="{_e(op)}"><td class="l"><b>{_e(cls)}</b></td>'
+            f'<td class="l">{_e(op)}</td>{_td(e.get("count"))}'
+            f'{_td(e.get("count", 0) / total if total else None, fmt_pct(e.get("count", 0) / total if total else None))}'
             f'<td class="ex">{_e(_clip(str(e.get("example", "")), 400))}</td></tr>'
-            for cls, e in sorted(errors.items(), key=lambda kv: -int(kv[1].get("count", 0)))
+            for cls, op, e in sorted(per_op, key=lambda r: (-int(r[2].get("count", 0)), r[0], r[1]))
         )
         parts.append('<table id="errors"><thead><tr><th class="l">class</th><th class="l">operation</th>'
                      '<th>count</th><th>share</th><th class="l">example</th></tr></thead>'

@@ -59,11 +59,12 @@ def operations_table(results: RunResults, *, measured_s: float | None = None, ti
 def errors_table(results: RunResults) -> Table | None:
     if not results.errors:
         return None
-    t = Table(title="Errors by class", title_justify="left")
+    t = Table(title="Errors by class and operation", title_justify="left")
     for col in ("class", "count", "operation", "example"):
         t.add_column(col, overflow="fold")
-    for cls, e in sorted(results.errors.items(), key=lambda kv: -kv[1]["count"]):
-        t.add_row(cls, f"{e['count']:,}", e["operation"], str(e["example"])[:90])
+    rows = [(cls, op, slot) for cls, e in results.errors.items() for op, slot in e["by_operation"].items()]
+    for cls, op, slot in sorted(rows, key=lambda r: (-r[2]["count"], r[0], r[1])):
+        t.add_row(cls, f"{slot['count']:,}", op, str(slot["example"])[:90])
     return t
 
 
