@@ -4,6 +4,10 @@ address (and the source addresses chosen for a loopback fleet), open files per p
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -100,3 +104,24 @@ def test_h1_connections_leave_from_the_source_addresses_given() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
         r.run(main())
     assert sorted(peers) == ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.5"]
+
+
+def test_a_fleet_past_255_loopback_addresses_goes_on_through_127_8() -> None:
+    """7,500,000 own connections need more than 255 addresses: 127.0.0.254 is followed by 127.0.1.1 (no .0 or
+    .255), every address valid and distinct — where 127.0.0.256 used to end the run with a traceback."""
+    addrs = limits.loopback_sources(7_500_000, "per-ven", "127.0.0.1", ())
+    assert len(addrs) == -(-7_500_000 // PER_ADDRESS) > 255
+    assert addrs[253:256] == ("127.0.0.254", "127.0.1.1", "127.0.1.2")
+    assert len(set(addrs)) == len(addrs) and all(ipaddress.ip_address(a).is_loopback for a in addrs)
+    assert not any(a.endswith((".0", ".255")) for a in addrs)
+    assert limits.loopback_addresses(limits.LOOPBACK_ADDRESSES)[-1] == "127.255.255.254"
+    assert limits.describe_addresses(addrs) == f"127.0.0.1 .. {addrs[-1]} ({len(addrs):,} addresses)"
+
+
+def test_seven_and_a_half_million_vens_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """`harness run --vens 7500000` stops before anything starts with one line naming the limit that binds."""
+    r = subprocess.run([sys.executable, "-m", "harness", "run", "--vens", "7500000", "--quiet"], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("harness: error: ") and len(r.stderr.strip().splitlines()) == 1
+    assert "7,500,000" in r.stderr and "Traceback" not in r.stderr

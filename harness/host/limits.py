@@ -56,7 +56,24 @@ def loopback_sources(vens: int, connection: str, target_host: str | None, given:
         return given
     if target_host is not None and ":" in target_host:
         return given  # ::1 is IPv6's only loopback address
-    return tuple(f"127.0.0.{i}" for i in range(1, -(-vens // per_address) + 1))
+    # At most all of 127/8: a fleet beyond even that is then refused by check_fleet, in one line.
+    return loopback_addresses(min(-(-vens // per_address), LOOPBACK_ADDRESSES))
+
+
+LOOPBACK_ADDRESSES = 254 * 256 * 256  # 127.0.0.1 .. 127.255.255.254 without the .0 and .255 of each /24
+
+
+def loopback_addresses(n: int) -> tuple[str, ...]:
+    """The first n of 127.0.0.1, 127.0.0.2, ... 127.0.0.254, 127.0.1.1, ...: on through 127/8 (all of it local on
+    Linux), skipping every .0 and .255 so no address reads like a network or broadcast one."""
+    if not 0 <= n <= LOOPBACK_ADDRESSES:
+        raise ValueError(f"{n:,} loopback addresses asked for: 127/8 has {LOOPBACK_ADDRESSES:,} usable ones")
+    return tuple(f"127.{i // (254 * 256)}.{i // 254 % 256}.{i % 254 + 1}" for i in range(n))
+
+
+def describe_addresses(addrs: tuple[str, ...]) -> str:
+    """A short list for a note: all of them up to four, else the first, the last and how many."""
+    return ", ".join(addrs) if len(addrs) <= 4 else f"{addrs[0]} .. {addrs[-1]} ({len(addrs):,} addresses)"
 
 
 def check_fleet(vens: int, workers: int, connection: str, embedded_vtn: bool, pool_size: int = 0,

@@ -21,7 +21,7 @@ from harness.core.fleet import FleetSpec, split
 from harness.core.profile import Profile
 from harness.core.shard import Credentials, ShardSpec
 from harness.dialects import resolve_granularity
-from harness.host.limits import check_fleet, loopback_sources
+from harness.host.limits import check_fleet, describe_addresses, loopback_sources
 from harness.net import tls
 from harness.run.backend import Backend
 from harness.run.credentials import embedded_vtn_auth, resolve_credentials
@@ -64,7 +64,7 @@ def fit_to_host(p: Profile, n_workers: int, notes: list[str]) -> Profile:
     if sources != p.target_settings.source_addresses:
         p = replace(p, target_settings=replace(p.target_settings, source_addresses=sources))
         notes.append(f"{p.vens:,} own connections exceed one address's ephemeral ports: VENs connect "
-                     f"from {', '.join(sources)} in turn")
+                     f"from {describe_addresses(sources)} in turn")
     problem = check_fleet(p.vens, n_workers, p.connection, p.target is None,
                           sources=len(p.target_settings.source_addresses))
     if problem is not None:
