@@ -17,6 +17,7 @@ from harness.core import embedded
 from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
 from harness.core.credentials import check_credential_keys
 from harness.core.fleet import SITE_KINDS
+from harness.core.replay import ReplaySpec, replay_spec
 from harness.core.stages import Stage, total_s
 from harness.core.target import KEYS as TARGET_KEYS
 from harness.core.target import TargetSettings
@@ -73,8 +74,7 @@ class Profile:
     ven_secret_env: str = embedded.VEN_SECRET_ENV
     provisioning_client_id: str | None = None  # a privileged credential that creates VENs and resources
     provisioning_secret_env: str = embedded.PROVISIONING_SECRET_ENV
-    # How VENs log in (README "Credentials"; at most one of the three; none: ven_client_prefix + venName):
-    ven_client_id: str | None = None  # one shared VEN client id, with the secret from ven_secret_env
+    ven_client_id: str | None = None  # how VENs log in (README "Credentials"): one shared VEN client id
     shared_token: bool = False  # with ven_client_id: one token per worker instead of one per VEN
     ven_credentials: str | None = None  # a CSV file: venName, clientID, secret (or token) per VEN
     ven_token_env: str | None = None  # a variable holding one pre-issued bearer token for every VEN
@@ -92,6 +92,7 @@ class Profile:
     # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
     thresholds: tuple[Threshold, ...] = ()
     vtn_faults: dict[str, str] = field(default_factory=dict)
+    replay: ReplaySpec | None = None  # fleet.replay: measured load curves from CSV instead of the model's
     capacity: dict[str, Any] = field(default_factory=dict)  # the [capacity] table, validated by harness.core.capacity
 
     def __post_init__(self) -> None:
@@ -215,6 +216,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "fleet.sites_per_ven": ("sites_per_ven", "int"),
     "fleet.mix": ("mix", "mix"),
     "fleet.name_prefix": ("name_prefix", "str"),
+    "fleet.replay": ("replay", "replay"),
     "behaviour.interval": ("interval_s", "duration"),
     "behaviour.connection": ("connection", "str"),
     "behaviour.pool_size": ("pool_size", "int"),
@@ -309,6 +311,11 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")
         return {str(k): str(v) for k, v in value.items()}
+    if kind == "replay":
+        try:
+            return replay_spec(key, value)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     if kind == "mix":
         if not isinstance(value, dict) or not value:
             raise _fail(f"{key} must be a table of site kind = weight, got {value!r}")
@@ -339,7 +346,7 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in doc.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and key not in ("fleet.mix", "vtn.faults", "capacity", "target.tls", "behaviour.timeouts"):
+        if isinstance(v, dict) and key not in ("fleet.mix", "fleet.replay", "vtn.faults", "capacity", "target.tls", "behaviour.timeouts"):
             out.update(_flatten(v, key + "."))
         else:
             out[key] = v

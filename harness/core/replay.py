@@ -179,3 +179,62 @@ class Replay:
         else:
             scale = np.ones(rows.shape[0])
         return rows, cols_of, scale
+
+
+REPLAY_ALIGN = ("file", "now")
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    """A profile's `fleet.replay`: which CSV drives which loads. The file is read at run set-up; its curves go to
+    the workers in their specs (a worker on another machine needs no copy of it)."""
+
+    file: str
+    by_kind: tuple[tuple[str, str], ...] = ()  # load kind -> curve name; empty: every curve named after a load kind
+    scale_to_rated: bool = False  # curve / its peak |kW| x each load's rated kW, instead of absolute kW
+    align: str = "file"  # "file": simulated time starts at the file's first sample; "now": at the run's start
+
+    def __post_init__(self) -> None:
+        if not self.file.strip():
+            raise ValueError("fleet.replay.file must name a CSV file")
+        if self.align not in REPLAY_ALIGN:
+            raise ValueError(f"fleet.replay.align must be one of {', '.join(REPLAY_ALIGN)}, got {self.align!r}")
+        for kind, _ in self.by_kind:
+            if kind not in LOAD_KINDS:
+                raise ValueError(f"fleet.replay.by_kind key must be one of {', '.join(LOAD_KINDS)}, got {kind!r}")
+
+    def bind(self, curves: ReplayCurves) -> Replay:
+        """The Replay of these curves; without by_kind, each curve named after a load kind drives that kind."""
+        by_kind = dict(self.by_kind) or {n: n for n in curves.names if n in LOAD_KINDS}
+        if not by_kind:
+            raise ValueError(f"replay: {self.file} has no curve named after a load kind ({', '.join(LOAD_KINDS)}): "
+                             "name columns so, or map them in fleet.replay.by_kind")
+        return Replay(curves, by_kind=by_kind, scale_to_rated=self.scale_to_rated)
+
+    def sim_start_epoch_s(self, curves: ReplayCurves) -> float | None:
+        """Where simulated time starts: the file's first sample ("file"), or None for the run's start ("now")."""
+        return float(curves.times_s[0]) if self.align == "file" else None
+
+
+def replay_spec(key: str, value: object) -> ReplaySpec:
+    """A profile's `fleet.replay = "loads.csv"`, or its table: file, by_kind = {kind = "curve"}, scale_to_rated,
+    align. A ValueError names the key."""
+    if isinstance(value, str):
+        value = {"file": value}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a CSV file name or a table with file (and by_kind, scale_to_rated, align), "
+                         f"got {value!r}")
+    types = {"file": str, "by_kind": dict, "scale_to_rated": bool, "align": str}
+    for k, v in value.items():
+        if k not in types:
+            raise ValueError(f"unknown key {key}.{k} (known: {', '.join(types)})")
+        if not isinstance(v, types[k]):
+            raise ValueError(f"{key}.{k} must be {'a table' if types[k] is dict else types[k].__name__}, got {v!r}")
+    if "file" not in value:
+        raise ValueError(f"{key}.file is required (the CSV of measured curves)")
+    by_kind = value.get("by_kind", {})
+    for kind, curve in by_kind.items():
+        if not isinstance(curve, str):
+            raise ValueError(f"{key}.by_kind.{kind} must be a curve name (a CSV column), got {curve!r}")
+    return ReplaySpec(value["file"], tuple(sorted(by_kind.items())), value.get("scale_to_rated", False),
+                      value.get("align", "file"))

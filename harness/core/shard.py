@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from harness.core import embedded
 from harness.core.credentials import FILE, PER_VEN, SHARED, TOKEN, VenLogin
 from harness.core.fleet import FleetSpec
+from harness.core.replay import Replay
 from harness.core.stages import Stage
 from harness.core.target import TargetSettings
 
@@ -116,6 +117,7 @@ class ShardSpec:
     startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     stages: tuple[Stage, ...] = ()  # the active fleet over time (empty: every VEN from the start)
     op_timeouts: tuple[tuple[str, float], ...] = ()  # per-operation overrides of timeout_s (the longest of all)
+    replay: Replay | None = None  # measured curves that drive some loads (fleet.replay), parsed once at set-up
 
     @property
     def vens(self) -> int:

@@ -25,6 +25,7 @@ from harness.host.limits import check_fleet, describe_addresses, loopback_source
 from harness.net import tls
 from harness.run.backend import Backend
 from harness.run.credentials import embedded_vtn_auth, resolve_credentials
+from harness.run.replayfile import load_replay
 from harness.run.operator import Operator
 from harness.run.signals import SignalLog
 
@@ -47,6 +48,7 @@ def preflight(p: Profile, embedded_vtn: bool) -> tuple[Credentials, ssl.SSLConte
         raise ProfileError(f"profile: {exc}") from None
     if embedded_vtn and p.dialect != embedded.DIALECT:
         raise ProfileError(f"profile: target.dialect {p.dialect} needs --target: the embedded VTN speaks only {embedded.DIALECT}")
+    load_replay(p)  # the replay CSV reads and maps onto load kinds
     return resolve_credentials(p, embedded_vtn), ctx
 
 
@@ -120,8 +122,9 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
                 creds: Credentials) -> list[ShardSpec]:
     """One spec per worker: its slice of the fleet and every setting it needs (picklable)."""
     fleet = fleet_of(p)
+    replay, sim_start = load_replay(p)
     return [
-        ShardSpec(
+        ShardSpec(replay=replay, sim_start_epoch_s=sim_start,
             worker_id=i, fleet=fleet, ven_start=lo, ven_stop=hi, seed=p.seed, target=target, program_id=program_id,
             event_id=event_id, interval_s=p.interval_s, duration_s=p.duration_s, reports_per_ven=p.reports_per_ven,
             connection=p.connection, pool_size=max(1, p.pool_size // n_workers),

@@ -164,7 +164,7 @@ class Worker:
         # Everything that takes time is built before Ready (a 500,000-VEN meter takes ~1 s): the start margin
         # is the same whatever the fleet. The simulated start is t0's instant unless set, so it is set at Start.
         provisional = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else time.time()
-        meter = Meter(shard, spec.seed, provisional, spec.meter_tick_s)
+        meter = Meter(shard, spec.seed, provisional, spec.meter_tick_s, replay=spec.replay)
         self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for,
                               SimClock(provisional, spec.time_scale))
         # Each VEN comes online (provisions) at report slot online_slot[row], spread over the startup window,
