@@ -101,7 +101,7 @@ def _profile(name: str, target: str, **kw: Any) -> Profile:
 # ---- target faults ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("thresholds", "code", "verdict"), [((), EXIT_PASS, "pass"),
+@pytest.mark.parametrize(("thresholds", "code", "verdict"), [((), EXIT_FAIL, "fail"),
                                                               (("errors.rate < 1%",), EXIT_FAIL, "fail")])
 def test_target_dying_mid_run_is_connect_refused_and_the_run_reports(
         tmp_path: Path, thresholds: tuple[str, ...], code: int, verdict: str) -> None:
@@ -115,6 +115,10 @@ def test_target_dying_mid_run_is_connect_refused_and_the_run_reports(
         vtn.stop()
     doc = outcome.summary
     assert (outcome.exit_code, outcome.verdict) == (code, verdict)
+    # No thresholds named: the default gates judge the run, and the reason names the one that failed.
+    gate = "default gate" if not thresholds else "threshold"
+    assert doc["reasons"][0].startswith(f"{gate} failed: errors.rate <")
+    assert doc["thresholds_source"] == ("default" if not thresholds else "profile")
     assert set(doc["errors"]) == {"connect_refused"}
     ok, errs, due = report_accounting(doc)
     assert due == 20 * 6 and ok + errs == due and ok > 0 and errs > 0
@@ -146,7 +150,9 @@ def test_injected_resets_and_503s_are_counted_exactly(tmp_path: Path, faults: di
     ok, errs, due = report_accounting(doc)
     assert due == 20 * 6 and ok + errs == due
     assert stats["reports_stored"] == ok
-    assert (outcome.exit_code, outcome.verdict) == (EXIT_PASS, "pass")
+    # ~10 % of operations failed and no thresholds were named: the default errors gate fails the run.
+    assert (outcome.exit_code, outcome.verdict) == (EXIT_FAIL, "fail")
+    assert any(r.startswith("default gate failed: errors.rate <= 1% (") for r in doc["reasons"]), doc["reasons"]
     assert_no_processes_left()
 
 
@@ -165,7 +171,7 @@ def test_stall_beyond_the_timeout_is_read_timeout(tmp_path: Path) -> None:
     # Timed-out reports were stored before the hold: the VTN has every report, the harness knows which it saw.
     assert stats["reports_stored"] == ok + errs
     assert stats["faults"]["stalled_responses"] >= errs
-    assert outcome.exit_code == EXIT_PASS
+    assert outcome.exit_code == EXIT_FAIL  # timed-out reports fail the default gates
     assert_no_processes_left()
 
 
@@ -364,7 +370,7 @@ def test_second_sigint_during_a_stalled_drain_exits_promptly(tmp_path: Path) -> 
     assert proc.returncode == 130, err
     assert took < 2.0, f"{took:.2f}s"
     doc = json.loads(next(tmp_path.glob("runs/*/summary.json")).read_text())
-    assert doc["verdict"] == "interrupted" and doc["reasons"] == ["stopped by SIGINT"]
+    assert doc["verdict"] == "interrupted" and doc["reasons"][0] == "stopped by SIGINT"
     assert "second signal: stopping workers now" in doc["run"]["notes"]
     assert "Traceback" not in err
     assert_no_processes_left()

@@ -225,7 +225,8 @@ def test_to_json_shape() -> None:
     """summary["thresholds"] entries hold the expression, canonical metric, limit and value in the metric's unit."""
     assert to_json(evaluate(["start_lag.p99 < 50ms"], doc())) == [
         {"expr": "start_lag.p99 < 50ms", "metric": "report.start_lag.p99", "comparator": "<", "limit": 50.0, "unit": "ms",
-         "value": 2.0, "passed": True, "detail": "2 ms < 50 ms", "abort_on_fail": False}
+         "value": 2.0, "passed": True, "detail": "2 ms < 50 ms", "abort_on_fail": False, "default": False,
+         "failed_attempt": False}
     ]
 
 

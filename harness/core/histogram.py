@@ -7,6 +7,7 @@ midpoint is within 1/128 (< 0.8 %) of any value in it, from 1 µs up past 1 h.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,6 +35,13 @@ def bucket_index(values_ns: npt.ArrayLike) -> npt.NDArray[np.int64]:
     _, exp = np.frexp(v.astype(np.float64))
     shift = np.maximum(exp.astype(np.int64) - SUB_BITS, 0)
     return np.where(shift == 0, v, SUB_COUNT + (shift - 1) * HALF + ((v >> shift) - HALF))
+
+
+def nearest_rank(q: float, n: int) -> int:
+    """The 1-based nearest rank of percentile q among n values, ceil(q/100 * n), in exact integer arithmetic
+    (q to 1/1000 of a percent): float rounding made 99.9 % of 1,000 rank 1,000 instead of 999."""
+    q_milli = int(round(q * 1000))
+    return max(1, (q_milli * n + 99_999) // 100_000)
 
 
 def _bucket_bounds() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -68,6 +76,12 @@ class Histogram:
         h.record_ns(values_ns)
         return h
 
+    @classmethod
+    def of_s(cls, values_s: npt.ArrayLike) -> Histogram:
+        h = cls.empty()
+        h.record_s(values_s)
+        return h
+
     @property
     def total(self) -> int:
         return int(self.counts.sum())
@@ -95,12 +109,31 @@ class Histogram:
 
     def percentile_ns(self, q: float) -> float:
         """Nearest-rank percentile: the value below which q % of the recorded values lie."""
+        return self.percentile_ns_counting(q, 0)
+
+    def percentile_ns_counting(self, q: float, slower: int) -> float:
+        """Nearest-rank percentile of the recorded values plus `slower` more that are slower than any of them
+        (failed attempts): inf when the rank lands among those, nan when there is nothing at all."""
         total = self.total
-        if total == 0:
+        n = total + slower
+        if n == 0:
             return float("nan")
-        rank = max(1, int(np.ceil(q / 100.0 * total)))
+        rank = nearest_rank(q, n)
+        if rank > total:
+            return float("inf")
         i = int(np.searchsorted(np.cumsum(self.counts), rank))
         return float(min(max(MID_NS[i], self.min_ns), self.max_ns))
+
+    def summary_ms_counting(self, slower: int) -> dict[str, float | None]:
+        """As summary_ms, over the recorded values plus `slower` failed attempts ranked after every success:
+        a statistic that lands on a failure is None (so is max or mean when any attempt failed)."""
+        if slower == 0 or self.total + slower == 0:
+            return self.summary_ms()
+        out: dict[str, float | None] = {}
+        for name, q in PERCENTILES:
+            v = self.percentile_ns_counting(q, slower)
+            out[f"{name}_ms"] = None if math.isinf(v) else round(v / 1e6, 4)
+        return out | {"max_ms": None, "mean_ms": None}
 
     def summary_ms(self) -> dict[str, float | None]:
         """p50/p90/p99/p99.9/max in milliseconds (None when empty), the results-file shape."""

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from harness.core.histogram import MAX_NS
+
 SparseHist = tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int]
+EMPTY_SPARSE: SparseHist = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64), MAX_NS, 0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class OpDelta:
     response: SparseHist
     service: SparseHist
     lag: SparseHist
+    # Failed attempts' time to their outcome (failure instant - intended): with `response`, every attempt.
+    failed: SparseHist = EMPTY_SPARSE
 
 
 @dataclass(frozen=True)

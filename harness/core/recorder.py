@@ -1,6 +1,7 @@
 """Per-window recording of operation outcomes in a worker, flushed as mergeable deltas.
 
-Pure: callers pass the three instants of each operation (intended, sent, done) in seconds.
+Pure: callers pass the three instants of each operation (intended, sent, done) in seconds, and for a failure
+the instants it was intended and failed, so every attempt's time to its outcome is kept (the attempts view).
 Appending to lists is O(1) per operation; bucketing is vectorised once per flush.
 """
 
@@ -13,13 +14,14 @@ from harness.core.messages import ErrorDelta, OpDelta
 
 
 class _OpBuffer:
-    __slots__ = ("intended", "sent", "done", "errors")
+    __slots__ = ("intended", "sent", "done", "errors", "failed_after")
 
     def __init__(self) -> None:
         self.intended: list[float] = []
         self.sent: list[float] = []
         self.done: list[float] = []
         self.errors = 0
+        self.failed_after: list[float] = []  # failed attempts: failure instant - intended (s)
 
 
 class Recorder:
@@ -44,8 +46,14 @@ class Recorder:
         b.done.append(done)
         self.total_ok += 1
 
-    def fail(self, op: str, error_class: str, example: str) -> None:
-        self._buf(op).errors += 1
+    def fail(
+        self, op: str, error_class: str, example: str, intended: float | None = None, done: float | None = None
+    ) -> None:
+        """A failed attempt; with its intended and failure instants it joins the attempts histogram too."""
+        b = self._buf(op)
+        b.errors += 1
+        if intended is not None and done is not None:
+            b.failed_after.append(done - intended)
         self.total_errors += 1
         e = self._errors.get((error_class, op))  # keyed by operation too: a class is counted where it happened
         if e is None:
@@ -71,6 +79,7 @@ class Recorder:
                 response=response.to_sparse(),
                 service=service.to_sparse(),
                 lag=lag.to_sparse(),
+                failed=Histogram.of_s(b.failed_after).to_sparse(),
             )
         by_class: dict[str, list[tuple[str, int, str]]] = {}
         for (cls, op), (count, example) in self._errors.items():

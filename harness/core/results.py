@@ -24,6 +24,7 @@ class OpTotals:
     response: Histogram = field(default_factory=Histogram.empty)
     service: Histogram = field(default_factory=Histogram.empty)
     lag: Histogram = field(default_factory=Histogram.empty)
+    failed: Histogram = field(default_factory=Histogram.empty)  # failed attempts' time to outcome
 
     def add(self, d: OpDelta) -> None:
         self.ok += d.ok
@@ -31,6 +32,8 @@ class OpTotals:
         self.response += Histogram.from_sparse(d.response)
         self.service += Histogram.from_sparse(d.service)
         self.lag += Histogram.from_sparse(d.lag)
+        if len(d.failed[0]):
+            self.failed += Histogram.from_sparse(d.failed)
 
     def __iadd__(self, other: OpTotals) -> OpTotals:
         self.ok += other.ok
@@ -38,7 +41,14 @@ class OpTotals:
         self.response += other.response
         self.service += other.service
         self.lag += other.lag
+        self.failed += other.failed
         return self
+
+    def attempts(self) -> Histogram:
+        """Every timed attempt's time from intended to outcome: successes' response times plus failures'."""
+        h = self.response.copy()
+        h += self.failed
+        return h
 
     def hist(self, metric: str) -> Histogram:
         h: Histogram = getattr(self, metric)
@@ -188,6 +198,8 @@ class RunResults:
 
 
 def op_summary(t: OpTotals, measured_s: float) -> dict[str, Any]:
+    """One operation: counts, rate, the successes-only latencies (response_time, service_time, start_lag) and the
+    attempts view: every attempt's time to its outcome, and the latencies with each failure ranked slowest."""
     done = t.ok + t.errors
     return {
         "ok": t.ok,
@@ -195,6 +207,21 @@ def op_summary(t: OpTotals, measured_s: float) -> dict[str, Any]:
         "error_rate": round(t.errors / done, 6) if done else 0.0,
         "rate_per_s": round(t.ok / measured_s, 3) if measured_s > 0 else 0.0,
         **{METRIC_KEYS[m]: t.hist(m).summary_ms() for m in METRICS},
+        "attempts": attempts_summary(t),
+    }
+
+
+def attempts_summary(t: OpTotals) -> dict[str, Any]:
+    """summary.json operations.<op>.attempts. `time_to_outcome`: the real time from intended to outcome of every
+    timed attempt, ok or failed (`timed` of `count`: a failure with no send, e.g. not_ready, has no time).
+    `failures_as_slowest`: what thresholds judge: each latency over all attempts with every failure slower than
+    any success; a statistic that lands on a failure is null."""
+    return {
+        "count": t.ok + t.errors,
+        "failed": t.errors,
+        "timed": t.ok + t.failed.total,
+        "time_to_outcome": t.attempts().summary_ms(),
+        "failures_as_slowest": {METRIC_KEYS[m]: t.hist(m).summary_ms_counting(t.errors) for m in METRICS},
     }
 
 

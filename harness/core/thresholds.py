@@ -1,7 +1,9 @@
 """Threshold expressions over the summary document (`report.response_time.p99 < 500ms`): parse, evaluate, judge.
 
 Pure: no clock, no I/O; callers pass the summary dict and the elapsed time. A metric that the summary does not
-hold evaluates to "no data" and fails — a check that cannot be made is not a pass.
+hold evaluates to "no data" and fails — a check that cannot be made is not a pass. A latency statistic is judged
+over every attempt, a failed one ranked slower than any success (so `p99 < X` fails when more than 1 % failed).
+With no thresholds named, the DEFAULT_GATES apply: a run passes only if it did its job.
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
 }
 LATENCY_METRICS = ("response_time", "service_time", "start_lag")
 STATS = ("p50", "p90", "p99", "p999", "max", "mean")
-OP_FIELDS = {"rate_per_s": "per_s", "error_rate": "fraction", "errors": "count", "ok": "count"}
+OP_FIELDS = {"rate_per_s": "per_s", "error_rate": "fraction", "errors": "count", "ok": "count",
+             "achieved_fraction": "fraction"}
 DEFAULT_OP = "report"
+# The operations that bring a VEN into being: its tokens, the VEN, its resources.
+PROVISIONING_OPS = ("token", "provisioning_token", "create_ven", "find_ven", "create_resource")
+# Applied when a profile names no thresholds (a profile's own list replaces them all).
+DEFAULT_GATES = (
+    "errors.rate <= 1%",
+    "report.achieved_fraction >= 99%",
+    "provisioning.ok_rate >= 99%",
+    "report.ok >= 1",
+)
 
 _EXPR = re.compile(r"^\s*(?P<metric>[^\s<>=!]+)\s*(?P<cmp><=|>=|==|!=|<|>)\s*(?P<limit>\S(?:.*\S)?)\s*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -48,6 +60,7 @@ class Threshold:
     args: tuple[str, ...] = ()
     abort_on_fail: bool = False
     grace_s: float = 0.0
+    is_default: bool = False  # one of DEFAULT_GATES, applied because the profile named none
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,17 @@ class ThresholdResult:
     unit: str = "ms"
     abort_on_fail: bool = False
     grace_s: float = 0.0
+    is_default: bool = False
+    failed_attempt: bool = False  # the latency statistic landed on a failed attempt (value is inf)
+
+
+def default_gates() -> tuple[Threshold, ...]:
+    return tuple(replace(parse(e), is_default=True) for e in DEFAULT_GATES)
+
+
+def gates(named: Sequence[Threshold]) -> tuple[Threshold, ...]:
+    """What a run is judged by: the thresholds it names, or else the default gates."""
+    return tuple(named) if named else default_gates()
 
 
 def _err(expr: str, what: str) -> ValueError:
@@ -104,6 +128,10 @@ def _resolve(expr: str, metric: str, limit_text: str) -> tuple[str, tuple[str, .
         if len(parts) == 3 and parts[2] == "count":
             return "error_class", (parts[1],), "count", metric
         raise _err(expr, f"unknown errors metric {metric!r} (expected errors.rate, errors.count or errors.<class>.count)")
+    if parts[0] == "provisioning":
+        if parts[1:] == ["ok_rate"]:
+            return "provisioning", (), "fraction", metric
+        raise _err(expr, f"unknown provisioning metric {metric!r} (expected provisioning.ok_rate)")
     if parts[0] == "event_fanout":
         if len(parts) != 2 or parts[1] not in STATS:
             raise _err(expr, f"unknown metric {metric!r} (expected event_fanout.<{'|'.join(STATS)}>)")
@@ -175,13 +203,28 @@ def _value(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
         op, metric, stat = t.args
         if op not in ops:
             return None, f"no {op} operations in the run"
-        v = (ops[op].get(metric) or {}).get(f"{stat}_ms")
-        return (None, f"no successful {op} operations") if v is None else (float(v), "")
+        attempts = ops[op].get("attempts")
+        if attempts is None:  # a summary from before the attempts view: successes only
+            v = (ops[op].get(metric) or {}).get(f"{stat}_ms")
+            return (None, f"no successful {op} operations") if v is None else (float(v), "")
+        v = (attempts["failures_as_slowest"].get(metric) or {}).get(f"{stat}_ms")
+        failed, count = int(attempts["failed"]), int(attempts["count"])
+        if v is not None:
+            return float(v), ""
+        if failed:
+            return math.inf, f"{failed:,} of {count:,} {op} attempts failed ({_pct(failed, count)})"
+        return None, f"no {op} attempts"
     if t.kind == "op_field":
         op, name = t.args
         if op not in ops:
             return None, f"no {op} operations in the run"
+        if name not in ops[op]:
+            return None, f"the run has no {op}.{name}"
         return float(ops[op][name]), ""
+    if t.kind == "provisioning":
+        ok = sum(int(ops[o]["ok"]) for o in PROVISIONING_OPS if o in ops)
+        done = ok + sum(int(ops[o]["errors"]) for o in PROVISIONING_OPS if o in ops)
+        return (ok / done, "") if done else (None, "no provisioning operations in the run")
     if t.kind in ("errors_rate", "errors_count"):
         if not ops:
             return None, "no operations in the run"
@@ -209,7 +252,13 @@ def _value(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
     raise AssertionError(t.kind)  # pragma: no cover
 
 
+def _pct(n: int, of: int) -> str:
+    return f"{100.0 * n / of:.4g}%" if of else "-"
+
+
 def format_value(value: float, unit: str) -> str:
+    if math.isinf(value):
+        return "a failed attempt" if value > 0 else "-inf"
     if unit == "ms":
         if 0 < value < 1:
             return f"{value * 1000:.4g} us"
@@ -230,7 +279,10 @@ def evaluate_one(t: Threshold, doc: Mapping[str, Any]) -> ThresholdResult:
         passed = COMPARATORS[t.comparator](value, t.limit)
         shown = format_value(value, t.unit)
         detail = f"{shown} {t.comparator} {limit}" if passed else f"{shown} is not {t.comparator} {limit}"
-    return ThresholdResult(t.expr, t.metric, t.comparator, t.limit, value, passed, detail, t.unit, t.abort_on_fail, t.grace_s)
+        if math.isinf(value) and why:  # the statistic is a failed attempt: say how many failed
+            detail += f": {why}, failures rank slower than any success"
+    return ThresholdResult(t.expr, t.metric, t.comparator, t.limit, value, passed, detail, t.unit, t.abort_on_fail,
+                           t.grace_s, t.is_default, math.isinf(value) if value is not None else False)
 
 
 def evaluate(thresholds: Iterable[Threshold | str], summary: Mapping[str, Any]) -> list[ThresholdResult]:
@@ -261,7 +313,8 @@ def mark_aborted(results: Sequence[ThresholdResult], abort: ThresholdResult, ela
 
 
 def failure_reasons(results: Iterable[ThresholdResult]) -> list[str]:
-    return [f"threshold failed: {r.expr} ({r.detail})" for r in results if not r.passed]
+    return [f"{'default gate' if r.is_default else 'threshold'} failed: {r.expr} ({r.detail})"
+            for r in results if not r.passed]
 
 
 def to_json(results: Iterable[ThresholdResult]) -> list[dict[str, Any]]:
@@ -273,10 +326,13 @@ def to_json(results: Iterable[ThresholdResult]) -> list[dict[str, Any]]:
             "comparator": r.comparator,
             "limit": r.limit,
             "unit": r.unit,
-            "value": r.value,
+            # JSON has no infinity: a statistic that is a failed attempt is null with failed_attempt true.
+            "value": None if r.value is not None and math.isinf(r.value) else r.value,
             "passed": r.passed,
             "detail": r.detail,
             "abort_on_fail": r.abort_on_fail,
+            "default": r.is_default,
+            "failed_attempt": r.failed_attempt,
         }
         for r in results
     ]

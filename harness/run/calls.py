@@ -73,10 +73,11 @@ class VenCalls:
         except Failure as f:
             if f.retried:
                 self.count("stale_connection_retries")
-            self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}")
+            self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}", intended, _now())
             return None
         except TimeoutError:
-            self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)")
+            self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)",
+                          intended, _now())
             return None
         done = _now()
         if reply.retried:
@@ -84,10 +85,10 @@ class VenCalls:
         if reply.status in ok:
             self.rec.ok(op, intended, sent, done)
             return reply
-        self._refused(op, row, req, reply, done)
+        self._refused(op, row, req, reply, intended, done)
         return reply
 
-    def _refused(self, op: str, row: int, req: Request, reply: Reply, done: float) -> None:
+    def _refused(self, op: str, row: int, req: Request, reply: Reply, intended: float, done: float) -> None:
         """Record a reply whose status the operation does not accept; honour a 429's Retry-After."""
         if reply.status == 429 and reply.retry_after_s is not None:
             # The worker holds this VEN's next operations (they keep their intended times).
@@ -98,7 +99,8 @@ class VenCalls:
         except Failure:
             doc = reply.body[:160].decode("utf-8", "replace")
         problem = self.dialect.parse_problem(reply.status, doc)  # notes non-problem bodies, string statuses
-        self.rec.fail(op, errors.http_class(reply.status), f"{self._name(row)}: {req.method} {req.path.split('?')[0]} -> {problem}")
+        self.rec.fail(op, errors.http_class(reply.status), f"{self._name(row)}: {req.method} {req.path.split('?')[0]} -> {problem}",
+                      intended, done)
 
     async def authed(self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]) -> Reply | None:
         """A call with the VEN's bearer token: fetched if missing or expiring, refreshed once on 401."""

@@ -23,7 +23,7 @@ from harness.core.health import HealthLimits, judge
 from harness.core.profile import Profile
 from harness.core.results import RunResults, event_fanout, stage_rows, summary
 from harness.core.stages import bounds as stage_bounds
-from harness.core.thresholds import ThresholdResult, evaluate, failure_reasons, mark_aborted, to_json
+from harness.core.thresholds import ThresholdResult, evaluate, failure_reasons, gates, mark_aborted, to_json
 from harness.sinks.base import Outcome
 
 
@@ -65,13 +65,14 @@ def conclude(p: Profile, results: RunResults, facts: RunFacts, run_dir: Path, *,
     invalid_reasons = list(reasons) if name == "invalid" else []
     doc = summary(run=manifest(p, facts), results=results, measured_s=facts.measured_s, verdict=name,
                   reasons=reasons, thresholds=[], extra=_extra(p, results, facts))
-    checks = evaluate(p.thresholds, doc)
+    checks = evaluate(gates(p.thresholds), doc)  # none named: the default gates
     if abort is not None:
         checks = mark_aborted(checks, *abort)
     reasons = reasons + failure_reasons(checks)
     if name == "pass" and reasons:
         name, code = "fail", EXIT_FAIL
-    doc.update(verdict=name, reasons=reasons, thresholds=to_json(checks))
+    doc.update(verdict=name, reasons=reasons, thresholds=to_json(checks),
+               thresholds_source="profile" if p.thresholds else "default")
     return Outcome(code, name, run_dir, doc, results, checks, invalid_reasons)
 
 

@@ -135,12 +135,21 @@ class FaultState:
         self.resets = 0
         self.stalled = 0
         self.queued = 0
+        self.dropped = 0  # reports acknowledged (201) and then not stored: drop_after_ack
         self.set(faults)
 
     def set(self, faults: Faults) -> None:
         self.faults = faults
         self.rng = random.Random(faults.seed)
+        self.drop_rng = faults.drop_rng()
         self.semaphore = asyncio.Semaphore(faults.max_concurrency) if faults.max_concurrency else None
+
+    def drops_report(self) -> bool:
+        """drop_after_ack: this report is acknowledged and not stored (counted)."""
+        if self.faults.drop_after_ack <= 0.0 or self.drop_rng.random() >= self.faults.drop_after_ack:
+            return False
+        self.dropped += 1
+        return True
 
 
 class Vtn:
@@ -437,6 +446,8 @@ class Vtn:
         now = _now()
         obj = _object(kind, object_id, now, now, body)
         raw = orjson.dumps(obj)
+        if kind is REPORT and self.faults.drops_report():
+            return web.Response(status=201, body=raw, content_type=JSON)  # acknowledged, never stored
         try:
             self.store.insert(kind.table, seq, object_id, owner, now, kind.columns(obj), raw)
         except Conflict:
@@ -516,6 +527,7 @@ class Vtn:
                 "resets": fs.resets,
                 "stalled_responses": fs.stalled,
                 "queued": fs.queued,
+                "dropped_after_ack": fs.dropped,
                 "stall_remaining_s": round(max(0.0, fs.stall_until - now), 3),
             },
             "store": {"commits": self.store.commits, "committed_writes": self.store.committed_writes},

@@ -68,6 +68,9 @@ class Faults:
     throttle_rate: float = 0.0  # 429 with Retry-After
     retry_after_s: float = 1.0
     seed: int | None = None
+    # A report POST answered 201 with its object, then not stored: the VTN lost what it acknowledged (what the
+    # delivery audit must catch). Drawn apart from the exclusive rates above, from its own seeded stream.
+    drop_after_ack: float = 0.0
     _total_rate: float = field(default=0.0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +80,7 @@ class Faults:
             _check_rate("errors", rate)
         _check_rate("reset_rate", self.reset_rate)
         _check_rate("throttle_rate", self.throttle_rate)
+        _check_rate("drop_after_ack", self.drop_after_ack)
         total = self.reset_rate + self.throttle_rate + sum(r for _, r in self.error_rates)
         if total > 1.0 + 1e-9:
             raise ValueError(f"faults: reset_rate + throttle_rate + errors must be <= 1, got {total:g}")
@@ -90,6 +94,7 @@ class Faults:
     def is_active(self) -> bool:
         return bool(
             self.latency or self._total_rate > 0 or self.stalls or self.max_concurrency or self.service_time
+            or self.drop_after_ack
         )
 
     def describe(self) -> dict[str, object]:
@@ -104,7 +109,12 @@ class Faults:
             "throttle_rate": self.throttle_rate,
             "retry_after": _fmt(self.retry_after_s),
             "seed": self.seed,
+            "drop_after_ack": self.drop_after_ack,
         }
+
+    def drop_rng(self) -> random.Random:
+        """The stream that decides drops: seeded apart, so adding drops changes no other fault's sequence."""
+        return random.Random(None if self.seed is None else f"drop_after_ack:{self.seed}")
 
 
 @dataclass(frozen=True)
@@ -160,12 +170,13 @@ OPTIONS = (
     "throttle_rate",
     "retry_after",
     "seed",
+    "drop_after_ack",
 )
 # Other names people type for the same options.
 ALIASES = {
     "reset": "reset_rate", "resets": "reset_rate", "stall": "stalls", "throttle": "throttle_rate",
     "rate_limit": "throttle_rate", "error": "errors", "error_rates": "errors", "concurrency": "max_concurrency",
-    "retry_after_s": "retry_after",
+    "retry_after_s": "retry_after", "drop": "drop_after_ack", "drops": "drop_after_ack",
 }
 
 
@@ -276,6 +287,7 @@ def parse_faults(options: Mapping[str, object]) -> Faults:
         throttle_rate=_rate(get("throttle_rate"), "throttle_rate", get("throttle_rate")),
         retry_after_s=1.0 if retry_raw is None else _duration(retry_raw, "retry_after", retry_raw),
         seed=seed,
+        drop_after_ack=_rate(get("drop_after_ack"), "drop_after_ack", get("drop_after_ack")),
     )
 
 

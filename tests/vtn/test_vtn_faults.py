@@ -7,6 +7,8 @@ import random
 import time
 from types import SimpleNamespace
 
+from dataclasses import replace
+
 import aiohttp
 import pytest
 
@@ -203,3 +205,25 @@ async def test_control_endpoints_reject_bad_fault_config(config: VtnConfig, kit:
         r = await c.call("POST", "/_harness/faults", json={"errors": "abc"})
         assert r.status == 400 and r.body["detail"] == "errors must look like 503:0.05,500:0.01, got 'abc'"
         assert (await c.call("GET", "/_harness/faults")).body["latency"] == "1ms"
+
+
+async def test_drop_after_ack_answers_201_stores_nothing_and_counts_each_drop(config: VtnConfig, kit: SimpleNamespace) -> None:
+    """drop_after_ack=0.3 over 200 report POSTs: all answered 201 with an id; stored + the VTN's own drop count = 200,
+    and reading back finds exactly the stored ones; a seed replays the same drops."""
+    async def run_once(db: str) -> tuple[int, int, list[bool]]:
+        async with kit.vtn_server(kit.with_faults(replace(config, db_path=db), drop_after_ack="0.3", seed=11)) as c:
+            program_id, event_id = await kit.program_and_event(c)
+            ven = await c.token("ven-a")
+            fates = []
+            for i in range(200):
+                body = {**kit.report_body(program_id, event_id), "reportName": f"r{i}"}
+                r = await c.call("POST", "/reports", ven, json=body)
+                assert r.status == 201 and r.body["id"]
+                got = await c.call("GET", f"/reports/{r.body['id']}", ven)
+                fates.append(got.status == 404)
+            stats = await c.stats()
+            return stats["reports_stored"], stats["faults"]["dropped_after_ack"], fates
+
+    stored, dropped, fates = await run_once(config.db_path)
+    assert stored + dropped == 200 and dropped == sum(fates) and 30 < dropped < 90
+    assert (await run_once(":memory:"))[2] == fates
