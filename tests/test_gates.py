@@ -128,3 +128,30 @@ def test_p999_rank_is_exact_integer_arithmetic() -> None:
 
     assert value(1) == pytest.approx(10.0, rel=0.01)
     assert value(2) is None
+
+
+def test_live_view_final_table_and_junit_list_the_default_gates() -> None:
+    """The live view says the run is judged by the default gates, the final table lists each with its result, and
+    junit.xml files them under their own class."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harness.core.profile import Profile
+    from harness.sinks.base import Snapshot
+    from harness.sinks.junit import junit_xml
+    from harness.sinks.terminal import final_report, live_renderable
+
+    doc = run_doc(healthy(100, 2), {"report_due": 100})
+    results = judged(doc)
+    doc.update(thresholds=to_json(results), thresholds_source="default", verdict="fail", reasons=failure_reasons(results))
+    out = StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    console.print(live_renderable(Snapshot(Profile(), RunResults(), 1.0, "running", "embedded")))
+    assert "judged by default gates (the profile names no thresholds): errors.rate <= 1%; " in out.getvalue()
+    final_report(console, doc, RunResults(), "runs/x")
+    text = out.getvalue()
+    assert "Default gates (the profile names no thresholds)" in text
+    assert "FAIL" in text and "1.667% is not <= 1%" in text
+    xml = junit_xml("ci", results, []).decode()
+    assert xml.count('classname="harness.ci.default_gates"') == 4 and 'failures="2"' in xml  # errors and achieved (98 of 100)

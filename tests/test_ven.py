@@ -153,7 +153,11 @@ def test_protocol_deviations_are_counted_with_an_example_and_the_run_completes(t
         with urllib.request.urlopen(s.url + "/_test/stats", timeout=5) as resp:
             stored = json.loads(resp.read())["reports"]
     doc = json.loads((outcome.run_dir / "summary.json").read_text())
-    assert (outcome.exit_code, outcome.verdict) == (0, "pass")
+    # One VEN's reports refused: the default gates fail the run (its deviations are still all counted).
+    assert (outcome.exit_code, outcome.verdict) == (1, "fail")
+    assert doc["thresholds_source"] == "default"
+    assert doc["reasons"] == ["default gate failed: errors.rate <= 1% (10% is not <= 1%)",
+                              "default gate failed: report.achieved_fraction >= 99% (75% is not >= 99%)"]
     assert doc["operations"]["report"]["ok"] == stored == 6  # 3 VENs x 2; the first VEN is refused
     assert doc["errors"]["http_503"]["count"] == 2
     assert doc["errors"]["http_503"]["example"].endswith("-> 503: busy")

@@ -66,10 +66,7 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
     finally:
         if view:
             view.close()  # before any error line, so it is not drawn over
-    final_report(console, outcome.summary, session.results, outcome.run_dir)
-    for t in outcome.summary.get("thresholds", []):
-        console.print(f"threshold {'pass' if t['passed'] else 'FAIL'}: {t['expr']} ({t['detail']})",
-                      style="green" if t["passed"] else "bold red", markup=False, highlight=False)
+    final_report(console, outcome.summary, session.results, outcome.run_dir)  # thresholds or default gates included
     sys.exit(outcome.exit_code)
 
 

@@ -58,21 +58,21 @@ def verdict(signals: Sequence[int], results: RunResults, limits: HealthLimits) -
 
 
 def conclude(p: Profile, results: RunResults, facts: RunFacts, run_dir: Path, *, signals: Sequence[int],
-             abort: tuple[ThresholdResult, float] | None = None) -> Outcome:
+             abort: tuple[ThresholdResult, float] | None = None, default_gates: bool = True) -> Outcome:
     """The verdict, the thresholds judged on the final summary, and the summary document itself."""
     limits = HealthLimits(max_loop_lag_ms=p.max_loop_lag_ms, max_cpu_percent=p.max_cpu_percent)
     name, code, reasons = verdict(signals, results, limits)
     invalid_reasons = list(reasons) if name == "invalid" else []
     doc = summary(run=manifest(p, facts), results=results, measured_s=facts.measured_s, verdict=name,
                   reasons=reasons, thresholds=[], extra=_extra(p, results, facts))
-    checks = evaluate(gates(p.thresholds), doc)  # none named: the default gates
+    checks = evaluate(gates(p.thresholds) if default_gates else p.thresholds, doc)  # none named: the default gates
     if abort is not None:
         checks = mark_aborted(checks, *abort)
     reasons = reasons + failure_reasons(checks)
     if name == "pass" and reasons:
         name, code = "fail", EXIT_FAIL
     doc.update(verdict=name, reasons=reasons, thresholds=to_json(checks),
-               thresholds_source="profile" if p.thresholds else "default")
+               thresholds_source="profile" if p.thresholds or not default_gates else "default")
     return Outcome(code, name, run_dir, doc, results, checks, invalid_reasons)
 
 

@@ -49,8 +49,12 @@ class RunSession:
         heartbeat_s: float | None = None,
         embedded_target: bool = False,
         sinks: Sequence[RunSink] = (),
+        default_gates: bool = True,
     ) -> None:
         self.profile = profile
+        # A profile that names no thresholds is judged by the default gates, unless its caller judges the run
+        # itself (a capacity step: by the plan's SLO).
+        self.default_gates = default_gates
         self.embedded_target = embedded_target  # profile.target is an embedded VTN the caller started (capacity)
         self.out_dir = Path(out_dir)
         self.views = [s for s in (view, *sinks) if s is not None]
@@ -99,7 +103,7 @@ class RunSession:
     def finish(self, run_dir: Path, facts: RunFacts, sink: RunSink | None = None) -> Outcome:
         """The verdict and summary of a supervised run, told to the sinks (which write the results)."""
         outcome = conclude(self.profile, self.results, facts, run_dir, signals=self.signals.received,
-                           abort=self.abort_watch.abort)
+                           abort=self.abort_watch.abort, default_gates=self.default_gates)
         (sink or Fanout(self.sinks(run_dir))).finished(outcome)
         return outcome
 

@@ -1,4 +1,4 @@
-"""junit.xml for CI systems: one test case per threshold, plus one for the generator's health.
+"""junit.xml for CI systems: one test case per threshold (or default gate), plus one for the generator's health.
 
 Edge: `junit_xml` renders (pure); `JunitWriter`, a sink, writes RUN_DIR/junit.xml atomically when the run ends.
 """
@@ -20,7 +20,9 @@ def junit_xml(run_name: str, threshold_results: Sequence[ThresholdResult], inval
     """A `<testsuites>` document; a failed threshold carries its value and limit, an invalid run its reasons."""
     cases: list[ET.Element] = []
     for r in threshold_results:
-        case = ET.Element("testcase", classname=f"harness.{run_name}.thresholds", name=r.expr, time="0")
+        # Default gates (the profile named no thresholds) are their own class, so CI shows why a run failed.
+        group = "default_gates" if r.is_default else "thresholds"
+        case = ET.Element("testcase", classname=f"harness.{run_name}.{group}", name=r.expr, time="0")
         if not r.passed:
             value = "no data" if r.value is None else format_value(r.value, r.unit)
             failure = ET.SubElement(case, "failure", type="threshold", message=r.detail)

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.core.results import RunResults
+from harness.core.thresholds import gates
 from harness.sinks.base import BaseSink, Outcome, Snapshot
 
 OP_ORDER = ("token", "create_ven", "find_ven", "create_resource", "poll_events", "report")  # the lifecycle's order
@@ -68,6 +69,20 @@ def errors_table(results: RunResults) -> Table | None:
     return t
 
 
+def thresholds_table(doc: dict[str, Any]) -> Table | None:
+    """The final table of what judged the run: each threshold or default gate, its result and detail."""
+    rows = doc.get("thresholds") or []
+    if not rows:
+        return None
+    default = doc.get("thresholds_source") == "default"
+    t = Table(title="Default gates (the profile names no thresholds)" if default else "Thresholds", title_justify="left")
+    for col in ("result", "check", "detail"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(Text("pass" if r["passed"] else "FAIL", style="green" if r["passed"] else "bold red"), r["expr"], r["detail"])
+    return t
+
+
 def workers_table(results: RunResults) -> Table:
     t = Table(title="Workers", title_justify="left")
     for col in ("worker", "pid", "VENs", "ready", "status", "cpu %", "rss MB", "loop lag max", "in flight", "backlog"):
@@ -96,8 +111,15 @@ def header(snap: Snapshot) -> Text:
     return Text(line, style="bold")
 
 
+def gates_line(snap: Snapshot) -> Text:
+    """What the run will be judged by: the profile's thresholds, or the default gates when it names none."""
+    named = snap.profile.thresholds
+    which = "thresholds" if named else "default gates (the profile names no thresholds)"
+    return Text(f"judged by {which}: " + "; ".join(t.expr for t in gates(named)), style="dim")
+
+
 def live_renderable(snap: Snapshot) -> RenderableType:
-    parts: list[RenderableType] = [header(snap), operations_table(snap.results)]
+    parts: list[RenderableType] = [header(snap), gates_line(snap), operations_table(snap.results)]
     errs = errors_table(snap.results)
     if errs is not None:
         parts.append(errs)
@@ -151,6 +173,9 @@ def final_report(console: Console, doc: dict[str, Any], results: RunResults, run
     if errs is not None:
         console.print(errs)
     console.print(workers_table(results))
+    gates_t = thresholds_table(doc)
+    if gates_t is not None:
+        console.print(gates_t)
     style = {"pass": "bold green", "fail": "bold red", "invalid": "bold red"}.get(doc["verdict"], "bold yellow")
     reasons = "; ".join(doc.get("reasons") or [])
     console.print(Text(f"verdict: {doc['verdict']}" + (f" ({reasons})" if reasons else ""), style=style))
