@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from harness.cli.capacity import capacity_cmd
-from harness.cli.results import compare_cmd, profiles_cmd, report_cmd
+from harness.cli.results import audit_cmd, compare_cmd, profiles_cmd, report_cmd
 from harness.cli.run import run_cmd
 from harness.cli.vtn import vtn_cmd
 from harness.core.exits import EXIT_SIGINT, EXIT_USAGE, HarnessError
@@ -46,7 +46,7 @@ def cli() -> None:
     """
 
 
-for _command in (run_cmd, vtn_cmd, profiles_cmd, report_cmd, compare_cmd, capacity_cmd):
+for _command in (run_cmd, vtn_cmd, profiles_cmd, report_cmd, compare_cmd, capacity_cmd, audit_cmd):
     cli.add_command(_command)
 
 

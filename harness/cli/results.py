@@ -86,3 +86,31 @@ def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str,
     console.print(f"{n} regression{'' if n == 1 else 's'} beyond {tol * 100:g}%", style="bold red" if n else "bold green",
                   markup=False, highlight=False)
     sys.exit(EXIT_REGRESSION if n else EXIT_NO_REGRESSION)
+
+
+@click.command("audit")
+@click.argument("run_dir", type=click.Path())
+@click.option("--rate", "rate_per_s", type=float, default=20.0, show_default=True, help="Page requests per second at most (50 reports a page).")
+@click.option("--restart", is_flag=True, help="Read everything again instead of resuming from RUN_DIR/audit/progress.json.")
+def audit_cmd(run_dir: str, rate_per_s: float, restart: bool) -> None:
+    """Read back from the VTN, as the operator, every report the run in RUN_DIR sent, and classify each:
+    acknowledged and stored; not acknowledged (timeout, reset, abandoned) but stored; acknowledged but missing
+    (the VTN lost it); stored twice. An embedded run's VTN is started again on the run's own vtn.sqlite.
+
+    Resumable: progress is saved in RUN_DIR/audit/. Updates summary.json (`audit`) and junit.xml. Exit 0 when every
+    acknowledged report is stored, 1 when one is missing, 2 for a folder that cannot be audited, 4 when the VTN
+    cannot be read.
+    """
+    from harness.run.audit import AuditSettings, audit_run, operator_for
+
+    folder = Path(run_dir)
+    settings = AuditSettings(rate_per_s=rate_per_s)
+    with operator_for(folder) as op:
+        result, _ = audit_run(folder, op, settings, restart=restart)
+    counts = result.to_json()
+    click.echo(f"sent {result.sent:,}: " + ", ".join(f"{k} {counts[k]:,}" for k in (
+        "acknowledged_stored", "unacknowledged_stored", "acknowledged_missing", "unacknowledged_missing"))
+        + f"; stored twice {result.stored_twice:,}; unexpected {result.unexpected:,}")
+    for name, keys in result.examples.items():
+        click.echo(f"  {name}: e.g. {', '.join(keys)}")
+    sys.exit(1 if result.lost else 0)

@@ -41,8 +41,11 @@ from harness.core.profile import Profile, override, with_target_settings
 @click.option("--max-loop-lag", "max_loop_lag_ms", type=DURATION, help="Generator health: event-loop lag that makes a window saturated; sustained saturation makes the run invalid (exit 3). [default: 100ms]")
 @click.option("--quiet", is_flag=True, help="No live view; print only the final summary.")
 @click.option("--threshold", "extra_thresholds", multiple=True, metavar="EXPR", help="A pass/fail check, repeatable, added to the profile's, e.g. 'report.response_time.p99 < 500ms'.")
+@click.option("--audit", "audit", is_flag=True, help="At the end, read every report the run sent back from the VTN (as the operator) and prove each stored once: an acknowledged report the VTN does not hold fails the run (see `harness audit`).")
+@click.option("--audit-rate", type=float, default=20.0, show_default=True, help="With --audit: page requests per second at most (50 reports a page).")
 @click.option("--cluster", metavar="ADDRESS|local:N", help="Run the shards on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N to start a LocalCluster of N workers. Needs `pip install 'harness[cluster]'`.")
-def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None, **flags: Any) -> None:
+def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None,
+            audit: bool, audit_rate: float, **flags: Any) -> None:
     """Simulate a VEN fleet against a VTN and report what it measured.
 
     Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
@@ -60,7 +63,10 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
         console = Console(stderr=False, width=160)  # CI logs: wide enough for the tables
     backend = DaskBackend(cluster) if cluster else None  # no connection yet: the run set-up starts it
     view = None if quiet else LiveView(console)
-    session = RunSession(profile, out_dir, view, backend=backend)
+    from harness.run.audit import AuditSettings
+
+    settings = AuditSettings(rate_per_s=audit_rate) if audit else None
+    session = RunSession(profile, out_dir, view, backend=backend, audit=settings)
     try:
         outcome = session.run()
     finally:

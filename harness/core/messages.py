@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from harness.core.delivery import ReportLedger
 from harness.core.histogram import MAX_NS
 
 SparseHist = tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int]
@@ -94,6 +95,8 @@ class WorkerDelta:
     shed: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants of first shed reports
     # Protocol deviation kind -> one example (its count is the counter deviation:<kind>).
     deviations: dict[str, str] = field(default_factory=dict)
+    # The final delta only: which reports this worker sent and which were acknowledged (delivery audit).
+    ledger: ReportLedger | None = None
 
 
 @dataclass(frozen=True)

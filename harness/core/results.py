@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.core.delivery import ReportLedger
 from harness.core.histogram import Histogram
 from harness.core.messages import ErrorDelta, Health, OpDelta, SparseHist, WorkerDelta
 
@@ -119,6 +120,7 @@ class RunResults:
     aware: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> epoch instants
     shed: dict[str, list[float]] = field(default_factory=dict)
     deviations: dict[str, str] = field(default_factory=dict)  # protocol deviation kind -> first example seen
+    ledgers: dict[int, ReportLedger] = field(default_factory=dict)  # worker id -> its final report ledger
 
     def worker(self, worker_id: int) -> WorkerState:
         w = self.workers.get(worker_id)
@@ -145,6 +147,8 @@ class RunResults:
             self.counters[k] = self.counters.get(k, 0) + v
         for kind, example in delta.deviations.items():
             self.deviations.setdefault(kind, example)
+        if delta.ledger is not None:
+            self.ledgers[delta.worker_id] = delta.ledger
         w.deltas += 1
         w.health = delta.health
         w.history.append(delta.health)

@@ -118,6 +118,7 @@ class ShardSpec:
     stages: tuple[Stage, ...] = ()  # the active fleet over time (empty: every VEN from the start)
     op_timeouts: tuple[tuple[str, float], ...] = ()  # per-operation overrides of timeout_s (the longest of all)
     replay: Replay | None = None  # measured curves that drive some loads (fleet.replay), parsed once at set-up
+    report_tag: str = ""  # the run's tag in every report id (core.delivery); "": reports carry no id
 
     @property
     def vens(self) -> int:

@@ -51,6 +51,9 @@ class VenCalls:
         # Per-operation timeouts shorter than the transport's (which is the longest of them all).
         self._op_timeouts = {op: t for op, t in spec.op_timeouts if t < spec.timeout_s}
         self.counters: dict[str, int] = {}
+        # The failure class of the latest call that failed: read by report() right after the await (nothing runs
+        # in between), so the delivery ledger knows why a report was not acknowledged.
+        self.last_failure = ""
         self._prov_token: asyncio.Task[str | None] | None = None  # the shard's provisioning-credential token
         self._prov_expiry = 0.0
         self._shared_token: asyncio.Task[tuple[str, float] | None] | None = None  # shared_token: the worker's one
@@ -74,10 +77,12 @@ class VenCalls:
             if f.retried:
                 self.count("stale_connection_retries")
             self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}", intended, _now())
+            self.last_failure = f.error_class
             return None
         except TimeoutError:
             self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)",
                           intended, _now())
+            self.last_failure = errors.READ_TIMEOUT
             return None
         done = _now()
         if reply.retried:

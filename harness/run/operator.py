@@ -134,6 +134,17 @@ class Operator:
             raise SetupFailed(f"{what}: HTTP {r.status} {r.body[:160]!r}")
         return r
 
+    def read(self, req: Request, what: str) -> HttpReply:
+        """One authorised read (200 or SetupFailed), retried on transient failures; a token the VTN no longer
+        takes (401, e.g. expired during a long delivery audit) is fetched again once."""
+        try:
+            return self._authed(req, what, (200,))
+        except SetupFailed:
+            if self._token is None:
+                raise
+            self._token = None
+            return self._authed(req, what, (200,))
+
     def ensure_program(self, name: str) -> str:
         """Find the program by name (paging) or create it; return its id."""
         try:

@@ -41,6 +41,7 @@ class RunFacts:
     vtn_pid: int | None = None
     fired: Sequence[dict[str, Any]] = ()  # the DR events the operator created (harness.run.drevents)
     notes: Sequence[str] = field(default_factory=list)
+    report_tag: str = ""  # the run's tag in every report id (harness.core.delivery)
 
 
 def verdict(signals: Sequence[int], results: RunResults, limits: HealthLimits) -> tuple[str, int, list[str]]:
@@ -86,6 +87,7 @@ def manifest(p: Profile, facts: RunFacts) -> dict[str, Any]:
         "vtn_pid": facts.vtn_pid,
         "program_id": facts.program_id,
         "event_id": facts.event_id,
+        "report_tag": facts.report_tag,
         "started_at": _iso(facts.started_epoch_s),
         "t0": _iso(facts.t0_epoch_s),
         "t0_epoch_s": facts.t0_epoch_s,

@@ -12,10 +12,13 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
+from harness.core.delivery import run_tag
 from harness.core.profile import Profile
 from harness.core.results import RunResults
+from harness.run.audit import AuditSettings, audit_run, exit_code_for, faults_off, write_ledger
 from harness.run.backend import Backend, LocalBackend
 from harness.run.drevents import DrEventFiring
 from harness.run.outcome import RunFacts, conclude
@@ -50,11 +53,13 @@ class RunSession:
         embedded_target: bool = False,
         sinks: Sequence[RunSink] = (),
         default_gates: bool = True,
+        audit: AuditSettings | None = None,
     ) -> None:
         self.profile = profile
         # A profile that names no thresholds is judged by the default gates, unless its caller judges the run
         # itself (a capacity step: by the plan's SLO).
         self.default_gates = default_gates
+        self.audit = audit  # set: read every report back from the VTN at the end (harness run --audit)
         self.embedded_target = embedded_target  # profile.target is an embedded VTN the caller started (capacity)
         self.out_dir = Path(out_dir)
         self.views = [s for s in (view, *sinks) if s is not None]
@@ -83,7 +88,8 @@ class RunSession:
             if target is None:
                 target, vtn_pid = start_embedded_vtn(stack, p, run_dir, self.signals, creds)
             op, program_id, event_id = set_up_operator(p, target, creds, ssl_context, self.reachable_window_s)
-            specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds)
+            tag = run_tag(run_dir.name)  # in every report's id, for the delivery audit
+            specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds, tag)
             stack.callback(self.backend.close)
             sinks = self.sinks(run_dir)
             firing = DrEventFiring(p, op, program_id, self.notes)
@@ -97,8 +103,16 @@ class RunSession:
             if op.transient_failures:
                 self.results.counters["setup_transient_failures"] = op.transient_failures
             facts = RunFacts(started_epoch, ran.t0_epoch_s, self._measured_s(ran), target, program_id, event_id,
-                             workers=len(specs), vtn_pid=vtn_pid, fired=firing.fired, notes=self.notes)
-            return self.finish(run_dir, facts, Fanout(sinks))
+                             workers=len(specs), vtn_pid=vtn_pid, fired=firing.fired, notes=self.notes,
+                             report_tag=tag)
+            outcome = self.finish(run_dir, facts, Fanout(sinks))
+            ledger = write_ledger(run_dir, self.results.ledgers.values(), p.vens)
+            if self.audit is None:
+                return outcome
+            if p.target is None:
+                faults_off(target)  # our own VTN: read what it stored, not its injected faults
+            _, doc = audit_run(run_dir, op, self.audit, ledger=ledger)
+            return replace(outcome, summary=doc, verdict=doc["verdict"], exit_code=exit_code_for(doc, outcome.exit_code))
 
     def finish(self, run_dir: Path, facts: RunFacts, sink: RunSink | None = None) -> Outcome:
         """The verdict and summary of a supervised run, told to the sinks (which write the results)."""

@@ -119,7 +119,7 @@ def fleet_of(p: Profile) -> FleetSpec:
 
 
 def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_id: str,
-                creds: Credentials) -> list[ShardSpec]:
+                creds: Credentials, report_tag: str = "") -> list[ShardSpec]:
     """One spec per worker: its slice of the fleet and every setting it needs (picklable)."""
     fleet = fleet_of(p)
     replay, sim_start = load_replay(p)
@@ -131,7 +131,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             timeout_s=max([p.timeout_s, *p.op_timeouts.values()]), op_timeouts=tuple(sorted(p.op_timeouts.items())),
             credentials=creds.for_vens(lo, hi), dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
-            target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s,
+            target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
         )
         for i, (lo, hi) in enumerate(split(p.vens, n_workers))
     ]

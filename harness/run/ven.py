@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.core import errors
+from harness.core.delivery import LedgerBook, report_key, tag_body
 from harness.core.errors import Failure
 from harness.core.fleet import FleetShard, site_name
 from harness.core.recorder import Recorder
@@ -72,6 +73,8 @@ class ShardVens:
         self.aware: dict[str, list[float]] = {}
         self.callback_base: str | None = None  # webhook mode: http://127.0.0.1:PORT/notify
         self.subscription_id: dict[int, str] = {}  # row -> id of its webhook subscription
+        # The delivery ledger: which reports were sent and acknowledged (None: the run tags no reports).
+        self.book = LedgerBook(n) if spec.report_tag else None
 
     def ven_name(self, row: int) -> str:
         return self.shard.ven_name(row)
@@ -262,10 +265,19 @@ class ShardVens:
             self.spec.program_id, self.spec.event_id, name, sites, loads,
             rfc3339(start_sim), iso_duration(round(now_sim - start_sim, 3)), self.granularity,
         )
-        authed = self.calls.authed
+        authed, book = self.calls.authed, self.book
         for req in reqs:
+            # Each POST carries its id (run tag, VEN, sequence) and is in the book until its outcome is known.
+            tracked = book if book is not None and tag_body(
+                req.json, report_key(self.spec.report_tag, self.spec.ven_start + row, int(book.sent[row]))) else None
+            if tracked is not None:
+                tracked.open(row)
             reply = await authed("report", row, req, intended, (201, 200))
-            if reply is None or reply.status not in (200, 201):
+            acked = reply is not None and reply.status in (200, 201)
+            if tracked is not None:
+                why = self.calls.last_failure if reply is None else errors.http_class(reply.status)
+                tracked.settle(row, acked, why)
+            if not acked:
                 # The interval is not committed: the next report covers it (its energy delta included).
                 return False
         feed.commit(lo, hi, energy, load_energy)
