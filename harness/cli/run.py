@@ -73,6 +73,9 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
         if view:
             view.close()  # before any error line, so it is not drawn over
     final_report(console, outcome.summary, session.results, outcome.run_dir)  # thresholds or default gates included
+    aborted = outcome.summary.get("aborted")
+    if aborted:  # the target refused the run at first contact: its status and detail, in one line
+        click.echo(f"harness: error: {aborted['reason']}", err=True)
     sys.exit(outcome.exit_code)
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.core.exits import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, EXIT_SIGTERM
+from harness.core.exits import EXIT_ABORTED, EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, EXIT_SIGTERM
 from harness.core.health import HealthLimits, judge
 from harness.core.profile import Profile
+from harness.core.refusal import Refusal
 from harness.core.results import RunResults, event_fanout, stage_rows, summary
 from harness.core.stages import bounds as stage_bounds
 from harness.core.thresholds import ThresholdResult, evaluate, failure_reasons, gates, mark_aborted, to_json
@@ -75,6 +76,21 @@ def conclude(p: Profile, results: RunResults, facts: RunFacts, run_dir: Path, *,
     doc.update(verdict=name, reasons=reasons, thresholds=to_json(checks),
                thresholds_source="profile" if p.thresholds or not default_gates else "default")
     return Outcome(code, name, run_dir, doc, results, checks, invalid_reasons)
+
+
+def refused(outcome: Outcome, refusal: Refusal) -> None:
+    """A run the target refused at first contact (harness.sinks.loginwatch stopped it): verdict fail, exit 4, the
+    refusal first among the reasons and under summary.json "aborted". An interrupted run stays interrupted."""
+    if outcome.verdict == "interrupted":
+        return
+    reason = refusal.message()
+    outcome.verdict, outcome.exit_code = "fail", EXIT_ABORTED
+    outcome.invalid_reasons = []
+    doc = outcome.summary
+    doc["verdict"] = "fail"
+    doc["reasons"] = [reason, *doc.get("reasons", [])]
+    doc["aborted"] = {"reason": reason, "operation": refusal.operation, "status": refusal.status,
+                      "failures": refusal.failures, "example": refusal.example}
 
 
 def manifest(p: Profile, facts: RunFacts) -> dict[str, Any]:

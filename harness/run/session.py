@@ -21,7 +21,7 @@ from harness.core.results import RunResults
 from harness.run.audit import AuditSettings, audit_run, exit_code_for, faults_off, write_ledger
 from harness.run.backend import Backend, LocalBackend
 from harness.run.drevents import DrEventFiring
-from harness.run.outcome import RunFacts, conclude
+from harness.run.outcome import RunFacts, conclude, refused
 from harness.run.setup import (
     fit_to_host,
     preflight,
@@ -34,6 +34,7 @@ from harness.run.signals import SignalLog
 from harness.run.supervisor import Supervised, Supervisor
 from harness.sinks.abortwatch import AbortWatch
 from harness.sinks.base import Fanout, Outcome, RunSink
+from harness.sinks.loginwatch import LoginWatch
 from harness.sinks.junit import JunitWriter
 from harness.sinks.resultsdir import ResultsWriter, make_run_dir
 
@@ -70,11 +71,12 @@ class RunSession:
         self.signals = SignalLog()
         self.notes: list[str] = []
         self.abort_watch = AbortWatch(profile)
+        self.login_watch = LoginWatch(profile)
         self.supervisor: Supervisor | None = None
 
     def sinks(self, run_dir: Path) -> list[RunSink]:
         """Every sink of the run, in the order each is told a fact. A new one (dashboard, exporter) is one line."""
-        return [*self.views, JunitWriter(run_dir), ResultsWriter(run_dir), self.abort_watch]
+        return [*self.views, JunitWriter(run_dir), ResultsWriter(run_dir), self.abort_watch, self.login_watch]
 
     def run(self) -> Outcome:
         p = self.profile
@@ -118,6 +120,8 @@ class RunSession:
         """The verdict and summary of a supervised run, told to the sinks (which write the results)."""
         outcome = conclude(self.profile, self.results, facts, run_dir, signals=self.signals.received,
                            abort=self.abort_watch.abort, default_gates=self.default_gates)
+        if self.login_watch.refusal is not None:
+            refused(outcome, self.login_watch.refusal)
         (sink or Fanout(self.sinks(run_dir))).finished(outcome)
         return outcome
 
