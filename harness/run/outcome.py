@@ -85,7 +85,6 @@ def refused(outcome: Outcome, refusal: Refusal) -> None:
         return
     reason = refusal.message()
     outcome.verdict, outcome.exit_code = "fail", EXIT_ABORTED
-    outcome.invalid_reasons = []
     doc = outcome.summary
     doc["verdict"] = "fail"
     doc["reasons"] = [reason, *doc.get("reasons", [])]
