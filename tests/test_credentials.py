@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,30 @@ def test_each_mode_gives_each_ven_its_login() -> None:
     assert "s4" not in repr(shard) and "s4" not in repr(shard.login(4, "v4"))
     with pytest.raises(ValueError, match="shared_token needs the shared mode"):
         Credentials(shared_token=True)
+
+
+def test_run_set_up_resolves_each_mode_from_the_environment(tmp_path: Path) -> None:
+    """Secrets from the variables the profile names; a --target needs them set; a file needs no VEN secret."""
+    from harness.core.profile import Profile, ProfileError
+    from harness.run.credentials import embedded_vtn_auth, resolve_credentials
+
+    env = {"HARNESS_BL_SECRET": "b", "HARNESS_VEN_SECRET": "v", "TOK": "t"}
+    target = "http://127.0.0.1:9"
+    shared = resolve_credentials(Profile(target=target, ven_client_id="vc", shared_token=True), False, env)
+    assert (shared.ven_mode, shared.login(0, "x"), shared.shared_token) == (SHARED, Login("vc", "v"), True)
+    assert embedded_vtn_auth(shared) == {"ven_client_id": "vc"}
+    token = resolve_credentials(Profile(target=target, ven_token_env="TOK"), False, env)
+    assert token.login(5, "x") == Login(token="t")
+    with pytest.raises(ProfileError, match="^profile: target.ven_token_env: environment variable TOK is not set"):
+        resolve_credentials(Profile(target=target, ven_token_env="TOK"), False, {"HARNESS_BL_SECRET": "b"})
+    with pytest.raises(ProfileError, match="^profile: target.ven_secret_env: environment variable HARNESS_VEN_SECRET"):
+        resolve_credentials(Profile(target=target, ven_client_id="vc"), False, {"HARNESS_BL_SECRET": "b"})
+    (tmp_path / "vens.csv").write_text("venName,token\n" + "".join(f"harness-ven-{i:07d},t{i}\n" for i in range(3)))
+    p = Profile(target=target, vens=3, ven_credentials=str(tmp_path / "vens.csv"))
+    file = resolve_credentials(p, False, {"HARNESS_BL_SECRET": "b"})  # no VEN secret needed
+    assert [file.login(i, f"harness-ven-{i:07d}").token for i in range(3)] == ["t0", "t1", "t2"]
+    assert embedded_vtn_auth(file) == {"ven_logins": file.ven_logins}
+    with pytest.raises(ProfileError, match=r"^profile: target.ven_credentials: file .*vens.csv has no row for VEN harness-ven-0000003"):
+        resolve_credentials(Profile(target=target, vens=4, ven_credentials=str(tmp_path / "vens.csv")), False, env)
+    with pytest.raises(ProfileError, match="^profile: target.ven_credentials: file nope.csv not found"):
+        resolve_credentials(Profile(target=target, ven_credentials="nope.csv"), False, env)

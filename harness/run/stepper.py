@@ -20,6 +20,7 @@ from harness.core.capacity import CapacityPlan, StepFigures, step_figures, stop_
 from harness.core.exits import EXIT_INTERRUPTED, ProfileError
 from harness.core.knee import CapacityOutcome, analyse
 from harness.core.profile import Profile
+from harness.run.credentials import embedded_vtn_auth, resolve_credentials
 from harness.run.session import RunSession
 from harness.sinks.base import RunSink
 from harness.sinks.resultsdir import make_run_dir
@@ -81,7 +82,9 @@ def run_capacity(
                 faults = parse_faults(profile.vtn_faults) if profile.vtn_faults else None
             except ValueError as exc:
                 raise ProfileError(f"profile: vtn.faults: {exc}") from None
-            config = VtnConfig(db_path=str(cap_dir / "vtn.sqlite"))
+            # It issues VEN credentials the way the profile's VENs log in (shared client, credentials file, ...).
+            auth = embedded_vtn_auth(resolve_credentials(profile, embedded_vtn=True))
+            config = VtnConfig(db_path=str(cap_dir / "vtn.sqlite"), **auth)
             if faults is not None:
                 config = replace(config, faults=faults)
             target = stack.enter_context(EmbeddedVtn(config)).url
