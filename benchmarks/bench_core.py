@@ -96,7 +96,7 @@ def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
     from harness.core.simclock import SimClock
     from harness.dialects import Request
     from harness.meter import Meter
-    from harness.net.transport import Reply
+    from harness.net.base import Reply
     from harness.net.wire import encode
     from harness.run.ven import ShardVens
 

@@ -1,7 +1,9 @@
-"""Shared fixtures: the OpenADR spec documents in tests/spec (copied with their Apache-2.0 LICENSE and NOTICE), and schema validation against them."""
+"""Shared fixtures: the OpenADR spec documents in tests/spec (copied with their Apache-2.0 LICENSE and NOTICE), schema validation against them, and a self-signed certificate."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,22 @@ from typing import Any
 import pytest
 
 SPEC_DIR = Path(__file__).resolve().parent / "spec"
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return crt, key
 
 
 @pytest.fixture(autouse=True)

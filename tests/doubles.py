@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from harness.dialects import Request
-from harness.net.transport import Reply
+from harness.net.base import Reply
 
 
 @dataclass

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import uvloop
+from aiohttp import web
 
 from harness.core import errors
 from harness.core.errors import Failure
+from harness.core.target import TargetSettings
 from harness.dialects import Request
+from harness.net import transports
 from harness.net.h1client import H1Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -132,3 +137,44 @@ def test_timeout_and_refused_are_classified() -> None:
         await t.close()
 
     run(handler, body)
+
+
+def test_an_https_url_on_another_host_keeps_the_runs_tls_settings_and_source_address(cert: tuple[Path, Path]) -> None:
+    """An http target naming an https token URL elsewhere (3.1.0 discovery): the request goes through aiohttp with
+    the run's CA bundle or verification off, and leaves from the VEN's source address; the system CAs refuse
+    the self-signed server (a `tls` failure)."""
+    crt = str(cert[0])
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(crt, str(cert[1]))
+    peers: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        peers.append(str(request.remote))
+        return web.json_response({"access_token": "t"})
+
+    async def attempt(token_url: str, settings: TargetSettings) -> int | str:
+        t = transports.for_target("http://127.0.0.1:9/base", settings, limit=1, timeout_s=5.0, sources=("127.0.0.2",))
+        try:
+            return (await t.send(Request("POST", token_url, form={"grant_type": "client_credentials"}))).status
+        except Failure as f:
+            return f.error_class
+        finally:
+            await t.close()
+
+    async def main() -> list[int | str]:
+        app = web.Application()
+        app.router.add_post("/token", token)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx).start()
+        url = f"https://127.0.0.1:{runner.addresses[0][1]}/token"
+        try:
+            return [await attempt(url, TargetSettings(ca_bundle=crt)), await attempt(url, TargetSettings(verify=False)),
+                    await attempt(url, TargetSettings())]
+        finally:
+            await runner.cleanup()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        got = r.run(asyncio.wait_for(main(), 20))
+    assert got == [200, 200, errors.TLS]
+    assert peers == ["127.0.0.2", "127.0.0.2"]

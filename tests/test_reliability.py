@@ -26,7 +26,7 @@ from harness.core.errors import Failure
 from harness.core.messages import WorkerDelta
 from harness.core.profile import Profile
 from harness.dialects import Request
-from harness.net.transport import AiohttpTransport
+from harness.net.aiotransport import AiohttpTransport
 from harness.run.backend import LocalBackend
 from harness.core.exits import EXIT_FAIL, EXIT_INVALID, EXIT_PASS
 from harness.run.session import RunSession

@@ -29,7 +29,7 @@ from harness.core.results import RunResults, summary
 from harness.core.shard import Credentials, ShardSpec
 from harness.core.thresholds import evaluate, failure_reasons, to_json
 from harness.dialects import Request
-from harness.net.transport import Reply
+from harness.net.base import Reply
 from harness.reports import run as report
 from harness.reports.run import ReportError, fmt_num, fmt_pct, write_report
 from harness.run.worker import Worker

@@ -15,7 +15,8 @@ import uvloop
 
 from harness.dialects import Dialect, LoadReading, get, resolve_granularity, sites_from_loads
 from harness.dialects.lenient import TIMESTAMP
-from harness.net.transport import AiohttpTransport, decode
+from harness.net.aiotransport import AiohttpTransport
+from harness.net.wire import decode
 from tests.snake_server import STORE_KEY, SnakeServer, Store, make_app, serve
 
 D_NAME = "snake-case-example"

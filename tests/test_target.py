@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,8 @@ from aiohttp import web
 from harness.core.errors import RESET, TLS, Failure
 from harness.core.target import TargetSettings, from_table
 from harness.dialects import Request
+from harness.net.aiotransport import AiohttpTransport
 from harness.net.tls import client_context, context_for
-from harness.net.transport import AiohttpTransport
 
 
 def test_defaults_and_base_url() -> None:
@@ -61,22 +59,6 @@ def test_from_table_reads_a_profile_target_table() -> None:
     s = from_table({"source_addresses": ["127.0.0.2", "::1"]})
     assert s.source_addresses == ("127.0.0.2", "::1") and [s.source_for(i) for i in range(3)] == ["127.0.0.2", "::1", "127.0.0.2"]
     assert TargetSettings().source_for(7) is None
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (openssl CLI)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    d = tmp_path_factory.mktemp("tls")
-    crt, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    return crt, key
 
 
 def test_missing_and_bad_files_name_the_option_and_path(tmp_path: Path, cert: tuple[Path, Path]) -> None:

@@ -17,7 +17,7 @@ from harness.core.fleet import LOAD_KINDS, FleetShard, FleetSpec, build_shard
 from harness.core.profile import Profile
 from harness.core.target import TargetSettings
 from harness.dialects import Request
-from harness.net.transport import Reply
+from harness.net.base import Reply
 from harness.run.session import RunSession
 from tests import odd_server
 from tests.doubles import FakeVtn

@@ -6,22 +6,24 @@ ClientSession and a TCPConnector. This client writes one bytes object per reques
 and the few headers harness reads (Content-Length, Transfer-Encoding, Connection, Retry-After). A transport
 holds up to `limit` connections: `limit=1` is one VEN's own keep-alive connection. Failures come out as
 `Failure` with the classes of harness.core.errors, like AiohttpTransport's. https and absolute URLs on another
-host go through an AiohttpTransport made on first use.
+host go through an AiohttpTransport made on first use, with the run's TLS context and source address.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
+import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
 from harness.core import errors
 from harness.core.errors import Failure
 from harness.dialects import Request
-from harness.net.transport import AiohttpTransport, Reply, Transport, _retry_after
-from harness.net.wire import encode
+from harness.net.aiotransport import AiohttpTransport
+from harness.net.base import Reply, Transport
+from harness.net.failures import classify_connect
+from harness.net.wire import bearer, encode, headers, retry_after
 
 __all__ = ["H1Transport"]
 
@@ -30,6 +32,8 @@ _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 # Request heads up to the headers that vary, shared by every transport of the process (one per VEN in per-VEN mode:
 # a cache each would cost every VEN a dict).
 _STARTS: dict[tuple[bytes, str, str, str | None], bytes] = {}
+# The Authorization line with a slot for the token, from wire's one definition (formatting it costs less than a call).
+_AUTH_LINE = f"Authorization: {bearer('%s')}\r\n".encode("latin-1")
 
 
 class _Conn(asyncio.Protocol):
@@ -112,7 +116,7 @@ class _Conn(asyncio.Protocol):
                 v = value.strip().lower()
                 keep = v != b"close" and (keep or v == b"keep-alive")
             elif n == b"retry-after":
-                retry = _retry_after(value.decode("latin-1").strip())
+                retry = retry_after(value.decode("latin-1").strip())
         if status in _NO_BODY or 100 <= status < 200:
             length, chunked = 0, False
         if chunked:
@@ -170,10 +174,10 @@ class H1Transport:
     # Per-VEN mode makes one of these per VEN: slots, and no waiter queue until a request has to wait for a
     # connection (a VEN does one request at a time, so its own transport hardly ever needs one).
     __slots__ = ("_loop", "_base", "_host", "_port", "_prefix", "_origin", "_host_header", "_limit", "_timeout_s",
-                 "_connect_timeout_s", "_idle", "_open", "_waiters", "_other", "_closed", "_sources", "_next_source")
+                 "_connect_timeout_s", "_idle", "_open", "_waiters", "_other", "_closed", "_sources", "_next_source", "_ssl")
 
     def __init__(self, base_url: str, *, limit: int, timeout_s: float, connect_timeout_s: float | None = None,
-                 sources: tuple[str, ...] = ()) -> None:
+                 sources: tuple[str, ...] = (), ssl_context: ssl.SSLContext | None = None) -> None:
         self._loop = asyncio.get_running_loop()  # must be built inside the loop that will use it
         self._base, self._host, self._port, self._prefix, self._origin, self._host_header = _parse_base(base_url)
         self._limit = limit
@@ -187,18 +191,18 @@ class H1Transport:
         # Local addresses new connections leave from, in turn (each has its own ephemeral ports to the target).
         self._sources = sources
         self._next_source = 0
+        self._ssl = ssl_context  # for https URLs on other hosts (a 3.1.0 tokenURL): the run's CA bundle or --insecure
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
         key = (self._host_header, req.method, path, ctype)
         start = _STARTS.get(key)
-        if start is None:  # request line, Host, Accept and Content-Type: the same for every report of a run
+        if start is None:  # request line, Host and the headers but the token: the same for every report of a run
             if len(_STARTS) >= 1024:  # paths with ids (lookups, deletes) come and go
                 _STARTS.clear()
-            lines = [f"{req.method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_header, b"Accept: application/json\r\n"]
-            if ctype is not None:
-                lines.append(f"Content-Type: {ctype}\r\n".encode("latin-1"))
-            start = _STARTS[key] = b"".join(lines)
-        auth = b"Authorization: Bearer %s\r\n" % token.encode("latin-1") if token else b""
+            fields = "".join(f"{k}: {v}\r\n" for k, v in headers(None, ctype).items())
+            start = _STARTS[key] = b"%s%s%s" % (f"{req.method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_header,
+                                                fields.encode("latin-1"))
+        auth = _AUTH_LINE % token.encode("latin-1") if token else b""
         return b"%s%sContent-Length: %d\r\n\r\n%s" % (start, auth, len(body) if body else 0, body or b"")
 
     async def send(self, req: Request, token: str | None = None) -> Reply:
@@ -285,7 +289,7 @@ class H1Transport:
         except BaseException as exc:
             self._open -= 1
             self._wake()
-            raise _connect_failure(exc) from None
+            raise classify_connect(exc) from None
         return conn, False
 
     def _release(self, conn: _Conn) -> None:
@@ -308,7 +312,8 @@ class H1Transport:
 
     def _other_transport(self) -> Transport:
         if self._other is None:
-            self._other = AiohttpTransport(self._base, limit=self._limit, timeout_s=self._timeout_s)
+            self._other = AiohttpTransport(self._base, limit=self._limit, timeout_s=self._timeout_s, ssl_context=self._ssl,
+                                           source=self._sources[0] if self._sources else None)
         return self._other
 
     async def close(self) -> None:
@@ -343,14 +348,3 @@ def _expire(fut: asyncio.Future[Reply]) -> None:
 def _expire_wait(w: asyncio.Future[None]) -> None:
     if not w.done():
         w.set_exception(Failure(errors.CONNECT_TIMEOUT, "no free connection in the pool within the timeout"))
-
-
-def _connect_failure(exc: BaseException) -> Failure:
-    msg = f"{type(exc).__name__}: {exc}"[:200]
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return Failure(errors.CONNECT_TIMEOUT, msg)
-    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
-        return Failure(errors.CONNECT_REFUSED, msg)
-    if isinstance(exc, OSError):
-        return Failure(errors.CONNECT_ERROR, msg)
-    raise exc

@@ -1,11 +1,13 @@
-"""Bytes on the wire: request URLs, JSON and form encoding of dialect requests, lenient JSON decoding of replies.
+"""Bytes on the wire, in one place for every client: the URL, headers and body of a dialect's request, the
+bearer token header, Retry-After, and lenient JSON decoding of replies.
 
-Edge (orjson), shared by the async transport and the supervisor's blocking operator calls.
+Edge (orjson). The lean HTTP/1.1 client, the aiohttp transport and the blocking operator client all take their
+headers from `headers()` here, so the three cannot drift apart.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import orjson
@@ -13,6 +15,17 @@ import orjson
 from harness.core import errors
 from harness.core.errors import Failure
 from harness.dialects import Request
+
+ACCEPT = "application/json"
+
+
+class HttpRequest(NamedTuple):
+    """One request as a client sends it: method, absolute URL, headers and body bytes."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
 
 
 def decode(body: bytes) -> Any:
@@ -40,3 +53,34 @@ def encode(req: Request) -> tuple[bytes | None, str | None]:
     if req.json is not None:
         return orjson.dumps(req.json), "application/json"
     return None, None
+
+
+def bearer(token: str) -> str:
+    """The Authorization value of a bearer token (RFC 6750)."""
+    return f"Bearer {token}"
+
+
+def headers(token: str | None, content_type: str | None) -> dict[str, str]:
+    """The headers of every harness request: Accept, the body's Content-Type, the bearer token if any."""
+    out = {"Accept": ACCEPT}
+    if content_type is not None:
+        out["Content-Type"] = content_type
+    if token:
+        out["Authorization"] = bearer(token)
+    return out
+
+
+def prepare(base_url: str, req: Request, token: str | None = None) -> HttpRequest:
+    """A dialect's request as a client sends it to a target at base_url."""
+    body, content_type = encode(req)
+    return HttpRequest(req.method, url_for(base_url, req.path), headers(token, content_type), body)
+
+
+def retry_after(value: str | None) -> float | None:
+    """A Retry-After header in seconds (the delay-seconds form; an HTTP date or junk is ignored)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

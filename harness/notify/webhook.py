@@ -15,7 +15,7 @@ from aiohttp import web
 
 from harness.core.errors import Failure
 from harness.dialects import Dialect, EventInfo
-from harness.net.wire import decode
+from harness.net.wire import bearer, decode
 
 
 class WebhookReceiver:
@@ -66,7 +66,7 @@ class WebhookReceiver:
         if row is None:
             self._count("webhook_unknown_callback")
             return web.Response(status=404)
-        if request.headers.get("Authorization", "") != f"Bearer {self._token_for(row)}":
+        if request.headers.get("Authorization", "") != bearer(self._token_for(row)):
             self._count("webhook_bad_token")
             return web.Response(status=401)
         self._count("notifications")

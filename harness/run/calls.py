@@ -20,7 +20,8 @@ from harness.core.errors import Failure
 from harness.core.recorder import Recorder
 from harness.core.shard import ShardSpec
 from harness.dialects import Dialect, Request, Token
-from harness.net.transport import Reply, Transport, decode
+from harness.net.base import Reply, Transport
+from harness.net.wire import decode
 
 TOKEN_REFRESH_MARGIN_S = 30.0
 NO_EXPIRY_S = 10 * 365 * 86400.0  # a token without expires_in: good for the run

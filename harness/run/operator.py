@@ -1,16 +1,13 @@
 """The operator (business-logic) role, for the run set-up: probe the target, find or create the program
 and event that reports reference.
 
-Edge, deliberately blocking (stdlib urllib): the run's main process owns no event loop, session or thread.
+Edge, deliberately blocking (harness.net.blocking): the run's main process owns no event loop, session or thread.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from typing import Any
 
 from harness.core.errors import Failure
@@ -18,33 +15,11 @@ from harness.core.exits import SetupFailed, TargetUnreachable
 from harness.core.simclock import iso_duration, rfc3339
 from harness.core.targeting import event_targets
 from harness.dialects import Dialect, Request
-from harness.net.wire import decode, encode, url_for
+from harness.net.blocking import HttpReply, call
+from harness.net.wire import decode
 
 SETUP_ATTEMPTS = 5
 RETRY_STATUSES = (429, 502, 503, 504)
-
-
-@dataclass(frozen=True)
-class HttpReply:
-    status: int
-    body: bytes
-
-
-def call(
-    base_url: str, req: Request, token: str | None = None, timeout_s: float = 10.0, context: ssl.SSLContext | None = None
-) -> HttpReply:
-    headers = {"Accept": "application/json"}
-    body, content_type = encode(req)
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    r = urllib.request.Request(url_for(base_url, req.path), data=body, method=req.method, headers=headers)
-    try:
-        with urllib.request.urlopen(r, timeout=timeout_s, context=context) as resp:  # noqa: S310 - URL validated by the profile
-            return HttpReply(resp.status, resp.read())
-    except urllib.error.HTTPError as exc:
-        return HttpReply(exc.code, exc.read())
 
 
 class Operator:
@@ -96,8 +71,8 @@ class Operator:
                 r = self._call(self.dialect.token("probe", "probe"), timeout_s=min(self.timeout_s, 5.0))
                 self.transient_failures += r.status in RETRY_STATUSES
                 return
-            except (urllib.error.URLError, OSError) as exc:
-                last = str(getattr(exc, "reason", exc))
+            except Failure as f:
+                last = f.message
                 self.transient_failures += 1
             if time.monotonic() + delay > deadline:
                 raise TargetUnreachable(f"target {self.base_url} unreachable after {window_s:g}s: {last}")
@@ -111,9 +86,9 @@ class Operator:
         for attempt in range(1, SETUP_ATTEMPTS + 1):
             try:
                 r = self._call(req, token)
-            except (urllib.error.URLError, OSError) as exc:
+            except Failure as f:
                 if attempt == SETUP_ATTEMPTS:
-                    raise SetupFailed(f"{what}: {getattr(exc, 'reason', exc)} ({attempt} attempts)") from None
+                    raise SetupFailed(f"{what}: {f.message} ({attempt} attempts)") from None
             else:
                 if r.status not in RETRY_STATUSES or attempt == SETUP_ATTEMPTS:
                     return r

@@ -25,7 +25,8 @@ from harness.core.shard import ShardSpec
 from harness.core.simclock import SimClock, iso_duration, rfc3339
 from harness.dialects import Dialect, EventInfo, Site, resolve_granularity
 from harness.meter import Meter, simple_level_shed
-from harness.net.transport import Transport, decode
+from harness.net.base import Transport
+from harness.net.wire import decode
 from harness.run.calls import VenCalls
 from harness.run.meterfeed import MeterFeed
 

@@ -13,7 +13,6 @@ import functools
 import math
 import os
 import signal
-import ssl
 import time
 import traceback
 from collections.abc import Callable
@@ -28,13 +27,11 @@ from harness.core.schedule import STREAM_POLL_PHASE, Stream, phases, startup_slo
 from harness.core.shard import ShardSpec
 from harness.core.simclock import SimClock
 from harness.core.stages import ranks
-from harness.core.target import TargetSettings
 from harness.host import collector
 from harness.host.limits import raise_fd_limit
 from harness.meter import Meter
-from harness.net import tls
-from harness.net.h1client import H1Transport
-from harness.net.transport import AiohttpTransport, Transport
+from harness.net import transports
+from harness.net.base import Transport
 from harness.notify.webhook import WebhookReceiver
 from harness.run.lifecycle import POLL_EVENTS, REPORT, Lifecycle
 from harness.run.probe import HealthProbe
@@ -70,20 +67,10 @@ MIN_SLEEP_S = 0.001  # the scheduler's shortest sleep: uvloop's timer resolution
 TransportFactory = Callable[[ShardSpec, int, tuple[str, ...]], Transport]
 
 
-def aiohttp_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()) -> Transport:
-    url = spec.target_settings.base_url(spec.target)
-    if url.startswith("http://"):
-        # Plain http: the lean keep-alive client (about 3x the requests per core of aiohttp, and a VEN's own
-        # connection costs a protocol object instead of a ClientSession + TCPConnector). TLS goes through aiohttp.
-        return H1Transport(url, limit=limit, timeout_s=spec.timeout_s, sources=sources)
-    return AiohttpTransport(url, limit=limit, timeout_s=spec.timeout_s, ssl_context=_ssl_context(url, spec.target_settings),
-                            source=sources[0] if sources else None)
-
-
-@functools.cache
-def _ssl_context(url: str, settings: TargetSettings) -> ssl.SSLContext | None:
-    """One TLS context per worker process, built here (an SSLContext does not pickle); None for plain http."""
-    return tls.context_for(url, settings)
+def default_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()) -> Transport:
+    """The transport the target's scheme asks for (harness.net.transports), with the run's TLS settings."""
+    return transports.for_target(spec.target_settings.base_url(spec.target), spec.target_settings, limit=limit,
+                                 timeout_s=spec.timeout_s, sources=sources)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -97,7 +84,7 @@ def _resolve_on_done(fut: asyncio.Future[None], _done: asyncio.Future[Any]) -> N
 
 class Worker:
     def __init__(
-        self, spec: ShardSpec, ctrl: Connection, out: Sink, transport_factory: TransportFactory = aiohttp_transport
+        self, spec: ShardSpec, ctrl: Connection, out: Sink, transport_factory: TransportFactory = default_transport
     ) -> None:
         self.spec = spec
         self._make_transport = transport_factory
