@@ -113,6 +113,7 @@ class Vtn:
 
 
 BASE = "/openadr3/3.0.1"
+BASE31 = "/openadr3/3.1.0"
 
 
 async def _setup(client: TestClient[Any, Any]) -> Vtn:
@@ -149,8 +150,36 @@ async def _setup(client: TestClient[Any, Any]) -> Vtn:
                              ("/subscriptions", sub, sub_body)):
         paths += [("POST", coll, body), ("PUT", f"{coll}/{item}", body)]
     paths += [("POST", "/_harness/faults", {"latency": "1ms"}), ("POST", "/_harness/stall", {"duration_s": 0})]
-    return Vtn(asyncio.get_running_loop(), client, tokens, [(m, p if p.startswith("/_") else BASE + p, b)
-                                                               for m, p, b in paths])
+    paths = [(m, p if p.startswith("/_") else BASE + p, b) for m, p, b in paths]
+    return Vtn(asyncio.get_running_loop(), client, tokens, paths + await _setup_31(create, tokens))
+
+
+async def _setup_31(create: Any, tokens: dict[str, str]) -> list[tuple[str, str, Any]]:
+    """The same objects through the 3.1.0 API (its bodies from the 3.1.0 dialect)."""
+    d = dialects.get("openadr-3.1.0")
+
+    async def create31(who: str, path: str, body: Any) -> str:
+        return str(await create(who, "/../3.1.0" + path, body))
+
+    prog_body = d.create_program("fuzz-program").json
+    program = await create31("bl", "/programs", prog_body)
+    ev_body = {**d.create_event(program, "fuzz-event", "2025-01-01T00:00:00Z", "PT1H", 1).json, "targets": ["t"]}
+    event = await create31("bl", "/events", ev_body)
+    ven_body = d.create_ven("fuzz").json
+    ven = await create31("ven", "/vens", ven_body)
+    res_body = d.create_resource(ven, "fuzz-site").json
+    resource = await create31("ven", "/resources", res_body)
+    rep_body = d.report(program, event, "fuzz", [Site("fuzz-site", 1.5, 3.0)], "2025-01-01T00:00:00Z", "PT15S").json
+    report = await create31("ven", "/reports", rep_body)
+    sub_body = {"clientName": "fuzz", "programID": program, "targets": ["t"], "objectOperations": [
+        {"objects": ["EVENT"], "operations": ["CREATE"], "callbackUrl": "http://127.0.0.1:9/cb", "bearerToken": "x"}]}
+    sub = await create31("ven", "/subscriptions", sub_body)
+    paths: list[tuple[str, str, Any]] = []
+    for coll, item, body in (("/programs", program, prog_body), ("/events", event, ev_body), ("/vens", ven, ven_body),
+                             ("/resources", resource, res_body), ("/reports", report, rep_body),
+                             ("/subscriptions", sub, sub_body)):
+        paths += [("POST", BASE31 + coll, body), ("PUT", f"{BASE31}{coll}/{item}", body)]
+    return paths
 
 
 @pytest.fixture(scope="module")

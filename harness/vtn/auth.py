@@ -21,10 +21,18 @@ WRITE_EVENTS = "write_events"
 WRITE_REPORTS = "write_reports"
 WRITE_SUBSCRIPTIONS = "write_subscriptions"
 WRITE_VENS = "write_vens"
+# 3.1.0 read scopes: programs and events are read with read_targets, VEN-created objects with read_ven_objects,
+# the fleet-wide MQTT topic names with read_bl; /notifiers and the program topics still need read_all.
+READ_TARGETS = "read_targets"
+READ_VEN_OBJECTS = "read_ven_objects"
+READ_BL = "read_bl"
 
 BL_SCOPES = frozenset({READ_ALL, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_VENS, WRITE_SUBSCRIPTIONS})
 VEN_SCOPES = frozenset({READ_ALL, WRITE_REPORTS, WRITE_VENS, WRITE_SUBSCRIPTIONS})
-SCOPE_ORDER = (READ_ALL, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_REPORTS, WRITE_SUBSCRIPTIONS, WRITE_VENS)
+BL_SCOPES_31 = BL_SCOPES | {READ_TARGETS, READ_VEN_OBJECTS, READ_BL}
+VEN_SCOPES_31 = VEN_SCOPES | {READ_TARGETS, READ_VEN_OBJECTS}
+SCOPE_ORDER = (READ_ALL, READ_TARGETS, READ_VEN_OBJECTS, READ_BL, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_REPORTS,
+               WRITE_SUBSCRIPTIONS, WRITE_VENS)
 
 _VEN_ID = re.compile(VEN_CLIENT_ID_PATTERN)
 
@@ -80,7 +88,13 @@ def client_principal(config: VtnConfig, client_id: str, client_secret: str) -> P
 def preissued(config: VtnConfig) -> dict[str, Principal]:
     """Bearer tokens issued before the VTN started (a credentials file's token column): token -> its VEN, whose
     client id is the row's or, without one, its venName."""
-    return {x.token: Principal(x.client_id or x.ven_name, VEN_SCOPES, is_ven=True) for x in config.ven_logins if x.token}
+    # The 3.1.0 scope set: such a token never passes a token endpoint, and 3.1.0 reads need read_targets.
+    return {x.token: Principal(x.client_id or x.ven_name, VEN_SCOPES_31, is_ven=True) for x in config.ven_logins if x.token}
+
+
+def scopes_31(who: Principal) -> Principal:
+    """The same client as the 3.1.0 token endpoint sees it: with the 3.1.0 read scopes of its kind."""
+    return Principal(who.client_id, VEN_SCOPES_31 if who.is_ven else BL_SCOPES_31, who.is_ven)
 
 
 def grant_scopes(allowed: frozenset[str], requested: str | None) -> frozenset[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from harness.core import embedded
 from harness.core.credentials import VenLogin
@@ -21,6 +22,7 @@ class VtnConfig:
     port: int = 0  # 0: a free port, reported once listening
     db_path: str = ":memory:"
     base_path: str = "/openadr3/3.0.1"  # "" serves the API at the root
+    base_path_31: str | None = "/openadr3/3.1.0"  # the OpenADR 3.1.0 API beside it; None: 3.0.1 only
     bl_client_id: str = embedded.BL_CLIENT_ID
     bl_client_secret: str = field(default=embedded.BL_SECRET, repr=False)
     ven_client_secret: str = field(default=embedded.VEN_SECRET, repr=False)
@@ -39,6 +41,12 @@ class VtnConfig:
     notify_timeout_s: float = 5.0
     notify_max_connections: int = 100
     shutdown_timeout_s: float = 5.0
+    # MQTT notifications (3.1.0): the broker the VTN publishes to (mqtt://HOST:PORT; None: no MQTT notifier),
+    # the URIs `GET /notifiers` advertises to VENs (default: mqtt_url), and the QoS of every publish.
+    mqtt_url: str | None = None
+    mqtt_uris: tuple[str, ...] = ()
+    mqtt_qos: int = 1
+    mqtt_connect_timeout_s: float = 10.0
     access_log: bool = False
     # The null VTN (harness.vtn.null): canned answers at wire speed, nothing stored, no auth or faults — for
     # measuring harness itself. `processes` > 1 serves one port from several processes (SO_REUSEPORT): each
@@ -51,6 +59,17 @@ class VtnConfig:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.base_path and (not self.base_path.startswith("/") or self.base_path.endswith("/")):
             raise ValueError(f"base_path must be empty or start with '/' and not end with '/', got {self.base_path!r}")
+        if self.base_path_31 is not None and (
+                not self.base_path_31.startswith("/") or self.base_path_31.endswith("/") or self.base_path_31 == self.base_path):
+            raise ValueError(f"base_path_31 must start with '/', not end with '/' and differ from base_path, got {self.base_path_31!r}")
+        if self.mqtt_url is not None:
+            parse_mqtt_url(self.mqtt_url)
+        for uri in self.mqtt_uris:
+            parse_mqtt_url(uri, "mqtt_uris")
+        if self.mqtt_qos not in (0, 1):
+            raise ValueError(f"mqtt_qos must be 0 or 1, got {self.mqtt_qos}")
+        if not self.mqtt_connect_timeout_s > 0:
+            raise ValueError(f"mqtt_connect_timeout must be > 0, got {self.mqtt_connect_timeout_s}")
         if not self.db_path:
             raise ValueError("db must be a file path or ':memory:', got ''")
         if not self.bl_client_id or re.match(VEN_CLIENT_ID_PATTERN, self.bl_client_id):
@@ -88,3 +107,17 @@ class VtnConfig:
         """The secret of a pre-registered VEN client id (ven_logins), or None."""
         secrets: dict[str, str] = self.__dict__["_ven_secrets"]
         return secrets.get(client_id)
+
+
+def parse_mqtt_url(url: str, what: str = "broker") -> tuple[str, int]:
+    """(host, port) of `mqtt://HOST[:PORT]` (port 1883 when absent); a bad URL is a ValueError naming it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{what} must be mqtt://HOST:PORT with a port 1..65535, got {url!r}") from None
+    if parts.scheme.lower() != "mqtt" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"{what} must be mqtt://HOST:PORT, got {url!r}")
+    if port == 0:
+        raise ValueError(f"{what} port must be 1..65535, got {url!r}")
+    return parts.hostname, port or 1883

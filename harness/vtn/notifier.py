@@ -52,9 +52,11 @@ class Notifier:
         return len(self._tasks)
 
     def publish(self, callbacks: list[tuple[str, str | None]], object_type: str, operation: str, obj: Any) -> None:
-        if not callbacks:
-            return
-        body = orjson.dumps({"objectType": object_type, "operation": operation, "object": obj})
+        if callbacks:
+            self.post(callbacks, orjson.dumps({"objectType": object_type, "operation": operation, "object": obj}))
+
+    def post(self, callbacks: list[tuple[str, str | None]], body: bytes) -> None:
+        """POST one notification body to each (callbackUrl, bearerToken), each from its own task."""
         for url, token in callbacks:
             task = asyncio.get_running_loop().create_task(self._deliver(url, token, body))
             self._tasks.add(task)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 SCHEMA_VERSION = 1
 
@@ -22,14 +22,19 @@ class Table:
     prefix: str
     columns: tuple[str, ...]
     ddl: str  # constraints and indexes beyond the common columns
+    role: str = ""  # "program" and "event" tables keep id caches; a "ven" table's deletes cascade to `children`
+    children: str = ""
 
 
-PROGRAMS = Table("programs", "prg", ("program_name",), "CREATE UNIQUE INDEX IF NOT EXISTS programs_name ON programs(program_name);")
-EVENTS = Table("events", "evt", ("program_id",), "CREATE INDEX IF NOT EXISTS events_program ON events(program_id);")
+PROGRAMS = Table("programs", "prg", ("program_name",), "CREATE UNIQUE INDEX IF NOT EXISTS programs_name ON programs(program_name);",
+                 role="program")
+EVENTS = Table("events", "evt", ("program_id",), "CREATE INDEX IF NOT EXISTS events_program ON events(program_id);",
+               role="event")
 VENS = Table(
     "vens", "ven", ("ven_name",),
     "CREATE UNIQUE INDEX IF NOT EXISTS vens_name ON vens(ven_name);"
     "CREATE INDEX IF NOT EXISTS vens_owner ON vens(owner);",
+    role="ven", children="resources",
 )
 RESOURCES = Table(
     "resources", "res", ("ven_id", "resource_name"),
@@ -44,7 +49,37 @@ SUBSCRIPTIONS = Table(
     "subscriptions", "sub", ("program_id", "client_name"),
     "CREATE INDEX IF NOT EXISTS subscriptions_owner ON subscriptions(owner);",
 )
-TABLES = (PROGRAMS, EVENTS, VENS, RESOURCES, REPORTS, SUBSCRIPTIONS)
+
+# OpenADR 3.1.0 objects live in tables of their own: the two versions' shapes differ (targets are strings,
+# reports carry no programID, resources are top-level) and a real VTN serves one version per base path.
+# The owner is the object's clientID; `targets` holds the JSON array of target strings ('' when untargeted).
+PROGRAMS31 = Table("programs31", "prg", ("program_name", "targets"),
+                   "CREATE UNIQUE INDEX IF NOT EXISTS programs31_name ON programs31(program_name);", role="program")
+EVENTS31 = Table("events31", "evt", ("program_id", "targets"),
+                 "CREATE INDEX IF NOT EXISTS events31_program ON events31(program_id);", role="event")
+VENS31 = Table(
+    "vens31", "ven", ("ven_name", "targets"),
+    "CREATE UNIQUE INDEX IF NOT EXISTS vens31_name ON vens31(ven_name);"
+    "CREATE INDEX IF NOT EXISTS vens31_owner ON vens31(owner);",
+    role="ven", children="resources31",
+)
+RESOURCES31 = Table(
+    "resources31", "res", ("ven_id", "resource_name", "targets"),
+    "CREATE UNIQUE INDEX IF NOT EXISTS resources31_name ON resources31(ven_id, resource_name);"
+    "CREATE INDEX IF NOT EXISTS resources31_owner ON resources31(owner);",
+)
+REPORTS31 = Table(
+    "reports31", "rpt", ("program_id", "event_id", "client_name"),
+    "CREATE INDEX IF NOT EXISTS reports31_owner ON reports31(owner);"
+    "CREATE INDEX IF NOT EXISTS reports31_event ON reports31(event_id);",
+)
+SUBSCRIPTIONS31 = Table(
+    "subscriptions31", "sub", ("program_id", "client_name"),
+    "CREATE INDEX IF NOT EXISTS subscriptions31_owner ON subscriptions31(owner);",
+)
+TABLES = (PROGRAMS, EVENTS, VENS, RESOURCES, REPORTS, SUBSCRIPTIONS,
+          PROGRAMS31, EVENTS31, VENS31, RESOURCES31, REPORTS31, SUBSCRIPTIONS31)
+_BY_NAME = {t.name: t for t in TABLES}
 
 
 class Conflict(Exception):
@@ -76,8 +111,8 @@ class Store:
         for name, seq in self._conn.execute("SELECT name, seq FROM sqlite_sequence"):
             if name in self._seq:
                 self._seq[name] = int(seq)
-        self._program_ids: set[str] = set()
-        self._event_programs: dict[str, str] = {}
+        self._program_ids: dict[str, set[str]] = {}  # program table name -> ids
+        self._event_programs: dict[str, dict[str, str]] = {}  # event table name -> event id -> program id
         self._counts: dict[str, int] = {}
         self._load_caches()
         self._batch: asyncio.Future[None] | None = None
@@ -102,8 +137,10 @@ class Store:
     def _load_caches(self) -> None:
         """Program ids, each event's program (checked on every report) and row counts (so /_harness/stats
         stays O(1) on a store of millions of reports), from what is committed."""
-        self._program_ids = {r[0] for r in self._conn.execute("SELECT id FROM programs")}
-        self._event_programs = dict(self._conn.execute("SELECT id, program_id FROM events").fetchall())
+        self._program_ids = {t.name: {r[0] for r in self._conn.execute(f"SELECT id FROM {t.name}")}
+                             for t in TABLES if t.role == "program"}
+        self._event_programs = {t.name: dict(self._conn.execute(f"SELECT id, program_id FROM {t.name}").fetchall())
+                                for t in TABLES if t.role == "event"}
         self._counts = {t.name: int(self._conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0]) for t in TABLES}
 
     # ---- ids and caches -------------------------------------------------------------------------------
@@ -121,11 +158,11 @@ class Store:
             return None
         return int(num)
 
-    def program_exists(self, program_id: str) -> bool:
-        return program_id in self._program_ids
+    def program_exists(self, program_id: str, table: Table = PROGRAMS) -> bool:
+        return program_id in self._program_ids[table.name]
 
-    def event_program(self, event_id: str) -> str | None:
-        return self._event_programs.get(event_id)
+    def event_program(self, event_id: str, table: Table = EVENTS) -> str | None:
+        return self._event_programs[table.name].get(event_id)
 
     # ---- reads ----------------------------------------------------------------------------------------
 
@@ -137,8 +174,11 @@ class Store:
         return None if r is None else Row(seq, object_id, r[0], r[1], r[2])
 
     def list(
-        self, table: Table, where: Mapping[str, str], *, owner: str | None, skip: int, limit: int
+        self, table: Table, where: Mapping[str, str], *, owner: str | None, skip: int, limit: int,
+        targets: Collection[str] | None = None, untargeted: bool = False,
     ) -> list[bytes]:
+        """Bodies in creation order. `targets` (tables with a targets column): only objects carrying one of
+        them, and also the untargeted ones when `untargeted`."""
         clauses, params = [], []
         for col, value in where.items():
             clauses.append(f"{col}=?")
@@ -146,6 +186,11 @@ class Store:
         if owner is not None:
             clauses.append("owner=?")
             params.append(owner)
+        if targets is not None:
+            marks = ",".join("?" * len(targets))
+            match = f"EXISTS (SELECT 1 FROM json_each(NULLIF(targets, '')) WHERE value IN ({marks}))" if targets else "0"
+            clauses.append(f"(targets='' OR {match})" if untargeted else match)
+            params.extend(targets)
         sql = f"SELECT body FROM {table.name}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -171,28 +216,34 @@ class Store:
             (seq, object_id, owner, created, created, *(cols[c] for c in table.columns), body),
         )
         self._counts[table.name] += 1
-        if table is PROGRAMS:
-            self._program_ids.add(object_id)
-        elif table is EVENTS:
-            self._event_programs[object_id] = cols["program_id"]
+        if table.role == "program":
+            self._program_ids[table.name].add(object_id)
+        elif table.role == "event":
+            self._event_programs[table.name][object_id] = cols["program_id"]
 
-    def update(self, table: Table, seq: int, modified: str, cols: Mapping[str, str], body: bytes) -> None:
+    def update(
+        self, table: Table, seq: int, modified: str, cols: Mapping[str, str], body: bytes, owner: str | None = None
+    ) -> None:
         sets = "".join(f", {c}=?" for c in table.columns)
-        self._write(
-            f"UPDATE {table.name} SET modified=?{sets}, body=? WHERE seq=?",
-            (modified, *(cols[c] for c in table.columns), body, seq),
-        )
-        if table is EVENTS:
-            self._event_programs[f"{EVENTS.prefix}-{seq}"] = cols["program_id"]
+        params: list[object] = [modified, *(cols[c] for c in table.columns), body]
+        if owner is not None:  # 3.1.0: business logic may hand a ven record to another clientID
+            sets += ", body=?, owner=?"
+            params.append(owner)
+        else:
+            sets += ", body=?"
+        self._write(f"UPDATE {table.name} SET modified=?{sets} WHERE seq=?", (*params, seq))
+        if table.role == "event":
+            self._event_programs[table.name][f"{table.prefix}-{seq}"] = cols["program_id"]
 
     def delete(self, table: Table, seq: int) -> None:
         self._counts[table.name] -= self._write(f"DELETE FROM {table.name} WHERE seq=?", (seq,))
-        if table is PROGRAMS:
-            self._program_ids.discard(f"{PROGRAMS.prefix}-{seq}")
-        elif table is EVENTS:
-            self._event_programs.pop(f"{EVENTS.prefix}-{seq}", None)
-        elif table is VENS:
-            self._counts[RESOURCES.name] -= self._write("DELETE FROM resources WHERE ven_id=?", (f"{VENS.prefix}-{seq}",))
+        if table.role == "program":
+            self._program_ids[table.name].discard(f"{table.prefix}-{seq}")
+        elif table.role == "event":
+            self._event_programs[table.name].pop(f"{table.prefix}-{seq}", None)
+        elif table.children:
+            child = _BY_NAME[table.children]
+            self._counts[child.name] -= self._write(f"DELETE FROM {child.name} WHERE ven_id=?", (f"{table.prefix}-{seq}",))
 
     def _write(self, sql: str, params: tuple[object, ...]) -> int:
         """Run one statement in the open batch (opening one if needed); returns the rows it changed."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from harness.vtn import VtnConfig, make_app
 
-SPEC = Path(__file__).resolve().parents[1] / "spec" / "openadr3-3.0.1.yaml"
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -46,12 +47,19 @@ class Reply:
 class Client:
     """A test client of one running VTN; `root` is http://127.0.0.1:PORT, `base` adds the API base path."""
 
-    def __init__(self, session: aiohttp.ClientSession, root: str, config: VtnConfig, app: web.Application) -> None:
+    def __init__(self, session: aiohttp.ClientSession, root: str, config: VtnConfig, app: web.Application,
+                 spec: str | None = None) -> None:
         self.session = session
         self.root = root
-        self.base = root + config.base_path
+        self.spec = spec  # set: every API response is validated against this OpenADR version's document
+        base = config.base_path_31 if spec == "3.1.0" else config.base_path
+        self.base = root + (base or "")
         self.config = config
         self.app = app
+
+    def v31(self) -> Client:
+        """The same server's 3.1.0 API, every response checked against the 3.1.0 document."""
+        return Client(self.session, self.root, self.config, self.app, spec="3.1.0")
 
     async def token(self, client_id: str = "bl", secret: str | None = None, scope: str | None = None) -> str:
         if secret is None:
@@ -81,7 +89,9 @@ class Client:
         async with self.session.request(method, url, data=body, headers=hdrs) as resp:
             content = await resp.read()
             parsed = orjson.loads(content) if content else None
-            return Reply(resp.status, parsed, resp.headers)
+        if self.spec is not None and url.startswith(self.base):
+            assert_response_valid(self.spec, method, url[len(self.base):].split("?")[0], resp.status, parsed)
+        return Reply(resp.status, parsed, resp.headers)
 
     async def stats(self) -> dict[str, Any]:
         r = await self.call("GET", "/_harness/stats")
@@ -127,7 +137,7 @@ def kit() -> SimpleNamespace:
     return SimpleNamespace(
         vtn_server=vtn_server, wait_for=wait_for, with_faults=with_faults, program_body=program_body,
         event_body=event_body, report_body=report_body, program_and_event=program_and_event,
-        assert_valid=assert_valid, Client=Client,
+        assert_valid=assert_valid, Client=Client, assert_response_valid=assert_response_valid,
     )
 
 
@@ -180,36 +190,58 @@ async def program_and_event(c: Client) -> tuple[str, str]:
 
 # ---- OpenAPI validation ---------------------------------------------------------------------------------
 
-_validators: dict[str, Any] = {}
+_validators: dict[tuple[str, str], Any] = {}
+_registries: dict[str, Any] = {}
+_docs: dict[str, dict[str, Any]] = {}
 
 
-def spec_validator(schema_name: str) -> Any:
-    """An OAS 3.0 validator (with format checks) for a component schema of the 3.0.1 document."""
-    if schema_name not in _validators:
+def _doc(version: str) -> dict[str, Any]:
+    if version not in _docs:
         import yaml
+
+        doc = _without_discriminators(yaml.safe_load((SPEC_DIR / f"openadr3-{version}.yaml").read_text()))
+        if version == "3.1.0":
+            _fix_31_responses(doc)
+        _docs[version] = doc
+    return _docs[version]
+
+
+def _fix_31_responses(doc: dict[str, Any]) -> None:
+    """The 3.1.0 document defines the ven and resource responses as objectMetadata AND BlVenRequest
+    (BlResourceRequest), so objectType would have to be both "VEN" and "BL_VEN_REQUEST": no object can
+    validate. The responses are validated with the request's objectType (the discriminator of the request,
+    which the VTN replaces by the object's type as for every object) taken out of that part only."""
+    schemas = doc["components"]["schemas"]
+    for response, request in (("ven", "BlVenRequest"), ("resource", "BlResourceRequest")):
+        part = {**schemas[request], "properties": {k: v for k, v in schemas[request]["properties"].items()
+                                                   if k != "objectType"},
+                "required": [r for r in schemas[request]["required"] if r != "objectType"]}
+        schemas[response]["allOf"] = [{"$ref": "#/components/schemas/objectMetadata"}, part]
+
+
+def spec_validator(schema_name: str, version: str = "3.0.1") -> Any:
+    """An OAS 3.0 validator (with format checks) for a component schema (`name` or `name[]`) of a document."""
+    key = (version, schema_name)
+    if key not in _validators:
         from openapi_schema_validator import OAS30Validator
         from referencing import Registry, Resource
         from referencing.jsonschema import DRAFT4
 
-        if "registry" not in _validators:
-            doc = _without_discriminators(yaml.safe_load(SPEC.read_text()))
-            _validators["registry"] = Registry().with_resource(
-                "urn:openadr3", Resource.from_contents(doc, default_specification=DRAFT4)
-            )
+        if version not in _registries:
+            _registries[version] = Registry().with_resource(
+                "urn:openadr3", Resource.from_contents(_doc(version), default_specification=DRAFT4))
         if schema_name.endswith("[]"):
             schema: dict[str, Any] = {"type": "array", "items": {"$ref": f"urn:openadr3#/components/schemas/{schema_name[:-2]}"}}
         else:
             schema = {"$ref": f"urn:openadr3#/components/schemas/{schema_name}"}
-        _validators[schema_name] = OAS30Validator(
-            schema, registry=_validators["registry"], format_checker=OAS30Validator.FORMAT_CHECKER
-        )
-    return _validators[schema_name]
+        _validators[key] = OAS30Validator(schema, registry=_registries[version], format_checker=OAS30Validator.FORMAT_CHECKER)
+    return _validators[key]
 
 
 def _without_discriminators(node: Any) -> Any:
-    """The 3.0.1 document's discriminators have no mapping, so a validator would look up a schema named
-    after the value (`#/components/schemas/EVENT_PAYLOAD_DESCRIPTOR`) and fail; the anyOf/oneOf they sit
-    beside already say what is valid, so they are dropped."""
+    """The documents' discriminators have no mapping, so a validator would look up a schema named after the
+    value (`#/components/schemas/EVENT_PAYLOAD_DESCRIPTOR`) and fail; the anyOf/oneOf they sit beside
+    already say what is valid, so they are dropped."""
     if isinstance(node, dict):
         return {k: _without_discriminators(v) for k, v in node.items() if k != "discriminator"}
     if isinstance(node, list):
@@ -217,6 +249,39 @@ def _without_discriminators(node: Any) -> Any:
     return node
 
 
-def assert_valid(schema_name: str, instance: Any) -> None:
-    errors = sorted(spec_validator(schema_name).iter_errors(instance), key=lambda e: list(e.path))
+def assert_valid(schema_name: str, instance: Any, version: str = "3.0.1") -> None:
+    errors = sorted(spec_validator(schema_name, version).iter_errors(instance), key=lambda e: list(e.path))
     assert not errors, f"{schema_name}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+def _operation(version: str, method: str, path: str) -> tuple[str, dict[str, Any]]:
+    """The document's path template and operation for a concrete request path (literal segments win)."""
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for template, item in _doc(version)["paths"].items():
+        if not re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)), path):
+            continue
+        op = item.get(method.lower())
+        params = template.count("{")
+        if op is not None and (best is None or params < best[0]):
+            best = (params, template, op)
+    assert best is not None, f"{method} {path}: no such operation in the {version} document"
+    return best[1], best[2]
+
+
+def assert_response_valid(version: str, method: str, path: str, status: int, body: Any) -> None:
+    """The response validates against what the document says this operation answers with this status; an
+    error status the operation does not list must still be a `problem`."""
+    template, op = _operation(version, method, path)
+    responses = op.get("responses", {})
+    response = responses.get(str(status))
+    if response is None:
+        assert status >= 400, f"{method} {template}: status {status} is not a documented response"
+        assert_valid("problem", body, version)
+        return
+    if "$ref" in response:
+        response = _doc(version)["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    schema = response.get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return
+    name = schema.get("$ref", "").rsplit("/", 1)[-1] if "$ref" in schema else schema["items"]["$ref"].rsplit("/", 1)[1] + "[]"
+    assert_valid(name, body, version)
