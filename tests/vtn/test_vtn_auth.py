@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.vtn import VtnConfig
-from harness.vtn.auth import BL_SCOPES, VEN_SCOPES, OAuthError, Principal, TokenStore, client_principal, grant_scopes
+from harness.vtn.auth import BL_SCOPES, VEN_SCOPES, VEN_SCOPES_31, OAuthError, Principal, TokenStore, client_principal, grant_scopes
 
 
 class Clock:
@@ -77,7 +77,8 @@ def test_a_credentials_file_registers_each_ven_and_its_tokens() -> None:
     clock = Clock()
     store = TokenStore(ttl_s=10, clock=clock, preissued=preissued(config))
     clock.now = 1e9
-    assert store.lookup("tok-c") == (Principal("c", VEN_SCOPES, is_ven=True), "")
+    # a pre-issued token passes no token endpoint: it carries the 3.1.0 VEN scopes, which include 3.0.1's
+    assert store.lookup("tok-c") == (Principal("c", VEN_SCOPES_31, is_ven=True), "")
     assert store.lookup("tok-d") == (None, "unknown")
     assert "sa" not in repr(config) and "tok-c" not in repr(config) and "tok-c" not in repr(logins)
 
