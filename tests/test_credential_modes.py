@@ -128,3 +128,34 @@ def test_a_credentials_file_without_a_row_for_a_ven_is_one_line_exit_2(tmp_path:
                                        "VEN harness-ven-0000001 ")
     assert len(r.stderr.strip().splitlines()) == 1 and "Sekr1t" not in r.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("mode", ["shared", "file-tokens"])
+def test_openadr_31_discovers_its_token_url_and_logs_in_each_way(mode: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dialect openadr-3.1.0 against the embedded VTN's 3.1.0 API: GET /auth/server once per worker, then VENs log
+    in with the shared client or the file's pre-issued tokens: 20 VENs x 2 reports, all stored, all ok."""
+    from harness.vtn import EmbeddedVtn, VtnConfig
+
+    names = [FleetSpec(vens=20).ven_name(i) for i in range(20)]
+    monkeypatch.setenv("HARNESS_BL_SECRET", "bl-secret")
+    monkeypatch.setenv("HARNESS_VEN_SECRET", "ven-secret")
+    if mode == "shared":
+        vtn_auth: dict[str, Any] = {"ven_client_id": "ven_client"}
+        changes: dict[str, Any] = {"ven_client_id": "ven_client"}
+    else:
+        (tmp_path / "vens.csv").write_text("venName,token\n" + "".join(f"{n},tok-{i}\n" for i, n in enumerate(names)))
+        from harness.run.credentials import read_logins
+
+        vtn_auth = {"ven_logins": read_logins(str(tmp_path / "vens.csv"), "test")}
+        changes = {"ven_credentials": str(tmp_path / "vens.csv")}
+    with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"), **vtn_auth)) as vtn:
+        root = vtn.url.rsplit("/openadr3/", 1)[0]
+        p = Profile(name=f"v31-{mode}", target=f"{root}/openadr3/3.1.0", dialect="openadr-3.1.0", vens=20,
+                    interval_s=0.5, reports_per_ven=2, workers=2, seed=8, max_loop_lag_ms=5000, **changes)
+        outcome = RunSession(p, tmp_path).run()
+    ops = outcome.summary["operations"]
+    assert (outcome.exit_code, ops["report"]["ok"], ops["auth_server"]["ok"]) == (0, 40, 2), outcome.summary["reasons"]
+    assert ops.get("token", {}).get("ok", 0) == (20 if mode == "shared" else 0)
+    db = sqlite3.connect(tmp_path / "vtn.sqlite")
+    assert db.execute("SELECT count(*) FROM reports31").fetchone() == (40,)  # the 3.1.0 API's own tables
