@@ -37,6 +37,8 @@ def test_help_explains_every_option(command: list[str]) -> None:
         (["run", "--connection", "carrier-pigeon"], "'carrier-pigeon' is not one of"),
         (["run", "--bogus"], "No such option"),
         (["vtn", "--fault", "nonsense"], "--fault must be KEY=VALUE"),
+        (["vtn", "--broker", "http://127.0.0.1:1883"], "--broker: broker must be mqtt://HOST:PORT, got 'http://127.0.0.1:1883'"),
+        (["vtn", "--no-mqtt", "--broker", "mqtt://127.0.0.1:1883"], "--broker and --no-mqtt exclude each other"),
         (["run", "--source-address", "127.0.0.2", "--source-address", "nowhere"],
          "profile: target.source_addresses: 'nowhere' is not an IP address"),
         (["run", "--target", "http://127.0.0.1:9", "--vens", "70000", "--workers", "5", "--source-address", "127.0.0.2"],

@@ -27,15 +27,21 @@ from harness.core.exits import ServeFailed, UsageError
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True, help="With --null: serve the port from N processes (SO_REUSEPORT), to hold more connections than one process's open-files limit.")
 @click.option("--shared-ven-client", "shared_ven_client", metavar="ID", help="Issue VEN tokens to this one client id only (with the secret from $HARNESS_VEN_SECRET), as VTNs with one shared VEN credential do.")
 @click.option("--ven-credentials", "ven_credentials", metavar="FILE", type=click.Path(dir_okay=False), help="Pre-registered VENs from a CSV file (venName, clientID, secret, or a token column): only those client ids with their own secrets get VEN tokens; tokens listed are valid from the start and never expire.")
+@click.option("--mqtt/--no-mqtt", "mqtt", default=True, show_default=True, help="Publish OpenADR 3.1.0 notifications over MQTT (advertised in GET /notifiers). Without --broker, a broker is started for the VTN's lifetime on a free port: Mosquitto when installed, else amqtt.")
+@click.option("--broker", "broker_url", metavar="mqtt://HOST:PORT", help="Publish to this running MQTT broker instead of starting one.")
+@click.option("--broker-kind", type=click.Choice(["auto", "mosquitto", "amqtt"]), default="auto", show_default=True, help="Which broker to start when there is no --broker.")
+@click.option("--mqtt-qos", type=click.Choice(["0", "1"]), default="1", show_default=True, help="QoS of every MQTT notification.")
 def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool,
-        null: bool, processes: int, shared_ven_client: str | None, ven_credentials: str | None) -> None:
-    """Serve the embedded OpenADR 3.0.1 VTN (aiohttp + SQLite) until Ctrl-C.
+        null: bool, processes: int, shared_ven_client: str | None, ven_credentials: str | None, mqtt: bool,
+        broker_url: str | None, broker_kind: str, mqtt_qos: str) -> None:
+    """Serve the embedded OpenADR VTN (aiohttp + SQLite) until Ctrl-C: 3.0.1 under /openadr3/3.0.1 and 3.1.0
+    (with MQTT notifications) under /openadr3/3.1.0, from one store.
 
     Credentials: business logic client `bl` / secret from $HARNESS_BL_SECRET (default `bl-secret`);
     any VEN client id `ven-<name>` with the secret from $HARNESS_VEN_SECRET (default `ven-secret`) — or only
     the --shared-ven-client, or only the VENs of a --ven-credentials file.
     """
-    from harness.vtn import VtnConfig, parse_faults, serve
+    from harness.vtn import VtnConfig, parse_faults
 
     fault_map: dict[str, str] = {}
     for item in faults:
@@ -67,17 +73,49 @@ def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[
             _serve_null_processes(config)
             return
 
+    if broker_url is not None and not mqtt:
+        raise UsageError("--broker and --no-mqtt exclude each other")
+    if null and broker_url is not None:
+        raise UsageError("--broker needs the OpenADR VTN: the null VTN publishes nothing")
+    try:
+        config = replace(config, mqtt_qos=int(mqtt_qos), mqtt_url=broker_url)
+    except ValueError as exc:
+        raise UsageError(f"--broker: {exc}") from None
+    if not mqtt or null or broker_url is not None:
+        _serve(config, db_path, null)
+        return
+    from harness.vtn.broker import Broker, BrokerError
+
+    try:
+        with Broker(kind=broker_kind) as broker:  # type: ignore[arg-type]
+            _serve(replace(config, mqtt_url=broker.url), db_path, null, f"{broker.kind} broker pid {broker.pid}")
+    except BrokerError as exc:
+        raise ServeFailed(f"cannot start an MQTT broker: {exc} (or give --broker, or --no-mqtt)") from None
+
+
+def _serve(config: Any, db_path: str, null: bool, broker: str = "") -> None:
+    from harness.vtn import serve
+
     def ready(actual_port: int) -> None:
-        what = "null VTN (stores nothing)" if null else f"OpenADR 3.0.1 (db {db_path})"
-        click.echo(f"harness vtn: serving {what} at http://{host}:{actual_port}{config.base_path}", err=True)
+        root = f"http://{config.host}:{actual_port}"
+        if null:
+            click.echo(f"harness vtn: serving null VTN (stores nothing) at {root}{config.base_path}", err=True)
+            return
+        click.echo(f"harness vtn: serving OpenADR 3.0.1 at {root}{config.base_path} and 3.1.0 at "
+                   f"{root}{config.base_path_31} (db {db_path})", err=True)
+        if config.mqtt_url:
+            started = f" ({broker})" if broker else ""
+            click.echo(f"harness vtn: MQTT notifications (QoS {config.mqtt_qos}) via {config.mqtt_url}{started}", err=True)
 
     from harness.host import collector
 
     collector.tune()  # this process is the VTN from here on
     try:
         serve(config, ready=ready)
+    except ConnectionError as exc:  # the broker (an OSError too) is not the listening socket
+        raise ServeFailed(str(exc)) from None
     except OSError as exc:
-        raise ServeFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ServeFailed(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
 
 
 def _ven_logins(config: Any, shared_ven_client: str | None, ven_credentials: str | None) -> Any:

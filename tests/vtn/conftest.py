@@ -138,6 +138,7 @@ def kit() -> SimpleNamespace:
         vtn_server=vtn_server, wait_for=wait_for, with_faults=with_faults, program_body=program_body,
         event_body=event_body, report_body=report_body, program_and_event=program_and_event,
         assert_valid=assert_valid, Client=Client, assert_response_valid=assert_response_valid,
+        SIMPLE31=SIMPLE31, event31=event31, report31=report31, ven31=ven31, grant31=grant31,
     )
 
 
@@ -186,6 +187,46 @@ async def program_and_event(c: Client) -> tuple[str, str]:
     e = await c.call("POST", "/events", bl, json=event_body(p.body["id"]))
     assert e.status == 201, e.body
     return p.body["id"], e.body["id"]
+
+
+# ---- 3.1.0 objects ----------------------------------------------------------------------------------------
+
+SIMPLE31 = {"objectType": "EVENT_PAYLOAD_DESCRIPTOR", "payloadType": "SIMPLE"}
+
+
+def event31(program_id: str, targets: list[str] | None = None, name: str = "shed") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "programID": program_id, "eventName": name, "payloadDescriptors": [SIMPLE31],
+        "intervalPeriod": {"start": "2026-01-01T10:00:00Z", "duration": "PT1H"},
+        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}],
+    }
+    if targets is not None:
+        body["targets"] = targets
+    return body
+
+
+def report31(event_id: str, client_name: str) -> dict[str, Any]:
+    return {"eventID": event_id, "clientName": client_name, "reportName": "usage",
+            "payloadDescriptors": [{"objectType": "REPORT_PAYLOAD_DESCRIPTOR", "payloadType": "USAGE", "units": "KWH"}],
+            "resources": [{"resourceName": "site-1", "intervalPeriod": {"start": "2026-01-01T10:00:00Z", "duration": "PT15M"},
+                           "intervals": [{"id": 0, "payloads": [{"type": "USAGE", "values": [0.5]}]}]}]}
+
+
+async def ven31(c: Any, client_id: str) -> tuple[str, str]:
+    """A VEN logs in and creates its own ven record; returns (token, venID)."""
+    token = await c.token(client_id)
+    r = await c.call("POST", "/vens", token, json={"objectType": "VEN_VEN_REQUEST", "venName": f"name-{client_id}"})
+    assert r.status == 201, r.body
+    assert r.body["clientID"] == client_id and r.body["objectType"] == "VEN"
+    return token, str(r.body["id"])
+
+
+async def grant31(c: Any, bl: str, ven_id: str, client_id: str, targets: list[str]) -> None:
+    """Business logic grants targets to a VEN by updating its ven record."""
+    r = await c.call("PUT", f"/vens/{ven_id}", bl, json={
+        "objectType": "BL_VEN_REQUEST", "clientID": client_id, "venName": f"name-{client_id}", "targets": targets})
+    assert r.status == 200, r.body
+
 
 
 # ---- OpenAPI validation ---------------------------------------------------------------------------------

@@ -6,46 +6,8 @@ Every response of the 3.1.0 client (`c.v31()`) is validated against the 3.1.0 do
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 from harness.vtn import VtnConfig
-
-SIMPLE = {"objectType": "EVENT_PAYLOAD_DESCRIPTOR", "payloadType": "SIMPLE"}
-
-
-def event31(program_id: str, targets: list[str] | None = None, name: str = "shed") -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "programID": program_id, "eventName": name, "payloadDescriptors": [SIMPLE],
-        "intervalPeriod": {"start": "2026-01-01T10:00:00Z", "duration": "PT1H"},
-        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}],
-    }
-    if targets is not None:
-        body["targets"] = targets
-    return body
-
-
-def report31(event_id: str, client_name: str) -> dict[str, Any]:
-    return {"eventID": event_id, "clientName": client_name, "reportName": "usage",
-            "payloadDescriptors": [{"objectType": "REPORT_PAYLOAD_DESCRIPTOR", "payloadType": "USAGE", "units": "KWH"}],
-            "resources": [{"resourceName": "site-1", "intervalPeriod": {"start": "2026-01-01T10:00:00Z", "duration": "PT15M"},
-                           "intervals": [{"id": 0, "payloads": [{"type": "USAGE", "values": [0.5]}]}]}]}
-
-
-async def ven_with_token(c: Any, client_id: str) -> tuple[str, str]:
-    """A VEN logs in and creates its own ven record; returns (token, venID)."""
-    token = await c.token(client_id)
-    r = await c.call("POST", "/vens", token, json={"objectType": "VEN_VEN_REQUEST", "venName": f"name-{client_id}"})
-    assert r.status == 201, r.body
-    assert r.body["clientID"] == client_id and r.body["objectType"] == "VEN"
-    return token, str(r.body["id"])
-
-
-async def grant(c: Any, bl: str, ven_id: str, client_id: str, targets: list[str]) -> None:
-    """Business logic grants targets to a VEN by updating its ven record."""
-    r = await c.call("PUT", f"/vens/{ven_id}", bl, json={
-        "objectType": "BL_VEN_REQUEST", "clientID": client_id, "venName": f"name-{client_id}", "targets": targets})
-    assert r.status == 200, r.body
-
 
 async def test_auth_server_names_the_token_endpoint(config: VtnConfig, kit: SimpleNamespace) -> None:
     """GET /auth/server (no auth) names the 3.1.0 token endpoint; its tokens carry the 3.1.0 read scopes."""
@@ -81,16 +43,16 @@ async def test_whole_flow_stamps_client_ids(config: VtnConfig, kit: SimpleNamesp
     async with kit.vtn_server(config) as s:
         c = s.v31()
         bl = await c.token()
-        ven, ven_id = await ven_with_token(c, "ven-a")
-        p = await c.call("POST", "/programs", bl, json={"programName": "p1", "payloadDescriptors": [SIMPLE]})
+        ven, ven_id = await kit.ven31(c, "ven-a")
+        p = await c.call("POST", "/programs", bl, json={"programName": "p1", "payloadDescriptors": [kit.SIMPLE31]})
         assert p.status == 201 and p.body["objectType"] == "PROGRAM"
         pid = p.body["id"]
-        e = await c.call("POST", "/events", bl, json=event31(pid))
+        e = await c.call("POST", "/events", bl, json=kit.event31(pid))
         assert e.status == 201
         res = await c.call("POST", "/resources", ven, json={"objectType": "VEN_RESOURCE_REQUEST", "resourceName": "site-1",
                                                            "venID": ven_id})
         assert res.status == 201 and res.body["clientID"] == "ven-a" and res.body["venID"] == ven_id
-        rep = await c.call("POST", "/reports", ven, json=report31(e.body["id"], "name-ven-a"))
+        rep = await c.call("POST", "/reports", ven, json=kit.report31(e.body["id"], "name-ven-a"))
         assert rep.status == 201 and rep.body["clientID"] == "ven-a" and "programID" not in rep.body
         sub = await c.call("POST", "/subscriptions", ven, json={"clientName": "name-ven-a", "objectOperations": [
             {"objects": ["EVENT"], "operations": ["CREATE"], "callbackUrl": "http://127.0.0.1:9/cb"}]})
@@ -118,13 +80,13 @@ async def test_a_ven_cannot_read_or_change_another_vens_objects(config: VtnConfi
     async with kit.vtn_server(config) as s:
         c = s.v31()
         bl = await c.token()
-        a, a_ven = await ven_with_token(c, "ven-a")
-        b, b_ven = await ven_with_token(c, "ven-b")
+        a, a_ven = await kit.ven31(c, "ven-a")
+        b, b_ven = await kit.ven31(c, "ven-b")
         pid = (await c.call("POST", "/programs", bl, json={"programName": "p1"})).body["id"]
-        eid = (await c.call("POST", "/events", bl, json=event31(pid))).body["id"]
+        eid = (await c.call("POST", "/events", bl, json=kit.event31(pid))).body["id"]
         res = (await c.call("POST", "/resources", a, json={"objectType": "VEN_RESOURCE_REQUEST", "resourceName": "r",
                                                           "venID": a_ven})).body
-        rep = (await c.call("POST", "/reports", a, json=report31(eid, "a"))).body
+        rep = (await c.call("POST", "/reports", a, json=kit.report31(eid, "a"))).body
         sub = (await c.call("POST", "/subscriptions", a, json={"clientName": "a", "objectOperations": [
             {"objects": ["EVENT"], "operations": ["CREATE"], "callbackUrl": "http://127.0.0.1:9/cb"}]})).body
         for path in (f"/vens/{a_ven}", f"/resources/{res['id']}", f"/reports/{rep['id']}", f"/subscriptions/{sub['id']}"):
@@ -144,7 +106,7 @@ async def test_a_ven_cannot_read_or_change_another_vens_objects(config: VtnConfi
         self_target = await c.call("PUT", f"/vens/{b_ven}", b, json={"objectType": "VEN_VEN_REQUEST", "venName": "b",
                                                                     "targets": ["vip"]})
         assert self_target.status == 403
-        assert (await c.call("POST", "/events", b, json=event31(pid))).status == 403  # no write_events scope
+        assert (await c.call("POST", "/events", b, json=kit.event31(pid))).status == 403  # no write_events scope
         assert (await c.call("GET", "/notifiers/mqtt/topics/vens", b)).status == 403  # read_bl
 
 
@@ -154,9 +116,9 @@ async def test_targets_granted_to_a_ven_decide_what_it_reads(config: VtnConfig, 
     async with kit.vtn_server(config) as s:
         c = s.v31()
         bl = await c.token()
-        a, a_ven = await ven_with_token(c, "ven-a")
-        b, b_ven = await ven_with_token(c, "ven-b")
-        await grant(c, bl, a_ven, "ven-a", ["g1"])
+        a, a_ven = await kit.ven31(c, "ven-a")
+        b, b_ven = await kit.ven31(c, "ven-b")
+        await kit.grant31(c, bl, a_ven, "ven-a", ["g1"])
         r = await c.call("POST", "/resources", bl, json={"objectType": "BL_RESOURCE_REQUEST", "clientID": "ven-b",
                                                         "resourceName": "r", "venID": b_ven, "targets": ["res-b"]})
         assert r.status == 201 and r.body["targets"] == ["res-b"]
@@ -164,7 +126,7 @@ async def test_targets_granted_to_a_ven_decide_what_it_reads(config: VtnConfig, 
         ids = {}
         for name, targets in (("open", None), ("g1", ["g1"]), ("g1-secret", ["secret", "g1"]), ("res-b", ["res-b"]),
                               ("other", ["g2"])):
-            ids[name] = (await c.call("POST", "/events", bl, json=event31(pid, targets, name))).body["id"]
+            ids[name] = (await c.call("POST", "/events", bl, json=kit.event31(pid, targets, name))).body["id"]
 
         async def seen(token: str, query: str = "") -> dict[str, Any]:
             return {e["eventName"]: e.get("targets") for e in (await c.call("GET", f"/events{query}", token)).body}
@@ -183,7 +145,7 @@ async def test_targets_granted_to_a_ven_decide_what_it_reads(config: VtnConfig, 
         assert a_self["targets"] == ["g1"]  # a VEN sees its own record's targets (no hiding there)
         keep = await c.call("PUT", f"/vens/{a_ven}", a, json={"objectType": "VEN_VEN_REQUEST", "venName": "a2"})
         assert keep.body["targets"] == ["g1"]  # its own update keeps what BL granted
-        await grant(c, bl, a_ven, "ven-a", [])
+        await kit.grant31(c, bl, a_ven, "ven-a", [])
         assert await seen(a) == {"open": None}
 
 
@@ -192,10 +154,10 @@ async def test_grants_survive_a_restart(config: VtnConfig, kit: SimpleNamespace)
     async with kit.vtn_server(config) as s:
         c = s.v31()
         bl = await c.token()
-        _, a_ven = await ven_with_token(c, "ven-a")
-        await grant(c, bl, a_ven, "ven-a", ["g1"])
+        _, a_ven = await kit.ven31(c, "ven-a")
+        await kit.grant31(c, bl, a_ven, "ven-a", ["g1"])
         pid = (await c.call("POST", "/programs", bl, json={"programName": "p1"})).body["id"]
-        await c.call("POST", "/events", bl, json=event31(pid, ["g1"]))
+        await c.call("POST", "/events", bl, json=kit.event31(pid, ["g1"]))
     async with kit.vtn_server(config) as s:
         c = s.v31()
         events = (await c.call("GET", "/events", await c.token("ven-a"))).body
@@ -210,13 +172,13 @@ async def test_bad_bodies_are_400_naming_the_field(config: VtnConfig, kit: Simpl
         ven = await c.token("ven-a")
         pid = (await c.call("POST", "/programs", bl, json={"programName": "p1"})).body["id"]
         cases = [
-            ("/events", bl, {**event31(pid), "targets": [{"type": "VEN_NAME", "values": ["a"]}]},
+            ("/events", bl, {**kit.event31(pid), "targets": [{"type": "VEN_NAME", "values": ["a"]}]},
              "targets[0]: expected a string, got object"),
             ("/vens", ven, {"venName": "x"}, "objectType: required field is missing"),
             ("/vens", ven, {"objectType": "VEN", "venName": "x"},
              "objectType: expected 'VEN_VEN_REQUEST' or 'BL_VEN_REQUEST', got 'VEN'"),
-            ("/reports", ven, report31("evt-999", "a"), "eventID evt-999 does not exist"),
-            ("/events", bl, {**event31(pid), "payloadDescriptors": [{"payloadType": "SIMPLE"}]},
+            ("/reports", ven, kit.report31("evt-999", "a"), "eventID evt-999 does not exist"),
+            ("/events", bl, {**kit.event31(pid), "payloadDescriptors": [{"payloadType": "SIMPLE"}]},
              "payloadDescriptors[0].objectType: required field is missing"),
             ("/programs", bl, {"programName": "p1"}, "a program with programName 'p1' exists"),
         ]
