@@ -16,7 +16,7 @@ What the embedded VTN publishes there (for VEN-side code; names come from `harne
 - Payload: the 3.1.0 notification, camelCase, JSON once: `{"objectType": "EVENT", "operation": "CREATE",
   "object": {...the object as GET returns it...}, "targets": [...] | null}`; on a VEN topic the object's
   targets are cut down to the VEN's grants. QoS as configured (default 1), not retained.
-- Counts: `GET /_harness/stats` → `"mqtt": {"published", "acked", "inflight", "queued", "resent", "dropped",
+- Counts: `GET /_harness/stats` → `"mqtt": {"published", "acked", "inflight", "queued", "batches", "resent", "dropped",
   "reconnects", "ven_topics", "by_family": {"vens/{venID}/events/create": N, ...}}`; `GET /_harness/mqtt` adds
   `"by_topic"` and `"by_venID"`-keyed `"by_ven"` counts. `published` counts each notification once.
 """

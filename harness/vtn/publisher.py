@@ -14,7 +14,8 @@ import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Iterable
+from itertools import islice
+from typing import Any, Iterable, Iterator
 
 import gmqtt  # type: ignore[import-untyped]
 from gmqtt.mqtt.constants import MQTTv311, UNLIMITED_RECONNECTS  # type: ignore[import-untyped]
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 WINDOW = 20_000  # unacknowledged QoS 1 messages at most (MQTT packet ids are 16 bits)
 CHUNK = 500  # messages handed to the client between yields to the loop
-MAX_HELD = 2_000_000  # queued messages beyond this are dropped (counted), so a dead broker cannot exhaust memory
 RECONNECT_DELAY_S = 0.25
 
 
@@ -48,6 +48,7 @@ class PublishCounts:
         self.by_topic: Counter[str] = Counter()
         self.by_ven: Counter[str] = Counter()
         self.queued = 0
+        self.batches = 0
         self.inflight = 0
 
     def count(self, m: Message) -> None:
@@ -60,7 +61,8 @@ class PublishCounts:
     def summary(self) -> dict[str, Any]:
         return {
             "qos": self.qos, "connected": self.connected, "published": self.published, "acked": self.acked,
-            "inflight": self.inflight, "queued": self.queued, "resent": self.resent, "dropped": self.dropped,
+            "inflight": self.inflight, "queued": self.queued, "batches": self.batches, "resent": self.resent,
+            "dropped": self.dropped,
             "reconnects": self.reconnects, "ven_topics": sum(self.by_ven.values()),
             "by_family": dict(sorted(self.by_family.items())),
         }
@@ -101,7 +103,8 @@ class Publisher:
         self.qos = qos
         self.counts = PublishCounts(qos)
         self._host, self._port = parse_mqtt_url(url)
-        self._queue: deque[Message] = deque()
+        self._queue: deque[Message] = deque()  # drawn from _batches, ready to send
+        self._batches: deque[Iterator[Message]] = deque()  # one per object operation, not yet drawn
         self._inflight: dict[int, Message] = {}
         self._wake = asyncio.Event()
         self._window = asyncio.Event()
@@ -138,16 +141,13 @@ class Publisher:
     # ---- the handlers' side --------------------------------------------------------------------------
 
     def publish(self, messages: Iterable[Message]) -> None:
-        """Queue messages; they go out in order, after the request that made them has been answered."""
-        for m in messages:
-            if self.counts.queued >= MAX_HELD:
-                self.counts.dropped += 1
-                continue
-            self._queue.append(m)
-            self.counts.queued += 1
-        if self._queue:
-            self._idle.clear()
-            self._wake.set()
+        """Queue one operation's messages. Nothing is built here: the pump draws them from the iterable in
+        chunks, in order, after the request that made them has been answered (a fan-out to 100,000 VENs costs
+        the request nothing; while the broker is away an operation waits as an unstarted iterator)."""
+        self._batches.append(iter(messages))
+        self.counts.batches = len(self._batches)
+        self._idle.clear()
+        self._wake.set()
 
     async def drained(self, timeout_s: float) -> bool:
         """Wait until everything queued was sent (and, with QoS 1, acknowledged); False at the deadline."""
@@ -163,7 +163,7 @@ class Publisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue or self._batches:
                 if not self._client.is_connected:
                     self._online.clear()
                     await self._online.wait()
@@ -172,11 +172,23 @@ class Publisher:
                     self._window.clear()
                     await self._window.wait()
                     continue
+                if len(self._queue) < CHUNK and self._batches:
+                    self._draw()
                 room = WINDOW - len(self._inflight) if self.qos else CHUNK
                 for _ in range(min(CHUNK, room, len(self._queue))):
                     self._send(self._queue.popleft())
                 await asyncio.sleep(0)  # let the loop write, read PUBACKs and serve requests
             self._check_idle()
+
+    def _draw(self) -> None:
+        """Move up to CHUNK messages from the oldest operation into the send queue."""
+        batch = self._batches[0]
+        before = len(self._queue)
+        self._queue.extend(islice(batch, CHUNK))
+        self.counts.queued += len(self._queue) - before
+        if len(self._queue) - before < CHUNK:
+            self._batches.popleft()
+            self.counts.batches = len(self._batches)
 
     def _send(self, m: Message) -> None:
         self.counts.queued -= 1
@@ -194,7 +206,7 @@ class Publisher:
             self.counts.inflight = len(self._inflight)
 
     def _check_idle(self) -> None:
-        if not self._queue and not self._inflight:
+        if not self._queue and not self._batches and not self._inflight:
             self._idle.set()
 
     # ---- client callbacks ------------------------------------------------------------------------------
@@ -238,8 +250,9 @@ class Publisher:
         if self._pump_task is not None:
             self._pump_task.cancel()
             await asyncio.gather(self._pump_task, return_exceptions=True)
-        self.counts.dropped += len(self._queue)
+        self.counts.dropped += len(self._queue) + sum(sum(1 for _ in b) for b in self._batches)
         self._queue.clear()
+        self._batches.clear()
         try:
             await asyncio.wait_for(self._client.disconnect(), 2.0)
         except (OSError, asyncio.TimeoutError, AttributeError):

@@ -187,3 +187,49 @@ async def test_bad_bodies_are_400_naming_the_field(config: VtnConfig, kit: Simpl
             assert r.status in (400, 409) and r.body["detail"] == detail, (path, r.body)
         assert (await c.call("GET", "/events?limit=51", ven)).status == 400
         assert (await c.call("GET", "/events?programID=bad id", ven)).status == 400
+
+
+async def test_webhooks_reach_a_ven_only_for_what_it_may_read(config: VtnConfig, kit: SimpleNamespace) -> None:
+    """A VEN's 3.1.0 subscription is POSTed the notification of an event it may read (its targets hidden), not of
+    one targeted elsewhere; the body is the camelCase 3.1.0 notification."""
+    import asyncio
+
+    from aiohttp import web
+
+    received: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def callback(request: web.Request) -> web.Response:
+        await received.put(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/cb", callback)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/cb"
+    try:
+        async with kit.vtn_server(config) as s:
+            c = s.v31()
+            bl = await c.token()
+            ven, ven_id = await kit.ven31(c, "ven-a")
+            await kit.grant31(c, bl, ven_id, "ven-a", ["g1"])
+            pid = (await c.call("POST", "/programs", bl, json={"programName": "p1"})).body["id"]
+            sub = await c.call("POST", "/subscriptions", ven, json={"clientName": "a", "programID": pid, "objectOperations": [
+                {"objects": ["EVENT"], "operations": ["CREATE"], "callbackUrl": url}]})
+            assert sub.status == 201
+            await c.call("POST", "/events", bl, json=kit.event31(pid, ["g2"], "elsewhere"))
+            await c.call("POST", "/events", bl, json=kit.event31(pid, ["g1", "secret"], "mine"))
+            note = await asyncio.wait_for(received.get(), 10)
+            kit.assert_valid("notification", note, "3.1.0")
+            assert (note["operation"], note["object"]["eventName"], note["targets"]) == ("CREATE", "mine", ["g1"])
+
+            async def settled() -> bool:
+                n = (await s.stats())["notifications"]
+                return bool(n["pending"] == 0 and n["delivered"] == 1)
+
+            await kit.wait_for(settled, 5, "one delivered notification")
+            assert received.empty()
+    finally:
+        await runner.cleanup()
