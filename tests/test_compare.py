@@ -14,7 +14,8 @@ from harness.core.compare import IMPROVEMENT, REGRESSION, Row, RunData, Settings
 from harness.core.fleet import FleetSpec
 from harness.core.histogram import Histogram
 from harness.core.results import METRIC_KEYS, METRICS, RunResults, summary
-from harness.sinks.resultsdir import read_histograms, read_run, write_histograms, write_json
+from harness.reports.folder import read_run
+from harness.sinks.resultsdir import read_histograms, write_histograms, write_json
 from tests.doubles import FakeVtn
 from tests.test_worker import merged, run_worker, spec
 

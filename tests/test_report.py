@@ -30,8 +30,11 @@ from harness.core.shard import Credentials, ShardSpec
 from harness.core.thresholds import evaluate, failure_reasons, to_json
 from harness.dialects import Request
 from harness.net.base import Reply
+from harness.core.exits import ReportError
 from harness.reports import run as report
-from harness.reports.run import ReportError, fmt_num, fmt_pct, write_report
+from harness.reports.folder import load_run
+from harness.reports.kit import fmt_num, fmt_pct
+from harness.reports.run import write_report
 from harness.run.worker import Worker
 from harness.sinks.resultsdir import write_health, write_histograms, write_json, write_series
 from tests.doubles import FakeTransport, FakeVtn
@@ -268,7 +271,7 @@ def test_missing_matplotlib_names_the_extra(run_dir: Path, monkeypatch: pytest.M
     """Without matplotlib the error is one line naming `pip install 'harness[report]'`."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ReportError, match=re.escape("pip install 'harness[report]'")):
-        report.render_html(report.load_run(run_dir))
+        report.render_html(load_run(run_dir))
 
 
 def test_cli_report_prints_the_path_and_exits_2_on_a_bad_folder(run_dir: Path, tmp_path: Path) -> None:

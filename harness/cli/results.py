@@ -59,7 +59,7 @@ def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str,
     from harness.core.compare import IMPROVEMENT, REGRESSION, RunData, Settings, compare, regressions
     from harness.core.thresholds import format_value
     from harness.core.units import parse_percent
-    from harness.sinks.resultsdir import read_run
+    from harness.reports.folder import read_run
 
     try:
         tol = parse_percent(tolerance, "--tolerance")

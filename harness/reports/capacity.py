@@ -1,8 +1,8 @@
 """The capacity report: `capacity.json` (plan, per-step figures, the answer) and `capacity.html` (self-contained,
 matplotlib SVG curves against VENs), in the capacity folder.
 
-Edge (files, matplotlib). Reuses the run report's page style and figure helpers; without matplotlib, capacity.json
-is still written and the HTML is skipped with a note.
+Edge (files, matplotlib). Built from the reports' HTML kit and plot helpers, like the run report; without
+matplotlib, capacity.json is still written and the HTML is skipped with a note.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -21,24 +21,10 @@ from harness.core.capacity import StepFigures
 from harness.core.knee import CapacityOutcome
 from harness.core.profile import Profile
 from harness.core.thresholds import format_value
-from harness.reports.run import (
-    _RC,
-    CSS,
-    OP_COLOURS,
-    VERDICT_COLOURS,
-    ReportError,
-    _e,
-    _figure,
-    _kv,
-    _legend,
-    _log_y,
-    _matplotlib,
-    _safe_url,
-    _svg,
-    _td,
-    fmt_num,
-    fmt_pct,
-)
+from harness.core.exits import ReportError
+from harness.reports.folder import OP_COLOURS
+from harness.reports.kit import VERDICT_COLOURS, badge, cards, esc, fmt_num, fmt_pct, kv, page, safe_url, td
+from harness.reports.plots import figure, latency_y, legend_right, plot_style, svg
 from harness.sinks.resultsdir import write_bytes_atomic, write_json
 
 JSON_NAME, HTML_NAME = "capacity.json", "capacity.html"
@@ -51,7 +37,7 @@ def capacity_doc(outcome: CapacityOutcome, profile: Profile, *, started_epoch: f
         "capacity": {
             "name": profile.name,
             "description": profile.description,
-            "target": _safe_url(outcome.target),
+            "target": safe_url(outcome.target),
             "embedded_vtn": embedded,
             "vtn_faults": dict(profile.vtn_faults) if embedded else {},
             "started_at": _iso(started_epoch),
@@ -71,11 +57,11 @@ def write_capacity(outcome: CapacityOutcome, profile: Profile, *, started_epoch:
     doc = capacity_doc(outcome, profile, started_epoch=started_epoch, embedded=embedded)
     write_json(outcome.out_dir / JSON_NAME, doc)
     try:
-        page = render_capacity_html(doc)
+        html_page = render_capacity_html(doc)
     except ReportError:
         return None
     path = outcome.out_dir / HTML_NAME
-    write_bytes_atomic(path, page.encode("utf-8"))
+    write_bytes_atomic(path, html_page.encode("utf-8"))
     return path
 
 
@@ -126,7 +112,7 @@ def _limit_of(doc: dict[str, Any], expr: str) -> float | None:
 
 def _plot_latency(doc: dict[str, Any]) -> str:
     steps = doc["steps"]
-    fig, (ax,) = _figure(3.8)
+    fig, (ax,) = figure(3.8)
     x = _col(steps, "vens")
     values: list[float] = []
     for name, width, style in PCT_STYLE:
@@ -139,19 +125,16 @@ def _plot_latency(doc: dict[str, Any]) -> str:
     values += [float(v) for v in y if np.isfinite(v) and v > 0]
     _slo_lines(ax, doc, "ms")
     _marks(ax, doc["result"])
-    if values and max(values) / max(min(values), 1e-6) > 30:
-        _log_y(ax)
-    else:
-        ax.set_ylim(bottom=0)
+    latency_y(ax, values)
     ax.set_xlabel("VENs")
     ax.set_ylabel("report latency (ms)")
-    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _svg(fig, "fig-cap-latency", "report latency percentiles against VENs")
+    legend_right(ax)
+    return svg(fig, "fig-cap-latency", "report latency percentiles against VENs")
 
 
 def _plot_errors(doc: dict[str, Any]) -> str:
     steps = doc["steps"]
-    fig, (ax,) = _figure(2.8)
+    fig, (ax,) = figure(2.8)
     x = _col(steps, "vens")
     y = 100.0 * _col(steps, "error_rate")
     ax.plot(x, y, marker="o", markersize=3.5, color=OP_COLOURS[5], label="failed operations")
@@ -161,13 +144,13 @@ def _plot_errors(doc: dict[str, Any]) -> str:
     ax.set_ylim(0, max(2.0, top * 1.25))
     ax.set_xlabel("VENs")
     ax.set_ylabel("error rate (%)")
-    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _svg(fig, "fig-cap-errors", "error rate against VENs")
+    legend_right(ax)
+    return svg(fig, "fig-cap-errors", "error rate against VENs")
 
 
 def _plot_rate(doc: dict[str, Any]) -> str:
     steps = doc["steps"]
-    fig, (ax,) = _figure(3.0)
+    fig, (ax,) = figure(3.0)
     x = _col(steps, "vens")
     ax.plot(x, _col(steps, "offered_rate_per_s"), color="#6b7280", linestyle="--", marker="o", markersize=3, label="offered")
     ax.plot(x, _col(steps, "achieved_rate_per_s"), color=OP_COLOURS[2], marker="o", markersize=3.5, label="achieved (ok)")
@@ -175,8 +158,8 @@ def _plot_rate(doc: dict[str, Any]) -> str:
     ax.set_ylim(bottom=0)
     ax.set_xlabel("VENs")
     ax.set_ylabel("reports per second")
-    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _svg(fig, "fig-cap-rate", "achieved against offered report rate")
+    legend_right(ax)
+    return svg(fig, "fig-cap-rate", "achieved against offered report rate")
 
 
 # ---- HTML --------------------------------------------------------------------------------------------------------
@@ -195,18 +178,17 @@ def _header(doc: dict[str, Any]) -> str:
         ("—" if not breach else f"{breach['vens']:,}", "first SLO breach (VENs)"),
         (fmt_num(len(doc["steps"])), "steps run"),
     ]
-    cards = "".join(f'<div class="kpi"><div class="v">{v}</div><div class="k">{_e(k)}</div></div>' for v, k in kpis)
     limited = ('<p class="fail">The generator became the limit before the target did: the last step was invalid. '
                "Add workers or machines and search again.</p>" if res["generator_limited"] else "")
-    sub = (f"{_e(cap['name'])} · start {plan['start_vens']:,} VENs, step {_e(plan['step'])}, max {plan['max_vens']:,} · "
+    sub = (f"{esc(cap['name'])} · start {plan['start_vens']:,} VENs, step {esc(plan['step'])}, max {plan['max_vens']:,} · "
            f"a report every {fmt_num(plan['interval_s'])} s · hold {fmt_num(plan['hold_s'])} s per step · "
-           f"started {_e(cap['started_at'])}")
+           f"started {esc(cap['started_at'])}")
     return (
-        f'<header id="sec-answer"><h1>Capacity: {_e(cap["name"])} '
-        f'<span class="verdict" style="background:{colour}">{_e(stop)}</span></h1>'
-        f'<p class="sub">{sub}</p><p>Target: <code>{_e(cap["target"])}</code>'
-        f'{" (embedded VTN" + (", faults " + _e(", ".join(f"{k}={v}" for k, v in cap["vtn_faults"].items())) if cap["vtn_faults"] else "") + ")" if cap["embedded_vtn"] else ""}</p>'
-        f'<p id="answer"><b>{_e(doc["answer"])}</b></p>{limited}<div class="kpis">{cards}</div></header>'
+        f'<header id="sec-answer"><h1>Capacity: {esc(cap["name"])} '
+        f'{badge(stop, colour)}</h1>'
+        f'<p class="sub">{sub}</p><p>Target: <code>{esc(cap["target"])}</code>'
+        f'{" (embedded VTN" + (", faults " + esc(", ".join(f"{k}={v}" for k, v in cap["vtn_faults"].items())) if cap["vtn_faults"] else "") + ")" if cap["embedded_vtn"] else ""}</p>'
+        f'<p id="answer"><b>{esc(doc["answer"])}</b></p>{limited}{cards(kpis)}</header>'
     )
 
 
@@ -235,12 +217,12 @@ def _steps_table(doc: dict[str, Any]) -> str:
         slo = "; ".join(("✓ " if r["passed"] else "✗ ") + r["expr"] + ("" if r["passed"] else f" ({r['detail']})")
                         for r in s["slo"])
         rows.append(
-            f'<tr data-vens="{s["vens"]}">{_td(s["step"])}{_td(s["vens"])}{_td(s["offered_rate_per_s"])}'
-            f'{_td(s["achieved_rate_per_s"])}{_td(rt.get("p50_ms"))}{_td(rt.get("p90_ms"))}{_td(rt.get("p99_ms"))}'
-            f'{_td(rt.get("max_ms"))}{_td(st.get("p99_ms"))}{_td(s["error_rate"], fmt_pct(s["error_rate"]))}'
-            f'<td class="l">{_e(s["trend"])}</td><td class="l">{_e(s["verdict"])}</td>'
-            f'<td class="l {"pass" if within else "fail"}">{_e(slo)}</td>'
-            f'<td class="l"><code>{_e(Path(s["run_dir"]).name)}</code></td></tr>'
+            f'<tr data-vens="{s["vens"]}">{td(s["step"])}{td(s["vens"])}{td(s["offered_rate_per_s"])}'
+            f'{td(s["achieved_rate_per_s"])}{td(rt.get("p50_ms"))}{td(rt.get("p90_ms"))}{td(rt.get("p99_ms"))}'
+            f'{td(rt.get("max_ms"))}{td(st.get("p99_ms"))}{td(s["error_rate"], fmt_pct(s["error_rate"]))}'
+            f'<td class="l">{esc(s["trend"])}</td><td class="l">{esc(s["verdict"])}</td>'
+            f'<td class="l {"pass" if within else "fail"}">{esc(slo)}</td>'
+            f'<td class="l"><code>{esc(Path(s["run_dir"]).name)}</code></td></tr>'
         )
     return (f'<section id="sec-steps"><h2>Steps</h2><p class="note">Latencies in ms, of successful reports, over each '
             f'step\'s hold.</p><table id="steps"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></section>')
@@ -248,12 +230,9 @@ def _steps_table(doc: dict[str, Any]) -> str:
 
 def render_capacity_html(doc: dict[str, Any]) -> str:
     """The whole page as a string (no I/O)."""
-    _matplotlib()
-    import matplotlib
-
     figures = ""
-    if doc["steps"]:
-        with matplotlib.rc_context(cast(Any, _RC)):
+    with plot_style():
+        if doc["steps"]:
             figures = (
                 '<section id="sec-curves"><h2>Curves</h2>'
                 f'<figure id="fig-cap-latency">{_plot_latency(doc)}<figcaption>Report response time percentiles '
@@ -267,18 +246,11 @@ def render_capacity_html(doc: dict[str, Any]) -> str:
             )
     plan = [(k.replace("_", " "), ", ".join(v) if isinstance(v, list) and all(isinstance(x, str) for x in v)
              else (", ".join(f"{x:,}" for x in v) if isinstance(v, list) else v)) for k, v in doc["plan"].items()]
-    cap = doc["capacity"]
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>harness capacity: {_e(cap['name'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-        + _header(doc) + _definitions(doc) + figures + _steps_table(doc)
-        + f'<section id="sec-plan"><h2>Plan</h2>{_kv(plan)}</section>'
-        + f"\n<footer>Generated by harness {_e(__version__)} (capacity.json beside this page; each step's run folder "
-        "holds its summary.json, series.csv and histograms). This page is self-contained: it needs no network to "
-        "view or print.</footer>\n</main>\n</body>\n</html>\n"
-    )
-
+    body = (_header(doc) + _definitions(doc) + figures + _steps_table(doc)
+            + f'<section id="sec-plan"><h2>Plan</h2>{kv(plan)}</section>')
+    footer = ("(capacity.json beside this page; each step's run folder holds its summary.json, series.csv and "
+              "histograms).")
+    return page(f"harness capacity: {doc['capacity']['name']}", body, footer)
 
 
 # ---- terminal --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,56 +111,36 @@ def simulate_dr(seed: int, vens: int = 3000) -> DrSeries:
     return DrSeries(hours, out[0] / 1e3, out[1] / 1e3, out[2] / 1e3, out[3] / 1e3, (17.0, 19.0), shed)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.reports.meterplot", description=__doc__)
-    parser.add_argument("--out", default="docs/meter-day.png", help="PNG to write")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--vens", type=int, default=4000, help="VENs in the per-kind fleet")
-    args = parser.parse_args(argv)
+def _kind_panel(fig: Any, cell: Any, i: int, winter: DaySeries, summer: DaySeries, count: int) -> None:
+    """One load kind's weekday: the fleet mean in winter and summer, and one typical load (right axis)."""
+    name = LOAD_KINDS[i]
+    ax = fig.add_subplot(cell)
+    ax.plot(winter.hours, winter.mean_kw[:, i], color="tab:blue", lw=2, label="fleet mean, 14 Jan")
+    ax.plot(summer.hours, summer.mean_kw[:, i], color="tab:orange", lw=2, label="fleet mean, 15 Jul")
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    where = "homes" if SHOWN_AT[name] == HOMES else " & ".join(s.replace("_", " ") for s in SHOWN_AT[name])
+    ax.set_title(f"{name} at {where} (n={count})", fontsize=11)
+    ax.set_xlim(0, 24)
+    ax.set_xticks(range(0, 25, 6))
+    ax.grid(alpha=0.3)
+    if i % 4 == 0:
+        ax.set_ylabel("kW per load (mean)")
+    if i >= 8:
+        ax.set_xlabel("local hour")
+    twin = ax.twinx()
+    twin.plot(summer.hours, summer.sample_kw[:, i], color="0.45", lw=0.7, alpha=0.8,
+              label="one typical load, 15 Jul (right axis)")
+    twin.tick_params(axis="y", colors="0.45", labelsize=8)
+    lo = min(0.0, float(np.nanmin(summer.sample_kw[:, i])) * 1.1) if count else 0.0
+    hi = max(0.1, float(np.nanmax(summer.sample_kw[:, i])) * 1.1) if count else 1.0
+    twin.set_ylim(lo, hi)
+    if i == 0:
+        lines = ax.get_lines()[:2] + twin.get_lines()
+        ax.legend(lines, [str(ln.get_label()) for ln in lines], fontsize=8, loc="upper left")
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shard = build_shard(FleetSpec(vens=args.vens, mix=TYPICAL_MIX), args.seed, 0, args.vens)
-    winter = simulate_day(shard, args.seed, JAN_TUESDAY)
-    summer = simulate_day(shard, args.seed, JUL_TUESDAY)
-    dr = simulate_dr(args.seed)
-    keep = shown(shard)
-    counts = np.bincount(shard.load_kind[keep], minlength=len(LOAD_KINDS))
-
-    fig = plt.figure(figsize=(16, 15), layout="constrained")
-    grid = fig.add_gridspec(5, 4, height_ratios=[1, 1, 1, 0.08, 1.5])
-    fig.suptitle(f"harness meter model: one simulated weekday per load kind ({args.vens} VENs, typical mix, "
-                 f"UTC+{UTC_OFFSET_H:g}, 5-min ticks). PV export < 0; battery charge > 0, discharge < 0",
-                 fontsize=14)
-    for i, name in enumerate(LOAD_KINDS):
-        ax = fig.add_subplot(grid[i // 4, i % 4])
-        ax.plot(winter.hours, winter.mean_kw[:, i], color="tab:blue", lw=2, label="fleet mean, 14 Jan")
-        ax.plot(summer.hours, summer.mean_kw[:, i], color="tab:orange", lw=2, label="fleet mean, 15 Jul")
-        ax.axhline(0.0, color="0.6", lw=0.6)
-        where = "homes" if SHOWN_AT[name] == HOMES else " & ".join(s.replace("_", " ") for s in SHOWN_AT[name])
-        ax.set_title(f"{name} at {where} (n={counts[i]})", fontsize=11)
-        ax.set_xlim(0, 24)
-        ax.set_xticks(range(0, 25, 6))
-        ax.grid(alpha=0.3)
-        if i % 4 == 0:
-            ax.set_ylabel("kW per load (mean)")
-        if i >= 8:
-            ax.set_xlabel("local hour")
-        twin = ax.twinx()
-        twin.plot(summer.hours, summer.sample_kw[:, i], color="0.45", lw=0.7, alpha=0.8,
-                  label="one typical load, 15 Jul (right axis)")
-        twin.tick_params(axis="y", colors="0.45", labelsize=8)
-        lo = min(0.0, float(np.nanmin(summer.sample_kw[:, i])) * 1.1) if counts[i] else 0.0
-        hi = max(0.1, float(np.nanmax(summer.sample_kw[:, i])) * 1.1) if counts[i] else 1.0
-        twin.set_ylim(lo, hi)
-        if i == 0:
-            lines = ax.get_lines()[:2] + twin.get_lines()
-            ax.legend(lines, [str(ln.get_label()) for ln in lines], fontsize=8, loc="upper left")
-
-    ax = fig.add_subplot(grid[4, :])
+def _dr_panel(ax: Any, dr: DrSeries) -> None:
+    """The fleet's power through a DR event against the same day without it: the shed and the rebound."""
     ax.axvspan(*dr.window_h, color="tab:red", alpha=0.08, label="DR event (SIMPLE level 2: shed 50 %)")
     ax.plot(dr.hours, dr.base_mw, color="0.3", lw=2, label="fleet total, no event")
     ax.plot(dr.hours, dr.event_mw, color="tab:red", lw=2, label="fleet total, with event")
@@ -176,10 +157,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     ax.set_xlim(dr.hours[0] - 0.01, dr.hours[-1] + 0.01)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=9)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.reports.meterplot", description=__doc__)
+    parser.add_argument("--out", default="docs/meter-day.png", help="PNG to write")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--vens", type=int, default=4000, help="VENs in the per-kind fleet")
+    args = parser.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shard = build_shard(FleetSpec(vens=args.vens, mix=TYPICAL_MIX), args.seed, 0, args.vens)
+    winter = simulate_day(shard, args.seed, JAN_TUESDAY)
+    summer = simulate_day(shard, args.seed, JUL_TUESDAY)
+    keep = shown(shard)
+    counts = np.bincount(shard.load_kind[keep], minlength=len(LOAD_KINDS))
+
+    fig = plt.figure(figsize=(16, 15), layout="constrained")
+    grid = fig.add_gridspec(5, 4, height_ratios=[1, 1, 1, 0.08, 1.5])
+    fig.suptitle(f"harness meter model: one simulated weekday per load kind ({args.vens} VENs, typical mix, "
+                 f"UTC+{UTC_OFFSET_H:g}, 5-min ticks). PV export < 0; battery charge > 0, discharge < 0",
+                 fontsize=14)
+    for i in range(len(LOAD_KINDS)):
+        _kind_panel(fig, grid[i // 4, i % 4], i, winter, summer, int(counts[i]))
+    _dr_panel(fig.add_subplot(grid[4, :]), simulate_dr(args.seed))
     fig.savefig(args.out, dpi=90)
     print(f"wrote {args.out}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

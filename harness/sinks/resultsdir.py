@@ -13,7 +13,6 @@ import re
 import shutil
 import tempfile
 import time
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from harness.core.exits import OutputError, RunDirError
+from harness.core.exits import OutputError
 from harness.core.histogram import Histogram
 from harness.core.results import METRIC_KEYS, METRICS, SERIES_COLUMNS, RunResults, WindowOp, series_rows, summary, window_rows
 from harness.sinks.base import BaseSink, Outcome, RunInfo, Snapshot
@@ -177,25 +176,3 @@ def read_histograms(path: Path) -> dict[str, dict[str, Histogram]]:
             h = Histogram.from_sparse((data[key], data[f"total/{op}/{m}/count"], lo, hi))
             out.setdefault(op, {})[METRIC_KEYS[m]] = h
     return out
-
-
-def read_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, dict[str, Histogram]]]:
-    """summary.json and the total histograms of a results folder; RunDirError names what is missing or broken."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunDirError(f"{path}: no such results folder")
-    try:
-        doc = orjson.loads((path / "summary.json").read_bytes())
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: no summary.json (not a results folder?)") from None
-    except orjson.JSONDecodeError as exc:
-        raise RunDirError(f"{path / 'summary.json'}: not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("operations"), dict):
-        raise RunDirError(f"{path / 'summary.json'}: not a harness summary (no operations)")
-    try:
-        hists = read_histograms(path / "histograms.npz")
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: no histograms.npz") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise RunDirError(f"{path / 'histograms.npz'}: unreadable: {exc}") from None
-    return doc, hists
