@@ -87,15 +87,15 @@ class LoopMeter:
                     self.cls[row] = int(ph.cls[pos])
                     self.th[row] = th_at.get(pos)
                     self.light[row] = pos in light_at
-        ev_pos = {int(r): i for i, r in enumerate(m._ev)}
+        ev_pos = {int(r): i for i, r in enumerate(m._evs.rows)}
         self.ev_pos = [ev_pos.get(i, -1) for i in range(n)]
-        self.ev_start = m._ev_start.tolist()
-        self.ev_stop = m._ev_stop.tolist()
-        self.ev_left = m._ev_left_kwh.tolist()
-        bat_pos = {int(r): i for i, r in enumerate(m._bat)}
+        self.ev_start = m._evs.start.tolist()
+        self.ev_stop = m._evs.stop.tolist()
+        self.ev_left = m._evs.left_kwh.tolist()
+        bat_pos = {int(r): i for i, r in enumerate(m._bats.rows)}
         self.bat_pos = [bat_pos.get(i, -1) for i in range(n)]
-        self.soc = m._bat_soc_kwh.tolist()
-        self.cap = m._bat_cap_kwh.tolist()
+        self.soc = m._bats.soc_kwh.tolist()
+        self.cap = m._bats.cap_kwh.tolist()
 
     @staticmethod
     def lowbias32(x: int) -> int:

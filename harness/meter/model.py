@@ -7,7 +7,6 @@ don't depend on how the fleet is sharded.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,13 +16,12 @@ from harness.core.fleet import LOAD_KINDS, SITE_KINDS, FleetShard, hash64, unifo
 from harness.core.replay import Replay
 from harness.meter import profiles as pr
 from harness.meter.dr import DrEvent, make_event
+from harness.meter.storage import Batteries, EvChargers
 from harness.meter.weather import Climate, Weather, clear_sky_fraction
 
 STREAM_LOAD = 201
 STREAM_JITTER = 202
 STREAM_INIT = 203
-STREAM_EV = 210  # .. 213
-STREAM_BATTERY = 220
 STREAM_PHASE = 230
 
 _GOLDEN32 = 0x9E3779B9
@@ -77,18 +75,37 @@ class Meter:
         # id): smooth in aggregate, even in cost. Per-VEN weather moves on the same R-tick grid.
         self.refresh_ticks = max(1, round(float(refresh_s) / self.tick_s))
         self._offset_s = self.climate.utc_offset_h * 3600.0
-        n = shard.n_loads
-        kind = shard.load_kind
-        rated = shard.load_rated_kw
-        site_kind = shard.site_kind[shard.load_site]
-        ven_row = shard.site_ven[shard.load_site]
+        kind, rated = shard.load_kind, shard.load_rated_kw
+        site_kind, ven_row = shard.site_kind[shard.load_site], shard.site_ven[shard.load_site]  # per load
+        jitter = (hash64(seed, STREAM_JITTER, shard.load_id) % np.uint64(pr.N_JITTER)).astype(np.int64)
+        cls = pr.class_index(site_kind, kind, jitter)
+        self._init_noise()
+        self._phases = self._build_phases(cls, site_kind, ven_row)
+        self._pv = _rows(kind, "pv")
+        self._pv_ven = ven_row[self._pv]
+        self._pv_neg_kwp = -rated[self._pv]
+        ev_rows = _rows(kind, "ev")
+        self._evs = EvChargers(shard, seed, ev_rows, site_kind[ev_rows])
+        self._bats = Batteries(shard, seed, _rows(kind, "battery"))
+        self._weather = Weather(self.climate, seed, np.arange(shard.ven_start, shard.ven_stop, dtype=np.uint64),
+                                self.tick_s, self.refresh_ticks)
+        self._pv_cloud = self._weather.local.cloud[self._pv_ven]
+        self._replay_rows: npt.NDArray[np.intp] | None = None
+        self._replay = replay
+        if replay is not None:
+            rows, cols, scale = replay.assign(kind, shard.load_id, rated)
+            self._replay_rows, self._replay_cols, self._replay_scale = rows, cols, scale
+        payback_k = np.array([pr.PAYBACK.get(k, 0.0) for k in LOAD_KINDS])
+        self._payback = payback_k[kind]
+        self._events: list[DrEvent] = []
 
-        # generic part: level(class, local time) x AR(1) noise, in float32 (half the memory traffic)
+    def _init_noise(self) -> None:
+        """The generic part: level(class, local time) x AR(1) noise, in float32 (half the memory traffic)."""
+        shard, seed = self.shard, self.seed
+        n, kind, rated = shard.n_loads, shard.load_kind, shard.load_rated_kw
         key = hash64(seed, STREAM_LOAD, shard.load_id)
         self._key_a = (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         self._key_b = (key >> np.uint64(32)).astype(np.uint32)
-        jitter = (hash64(seed, STREAM_JITTER, shard.load_id) % np.uint64(pr.N_JITTER)).astype(np.int64)
-        cls = pr.class_index(site_kind, kind, jitter)
         sd_k = np.array([pr.NOISE[k][0] for k in LOAD_KINDS])
         phi_k = np.array([math.exp(-self.tick_s / pr.NOISE[k][1]) if pr.NOISE[k][0] > 0 else 0.0
                           for k in LOAD_KINDS])
@@ -114,7 +131,11 @@ class Meter:
         self._p = np.zeros(n, dtype=np.float32)  # exact in float64 too: energy sums the very values shown
         self._p_sum = np.zeros(n)
 
-        # temperature-driven loads
+    def _build_phases(self, cls: npt.NDArray[np.intp], site_kind: npt.NDArray[np.int16],
+                      ven_row: npt.NDArray[np.int64]) -> list[_Phase]:
+        """The loads of each refresh phase, with what their refresh needs (temperature response, daylight)."""
+        shard = self.shard
+        n, kind = shard.n_loads, shard.load_kind
         thermal_rows = _rows(kind, "hvac", "heat_pump")
         coeffs = np.zeros((len(SITE_KINDS), len(LOAD_KINDS), 4))
         for s, sname in enumerate(SITE_KINDS):
@@ -129,68 +150,19 @@ class Meter:
         is_light = kind == _KIND["lighting"]
         # turns go by blocks of 64 global sites: whole runs of rows, cheap to gather and scatter
         block = shard.site_id[shard.load_site] // np.uint64(64)
-        phase = (hash64(seed, STREAM_PHASE, block) % np.uint64(self.refresh_ticks)).astype(np.intp)
+        phase = (hash64(self.seed, STREAM_PHASE, block) % np.uint64(self.refresh_ticks)).astype(np.intp)
         order = np.argsort(phase, kind="stable")
         bounds = np.searchsorted(phase[order], np.arange(self.refresh_ticks + 1))
-        self._phases: list[_Phase] = []
+        phases: list[_Phase] = []
         for j in range(self.refresh_ticks):
             rows = order[bounds[j]:bounds[j + 1]]
             th_pos = np.flatnonzero(is_th[rows])
             c = th_coef[rows[th_pos]]
-            self._phases.append(_Phase(
+            phases.append(_Phase(
                 rows=rows, cls=cls[rows], th_pos=th_pos, th_ven=ven_row[rows[th_pos]].astype(np.intp),
                 th_floor=c[:, 0].copy(), th_gain=c[:, 1].copy(), th_thr=c[:, 2].copy(), th_slope=c[:, 3].copy(),
                 light_pos=np.flatnonzero(is_light[rows])))
-
-        # PV
-        self._pv = _rows(kind, "pv")
-        self._pv_ven = ven_row[self._pv]
-        self._pv_neg_kwp = -rated[self._pv]
-
-        # EV sessions: one possible session per slot, drawn from (seed, load id, slot index)
-        self._ev = _rows(kind, "ev")
-        ev_site = site_kind[self._ev]
-        params = [pr.ev_sessions(s) for s in SITE_KINDS]
-
-        def per_ev(get: Callable[[pr.EvSessions], float]) -> npt.NDArray[np.float64]:
-            return np.array([get(p) for p in params], dtype=np.float64)[ev_site]
-
-        self._ev_slot_s = per_ev(lambda p: p.slot_s)
-        # short slots (public chargers) start at a per-charger offset, so the fleet's sessions don't align
-        anchor_jitter = uniform01(hash64(seed, STREAM_EV + 9, shard.load_id[self._ev]))
-        self._ev_anchor_s = per_ev(lambda p: p.anchor_h * 3600.0) + np.where(
-            self._ev_slot_s < 86400.0, anchor_jitter * self._ev_slot_s, 0.0)
-        self._ev_prob = np.array([p.probability for p in params])[ev_site]
-        self._ev_hourly = np.array([p.hourly_weight for p in params])[ev_site]
-        self._ev_arr = np.array([p.arrival_s for p in params])[ev_site]
-        self._ev_dwell = np.array([p.dwell_s for p in params])[ev_site]
-        self._ev_need = np.array([p.need_kwh for p in params])[ev_site]
-        self._ev_rated = rated[self._ev]
-        self._ev_id = shard.load_id[self._ev]
-        self._ev_slot_end = np.full(self._ev.shape[0], -np.inf)  # local s: draw a new session from then on
-        self._ev_start = np.zeros(self._ev.shape[0])  # UTC s
-        self._ev_stop = np.zeros(self._ev.shape[0])
-        self._ev_left_kwh = np.zeros(self._ev.shape[0])
-
-        # batteries: scheduled charge/discharge (from the level table), limited by state of charge
-        self._bat = _rows(kind, "battery")
-        self._bat_cap_kwh = rated[self._bat] * pr.BATTERY_HOURS
-        u = uniform01(hash64(seed, STREAM_BATTERY, shard.load_id[self._bat]))
-        self._bat_soc_kwh = self._bat_cap_kwh * (0.3 + 0.4 * u)
-
-        self._weather = Weather(self.climate, seed, np.arange(shard.ven_start, shard.ven_stop, dtype=np.uint64),
-                                self.tick_s, self.refresh_ticks)
-        self._pv_cloud = self._weather.local.cloud[self._pv_ven]
-
-        self._replay_rows: npt.NDArray[np.intp] | None = None
-        self._replay = replay
-        if replay is not None:
-            rows, cols, scale = replay.assign(kind, shard.load_id, rated)
-            self._replay_rows, self._replay_cols, self._replay_scale = rows, cols, scale
-
-        payback_k = np.array([pr.PAYBACK.get(k, 0.0) for k in LOAD_KINDS])
-        self._payback = payback_k[kind]
-        self._events: list[DrEvent] = []
+        return phases
 
     # ---- reading --------------------------------------------------------------------------------------
 
@@ -211,7 +183,7 @@ class Meter:
     @property
     def battery_soc(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
         """(battery load rows, state of charge 0..1)."""
-        return self._bat.copy(), self._bat_soc_kwh / self._bat_cap_kwh
+        return self._bats.rows.copy(), self._bats.soc_kwh / self._bats.cap_kwh
 
     def site_sum(self, per_load: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Per-site totals of a per-load array (every site has at least one load)."""
@@ -287,10 +259,10 @@ class Meter:
         self._generic(k)
         if self._pv.size:
             self._solar(p, mid)
-        if self._ev.size:
-            self._ev_desired(p, t0, t1, dt_h)
-        if self._bat.size:
-            self._battery_desired(p, dt_h)
+        if self._evs.rows.size:
+            self._evs.desired(p, t0, t1, dt_h, self._offset_s)
+        if self._bats.rows.size:
+            self._bats.limit(p, dt_h)
         if self._replay is not None and self._replay_rows is not None and self._replay_rows.size:
             p[self._replay_rows] = self._replay.curves.mean_kw(t0, t1)[self._replay_cols] * self._replay_scale
         if self._events:
@@ -299,13 +271,10 @@ class Meter:
             for ev in self._events:
                 ev.rebound(p, t0, t1)
             self._events = [ev for ev in self._events if not ev.is_done(t1)]
-        if self._ev.size:
-            self._ev_left_kwh -= np.maximum(p[self._ev], 0.0) * dt_h
-            np.maximum(self._ev_left_kwh, 0.0, out=self._ev_left_kwh)
-        if self._bat.size:
-            pb = p[self._bat]
-            eff = pr.BATTERY_EFFICIENCY
-            self._bat_soc_kwh += np.where(pb > 0.0, pb * eff, pb / eff) * dt_h
+        if self._evs.rows.size:
+            self._evs.charged(p, dt_h)
+        if self._bats.rows.size:
+            self._bats.charged(p, dt_h)
         np.add(self._p_sum, p, out=self._p_sum)
         if self._weather.after_tick(k):
             self._pv_cloud = self._weather.local.cloud[self._pv_ven]
@@ -372,44 +341,3 @@ class Meter:
             p[self._pv] = 0.0
         else:
             p[self._pv] = self._weather.clear_fraction(self._pv_cloud) * self._pv_neg_kwp * sun
-
-    def _ev_desired(self, p: npt.NDArray[np.float32], t0: float, t1: float, dt_h: float) -> None:
-        local_mid = 0.5 * (t0 + t1) + self._offset_s
-        new = np.flatnonzero(self._ev_slot_end <= local_mid)
-        if new.size:
-            slot = np.floor((local_mid - self._ev_anchor_s[new]) / self._ev_slot_s[new]).astype(np.int64)
-            self._new_sessions(new, slot, t0)
-        plugged_s = np.clip(np.minimum(t1, self._ev_stop) - np.maximum(t0, self._ev_start), 0.0, t1 - t0)
-        p[self._ev] = np.minimum(self._ev_rated * (plugged_s / (t1 - t0)), self._ev_left_kwh / dt_h)
-
-    def _new_sessions(self, new: npt.NDArray[np.intp], slot: npt.NDArray[np.int64], t0: float) -> None:
-        ids = self._ev_id[new]
-        slot_u = slot.astype(np.uint64)
-        u = [uniform01(hash64(self.seed, STREAM_EV + i, ids, slot_u)) for i in range(4)]
-        slot_s = self._ev_slot_s[new]
-        start_local = self._ev_anchor_s[new] + slot * slot_s
-        day = np.floor(start_local / 86400.0)
-        weekend = ((day.astype(np.int64) + 3) % 7 >= 5).astype(np.intp)
-        hour = np.floor((start_local - day * 86400.0) / 3600.0).astype(np.intp) % 24
-        prob = self._ev_prob[new, weekend] * self._ev_hourly[new, hour]
-        arr_lo, arr_hi = self._ev_arr[new, 0], self._ev_arr[new, 1]
-        dw_lo, dw_hi = self._ev_dwell[new, 0], self._ev_dwell[new, 1]
-        nd_lo, nd_hi = self._ev_need[new, 0], self._ev_need[new, 1]
-        start = start_local - self._offset_s + arr_lo + u[1] * (arr_hi - arr_lo)
-        stop = np.minimum(start + dw_lo + u[2] * (dw_hi - dw_lo), start_local - self._offset_s + slot_s)
-        need = nd_lo + u[3] * (nd_hi - nd_lo)
-        present = u[0] < prob
-        # a session already under way when the meter starts has charged at rated power since it arrived
-        charged = self._ev_rated[new] * np.maximum(0.0, np.minimum(t0, stop) - start) / 3600.0
-        self._ev_slot_end[new] = start_local + slot_s
-        self._ev_start[new] = start
-        self._ev_stop[new] = stop
-        self._ev_left_kwh[new] = np.where(present, np.maximum(need - charged, 0.0), 0.0)
-
-    def _battery_desired(self, p: npt.NDArray[np.float32], dt_h: float) -> None:
-        lo, hi = pr.BATTERY_SOC_RANGE
-        eff = pr.BATTERY_EFFICIENCY
-        soc, cap = self._bat_soc_kwh, self._bat_cap_kwh
-        charge_max = np.maximum(hi * cap - soc, 0.0) / (eff * dt_h)
-        discharge_max = np.maximum(soc - lo * cap, 0.0) * eff / dt_h
-        p[self._bat] = np.clip(p[self._bat], -discharge_max, charge_max)
