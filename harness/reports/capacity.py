@@ -110,6 +110,15 @@ def _limit_of(doc: dict[str, Any], expr: str) -> float | None:
         return None
 
 
+def _against_vens(fig: Any, ax: Any, doc: dict[str, Any], ylabel: str, fig_id: str, label: str) -> str:
+    """A curve against the fleet size, finished: the knee and breach marks, labels, legend, as SVG."""
+    _marks(ax, doc["result"])
+    ax.set_xlabel("VENs")
+    ax.set_ylabel(ylabel)
+    legend_right(ax)
+    return svg(fig, fig_id, label)
+
+
 def _plot_latency(doc: dict[str, Any]) -> str:
     steps = doc["steps"]
     fig, (ax,) = figure(3.8)
@@ -124,12 +133,8 @@ def _plot_latency(doc: dict[str, Any]) -> str:
     ax.plot(x, y, marker="s", markersize=3, linewidth=1.1, linestyle="--", color=OP_COLOURS[1], label="service p99")
     values += [float(v) for v in y if np.isfinite(v) and v > 0]
     _slo_lines(ax, doc, "ms")
-    _marks(ax, doc["result"])
     latency_y(ax, values)
-    ax.set_xlabel("VENs")
-    ax.set_ylabel("report latency (ms)")
-    legend_right(ax)
-    return svg(fig, "fig-cap-latency", "report latency percentiles against VENs")
+    return _against_vens(fig, ax, doc, "report latency (ms)", "fig-cap-latency", "report latency percentiles against VENs")
 
 
 def _plot_errors(doc: dict[str, Any]) -> str:
@@ -139,13 +144,9 @@ def _plot_errors(doc: dict[str, Any]) -> str:
     y = 100.0 * _col(steps, "error_rate")
     ax.plot(x, y, marker="o", markersize=3.5, color=OP_COLOURS[5], label="failed operations")
     _slo_lines(ax, doc, "fraction", 100.0)
-    _marks(ax, doc["result"])
     top = float(np.nanmax(y)) if np.isfinite(y).any() else 0.0
     ax.set_ylim(0, max(2.0, top * 1.25))
-    ax.set_xlabel("VENs")
-    ax.set_ylabel("error rate (%)")
-    legend_right(ax)
-    return svg(fig, "fig-cap-errors", "error rate against VENs")
+    return _against_vens(fig, ax, doc, "error rate (%)", "fig-cap-errors", "error rate against VENs")
 
 
 def _plot_rate(doc: dict[str, Any]) -> str:
@@ -154,12 +155,8 @@ def _plot_rate(doc: dict[str, Any]) -> str:
     x = _col(steps, "vens")
     ax.plot(x, _col(steps, "offered_rate_per_s"), color="#6b7280", linestyle="--", marker="o", markersize=3, label="offered")
     ax.plot(x, _col(steps, "achieved_rate_per_s"), color=OP_COLOURS[2], marker="o", markersize=3.5, label="achieved (ok)")
-    _marks(ax, doc["result"])
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("VENs")
-    ax.set_ylabel("reports per second")
-    legend_right(ax)
-    return svg(fig, "fig-cap-rate", "achieved against offered report rate")
+    return _against_vens(fig, ax, doc, "reports per second", "fig-cap-rate", "achieved against offered report rate")
 
 
 # ---- HTML --------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ the plots (plots.py); importing this module is cheap and works without matplotli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,20 +178,22 @@ def _figure_html(svg: str, fig_id: str, caption: str, data: RunData | None = Non
 NO_SERIES = '<p class="note">No per-second series in this run folder (series.csv missing or empty).</p>'
 
 
+def _series_section(data: RunData, name: str, title: str, plot: Callable[[RunData], str], caption: str) -> str:
+    """A section of one plot of the per-second series (a note when the folder has none)."""
+    body = _figure_html(plot(data), f"fig-{name}", caption, data) if data.series else NO_SERIES
+    return f'<section id="sec-{name}"><h2>{title}</h2>{body}</section>'
+
+
 def _section_throughput(data: RunData) -> str:
-    body = (_figure_html(plot_throughput(data), "fig-throughput",
-                         "Completed operations per second by operation (solid: ok, dotted: failed); dashed black: the "
-                         "profile's target report rate. Time is when operations completed.", data)
-            if data.series else NO_SERIES)
-    return f'<section id="sec-throughput"><h2>Throughput over time</h2>{body}</section>'
+    return _series_section(data, "throughput", "Throughput over time", plot_throughput,
+                           "Completed operations per second by operation (solid: ok, dotted: failed); dashed black: "
+                           "the profile's target report rate. Time is when operations completed.")
 
 
 def _section_latency_time(data: RunData) -> str:
-    body = (_figure_html(plot_latency_time(data), "fig-latency-time",
-                         "Per-second latency by operation: response time p99 (thick) and p50 (thin), service time p99 "
-                         "(dashed). A gap between response and service p99 means requests started late.", data)
-            if data.series else NO_SERIES)
-    return f'<section id="sec-latency-time"><h2>Latency over time</h2>{body}</section>'
+    return _series_section(data, "latency-time", "Latency over time", plot_latency_time,
+                           "Per-second latency by operation: response time p99 (thick) and p50 (thin), service time "
+                           "p99 (dashed). A gap between response and service p99 means requests started late.")
 
 
 def _section_distribution(data: RunData) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.core.errors import Failure
@@ -20,6 +21,7 @@ from harness.net.wire import decode
 
 SETUP_ATTEMPTS = 5
 RETRY_STATUSES = (429, 502, 503, 504)
+PAGE = 50  # objects per listing page (OpenADR servers cap limit at 50)
 
 
 class Operator:
@@ -120,20 +122,27 @@ class Operator:
             self._token = None
             return self._authed(req, what, (200,))
 
+    def _find(self, page: Callable[[int], Request], what: str, names_ids: Callable[[Any], list[tuple[str | None, str]]],
+              name: str) -> str | None:
+        """The id of the first object named `name`, reading every page of a listing; None if there is none."""
+        skip = 0
+        while True:
+            doc = decode(self._authed(page(skip), what, (200,)).body)
+            found = names_ids(doc)
+            for obj_name, obj_id in found:
+                if obj_name == name:
+                    return obj_id
+            if _page_len(doc, found) < PAGE:
+                return None
+            skip += PAGE
+
     def ensure_program(self, name: str) -> str:
         """Find the program by name (paging) or create it; return its id."""
         try:
-            skip = 0
-            while True:
-                req = self.dialect.find_program(name, skip=skip, limit=50)
-                doc = decode(self._authed(req, "list programs", (200,)).body)
-                programs = self.dialect.parse_programs(doc)
-                for prog in programs:
-                    if prog.program_name == name:
-                        return prog.id
-                if _page_len(doc, programs) < 50:
-                    break
-                skip += 50
+            found = self._find(lambda skip: self.dialect.find_program(name, skip=skip, limit=PAGE), "list programs",
+                               lambda doc: [(p.program_name, p.id) for p in self.dialect.parse_programs(doc)], name)
+            if found is not None:
+                return found
             r = self._authed(self.dialect.create_program(name), f"create program {name!r}", (200, 201))
             return self.dialect.parse_id(decode(r.body))
         except Failure as f:
@@ -156,17 +165,10 @@ class Operator:
     def ensure_event(self, program_id: str, event_name: str, now_epoch_s: float) -> str:
         """The event that reports answer: the first event of the program with that name, or a new one."""
         try:
-            skip = 0
-            while True:
-                req = self.dialect.find_events(program_id, skip=skip, limit=50)
-                doc = decode(self._authed(req, "list events", (200,)).body)
-                events = self.dialect.parse_events(doc)
-                for ev in events:
-                    if ev.event_name == event_name:
-                        return ev.id
-                if _page_len(doc, events) < 50:
-                    break
-                skip += 50
+            found = self._find(lambda skip: self.dialect.find_events(program_id, skip=skip, limit=PAGE), "list events",
+                               lambda doc: [(ev.event_name, ev.id) for ev in self.dialect.parse_events(doc)], event_name)
+            if found is not None:
+                return found
             req = self.dialect.create_event(program_id, event_name, rfc3339(now_epoch_s), iso_duration(86400), 0)
             r = self._authed(req, f"create event {event_name!r}", (200, 201))
             return self.dialect.parse_id(decode(r.body))
