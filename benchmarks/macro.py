@@ -1,4 +1,4 @@
-"""Macro benchmark: harness's full path next to a raw aiohttp loop, Locust and wrk, against one null VTN on loopback.
+"""Macro benchmark: harness's full path next to a raw aiohttp loop, Locust, a raw-protocol ceiling and wrk, against one null VTN on loopback.
 
 Run: python benchmarks/macro.py [--seconds 8] [--repeats 3]            # throughput per core, side by side
      python benchmarks/macro.py --scale 25k|40k|1m|provision|supervisor     # fleet-size and supervisor runs
@@ -79,9 +79,79 @@ def _raw_child(url: str, body: bytes, warm_s: float, seconds: float, out: Any) -
 
 
 def raw_loop(url: str, body: bytes, warm_s: float, seconds: float) -> dict[str, float]:
+    return _in_child(_raw_child, url, body, warm_s, seconds)
+
+
+# ---- raw uvloop Protocol + httptools (what Python can do at all: the ceiling) -------------------------
+def _ceiling_child(url: str, body: bytes, warm_s: float, seconds: float, out: Any) -> None:
+    """One keep-alive request at a time on each of CONCURRENCY connections, bytes written from one prepared
+    request, the response parsed by httptools and dropped: no headers dict, no futures, no tasks per request."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import httptools
+    import uvloop
+
+    u = urlsplit(url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+    request = (f"POST {u.path}/reports HTTP/1.1\r\nHost: {u.netloc}\r\n{head}"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    state = {"count": 0, "counting": False, "stop": False}
+
+    class Conn(asyncio.Protocol):
+        def __init__(self, closed: asyncio.Future[None]) -> None:
+            self.closed = closed
+            self.parser = httptools.HttpResponseParser(self)
+            self.transport: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # uvloop's TCPTransport (not an asyncio.Transport subclass)
+            self.transport = transport
+            transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+        def on_message_complete(self) -> None:  # httptools callback: one response done
+            if state["counting"]:
+                state["count"] += 1
+            if state["stop"]:
+                self.transport.close()
+            else:
+                self.transport.write(request)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+    async def main() -> tuple[int, float, float]:
+        loop = asyncio.get_running_loop()
+        closed = [loop.create_future() for _ in range(CONCURRENCY)]
+        for c in closed:
+            await loop.create_connection(lambda c=c: Conn(c), u.hostname, u.port)
+        await asyncio.sleep(warm_s)
+        state["counting"], cpu0, t0 = True, time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        state["counting"], cpu1, t1 = False, time.process_time(), time.monotonic()
+        state["stop"] = True
+        await asyncio.wait_for(asyncio.gather(*closed), 30)
+        return int(state["count"]), cpu1 - cpu0, t1 - t0
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        out.put(r.run(main()))
+
+
+def ceiling(url: str, body: bytes, warm_s: float, seconds: float) -> dict[str, float] | str:
+    import importlib.util
+
+    if importlib.util.find_spec("httptools") is None:
+        return "skipped: httptools not installed (pip install httptools)"
+    return _in_child(_ceiling_child, url, body, warm_s, seconds)
+
+
+def _in_child(child: Any, url: str, body: bytes, warm_s: float, seconds: float) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_raw_child, args=(url, body, warm_s, seconds, q))
+    p = ctx.Process(target=child, args=(url, body, warm_s, seconds, q))
     p.start()
     n, cpu, wall = q.get(timeout=warm_s + seconds + 60)
     p.join()
@@ -221,6 +291,7 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
         "harness pooled (1 worker)": lambda url: harness_worker(url, "pooled", 6000, 0.4, warm_s, seconds),
         "harness per-VEN (1 worker)": lambda url: harness_worker(url, "per-ven", 6000, 0.4, warm_s, seconds),
         "locust FastHttpUser": lambda url: locust(url, body, warm_s, seconds),
+        "raw Protocol+httptools (ceiling)": lambda url: ceiling(url, body, warm_s, seconds),
         "wrk (C)": lambda url: wrk(url, body, warm_s, seconds),
     }
     rounds: list[dict[str, dict[str, float] | str]] = []
@@ -232,24 +303,24 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
                 r = res[name]
                 line = r if isinstance(r, str) else (f"{r['requests'] / r['wall_s']:9.0f} req/s at "
                                                      f"{100 * r['cpu_s'] / r['wall_s']:4.0f}% CPU -> {per_core(r):8.0f} /core")
-                print(f"  round {i + 1} {name:28s} {line}", flush=True)
+                print(f"  round {i + 1} {name:34s} {line}", flush=True)
             rounds.append(res)
-    raw, loc = "raw aiohttp+uvloop loop", "locust FastHttpUser"
+    raw, loc, top = "raw aiohttp+uvloop loop", "locust FastHttpUser", "raw Protocol+httptools (ceiling)"
 
     def ratio(name: str, base: str) -> str:
         rs = [per_core(r[name]) / per_core(r[base]) for r in rounds  # type: ignore[arg-type]
               if not isinstance(r[name], str) and not isinstance(r[base], str)]
         return f"{statistics.median(rs):.2f}x" if rs else "-"
 
-    print(f"\n{'client':30s} {'req/s per core (median)':>24s} {'to raw loop':>12s} {'to Locust':>10s}   "
-          "(ratios: median of the per-round ratios)")
+    print(f"\n{'client':34s} {'req/s per core (median)':>24s} {'to raw loop':>12s} {'to Locust':>10s} {'of ceiling':>11s}"
+          "   (ratios: median of the per-round ratios)")
     for name in clients:
         ok = [r[name] for r in rounds if not isinstance(r[name], str)]
         if not ok:
-            print(f"{name:30s} {rounds[0][name]}")
+            print(f"{name:34s} {rounds[0][name]}")
             continue
         med = statistics.median(per_core(r) for r in ok)  # type: ignore[arg-type]
-        print(f"{name:30s} {med:24.0f} {ratio(name, raw):>12s} {ratio(name, loc):>10s}")
+        print(f"{name:34s} {med:24.0f} {ratio(name, raw):>12s} {ratio(name, loc):>10s} {ratio(name, top):>11s}")
 
 
 # ---- scale: fleets through the CLI, figures from summary.json -------------------------------------------
