@@ -14,9 +14,11 @@ import pytest
 from harness.core.targeting import targeted
 from harness.core.fleet import FleetSpec, build_shard
 from harness.core.profile import DrEvent, Profile
+from harness.core.stages import Stage
 from harness.dialects import get
 from harness.dialects.lenient import parse_duration, parse_time
 from harness.meter import Meter, simple_level_shed
+from harness.reports.run import write_report
 from harness.run.session import RunSession
 
 VENS, SEED, LEVEL, SHARE = 40, 21, 2, 0.5
@@ -45,6 +47,10 @@ def test_dr_event_reaches_every_targeted_ven_and_reports_show_the_shed(tmp_path:
     else:
         assert doc["operations"]["subscribe"]["ok"] == VENS
         assert doc["counters"]["notifications"] >= ev["targeted"]
+        assert doc["operations"]["poll_events"]["ok"] == VENS  # each VEN's read of current events after subscribing
+    # Created 2 s in, after every VEN subscribed in the first interval: each learned it its mode's own way.
+    way = "poll" if mode == "poll" else "notification"
+    assert ev["learned_by"] == fan["learned_by"] == {way: ev["targeted"]}
 
     # Rebuild the meter model from the seed and check every report's DEMAND against it.
     db = sqlite3.connect(outcome.run_dir / "vtn.sqlite")
@@ -101,3 +107,31 @@ def test_webhook_vens_unsubscribe_at_the_end_when_asked(tmp_path: Path, unsubscr
         assert doc["operations"]["unsubscribe"]["ok"] == 10 and left == 0
     else:
         assert "unsubscribe" not in doc["operations"] and left == 10
+
+
+def test_an_event_created_before_the_webhook_vens_subscribe_reaches_every_targeted_one(tmp_path: Path) -> None:
+    """No VEN online for the first 2 s (stages), a DR event for half the fleet created at 0 s: no notification
+    can tell them, yet every targeted VEN learns of it, each by its read of current events after subscribing
+    (learned_by startup_read = aware = targeted, from the seed); the report says how they learned."""
+    vens, share = 24, 0.5
+    p = Profile(
+        name="dr-before", vens=vens, interval_s=0.5, workers=2, seed=SEED, events="webhook",
+        stages=(Stage(2.0, 0), Stage(0.5, vens), Stage(1.5, vens)),
+        dr_events=(DrEvent(at_s=0.0, level=LEVEL, duration_s=600.0, notice_s=1.0, share=share),), max_loop_lag_ms=5000,
+    )
+    outcome = RunSession(p, tmp_path).run()
+    doc = outcome.summary
+    assert outcome.exit_code == 0, doc["reasons"]
+    expect = int(targeted(SEED, 0, np.arange(vens, dtype=np.int64), share).sum())
+    fan = doc["event_fanout"]
+    [ev] = fan["events"]
+    assert 0 < expect < vens and ev["targeted"] == expect == ev["aware"] == fan["aware"]
+    assert ev["learned_by"] == fan["learned_by"] == {"startup_read": expect}
+    assert doc["operations"]["subscribe"]["ok"] == vens == doc["operations"]["poll_events"]["ok"]
+    assert doc["counters"].get("notifications", 0) == 0  # nothing was created after they subscribed
+    db = sqlite3.connect(outcome.run_dir / "vtn.sqlite")
+    (created,) = db.execute("SELECT created FROM events WHERE id = ?", (ev["id"],)).fetchone()
+    (first_sub,) = db.execute("SELECT min(created) FROM subscriptions").fetchone()
+    assert created < first_sub  # RFC 3339 UTC stamps of one format order as text
+    page = write_report(outcome.run_dir).read_text()
+    assert f'<span data-way="startup_read"><b>{expect}</b> by startup read</span>' in page

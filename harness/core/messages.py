@@ -95,6 +95,7 @@ class WorkerDelta:
     shed: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants of first shed reports
     # Protocol deviation kind -> one example (its count is the counter deviation:<kind>).
     deviations: dict[str, str] = field(default_factory=dict)
+    learned: dict[str, dict[str, int]] = field(default_factory=dict)  # DR event id -> how VENs learned -> count
     # The final delta only: which reports this worker sent and which were acknowledged (delivery audit).
     ledger: ReportLedger | None = None
 

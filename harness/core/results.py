@@ -119,6 +119,7 @@ class RunResults:
     counters: dict[str, int] = field(default_factory=dict)
     aware: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> epoch instants
     shed: dict[str, list[float]] = field(default_factory=dict)
+    learned: dict[str, dict[str, int]] = field(default_factory=dict)  # DR event id -> how VENs learned -> count
     deviations: dict[str, str] = field(default_factory=dict)  # protocol deviation kind -> first example seen
     ledgers: dict[int, ReportLedger] = field(default_factory=dict)  # worker id -> its final report ledger
 
@@ -143,6 +144,10 @@ class RunResults:
             self.aware.setdefault(ev, []).extend(times)
         for ev, times in delta.shed.items():
             self.shed.setdefault(ev, []).extend(times)
+        for ev, ways in delta.learned.items():
+            mine = self.learned.setdefault(ev, {})
+            for how, n in ways.items():
+                mine[how] = mine.get(how, 0) + n
         for k, v in delta.counters.items():
             self.counters[k] = self.counters.get(k, 0) + v
         for kind, example in delta.deviations.items():
@@ -329,39 +334,6 @@ def summary(
     if extra:
         doc.update(extra)
     return doc
-
-
-def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, Any]:
-    """DR fan-out: per event, creation -> each targeted VEN aware, and event start -> its first shed report.
-
-    `fired` rows carry id, created_epoch_s (when the operator sent the create), start_epoch_s (wall instant
-    the event starts), targeted (VEN count), level, at_s."""
-    events = []
-    all_aware = Histogram.empty()
-    for f in fired:
-        aware = Histogram.empty()
-        times = results.aware.get(f["id"], [])
-        aware.record_s([max(0.0, t - f["created_epoch_s"]) for t in times])
-        shed = Histogram.empty()
-        shed_times = results.shed.get(f["id"], [])
-        shed.record_s([max(0.0, t - f["start_epoch_s"]) for t in shed_times])
-        all_aware += aware
-        complete = len(times) >= f["targeted"]
-        events.append({
-            **{k: f[k] for k in ("id", "at_s", "level", "targeted")},
-            "aware": len(times),
-            "fanout": aware.summary_ms(),
-            "all_aware_after_s": round(aware.max_ns / 1e9, 3) if complete and times else None,
-            "shed_reported": len(shed_times),
-            "shed_report_delay": shed.summary_ms(),
-        })
-    out: dict[str, Any] = {
-        "events": events,
-        "targeted": sum(f["targeted"] for f in fired),
-        "aware": sum(e["aware"] for e in events),
-    }
-    out.update(all_aware.summary_ms())
-    return out
 
 
 def stage_rows(bounds: list[tuple[float, float, int]], results: RunResults, op: str = "report") -> list[dict[str, Any]]:

@@ -310,9 +310,15 @@ def _section_fanout(data: RunData) -> str:
     share = ""
     if isinstance(aware, (int, float)) and isinstance(targeted, (int, float)) and targeted:
         share = f"<p><b>{fmt_num(aware)}</b> of <b>{fmt_num(targeted)}</b> targeted VENs became aware of the event ({fmt_pct(aware / targeted)}).</p>"
-    rest = kv([(k, setting(k, v)) for k, v in other if k not in ("aware", "targeted")])
+    learned = fan.get("learned_by")
+    if isinstance(learned, dict) and learned:
+        share += ('<p id="learned-by">How they learned: ' + ", ".join(
+            f'<span data-way="{way}"><b>{fmt_num(n)}</b> by {way.replace("_", " ")}</span>'
+            for way, n in learned.items()) + ".</p>")
+    rest = kv([(k, setting(k, v)) for k, v in other if k not in ("aware", "targeted", "learned_by")])
     return (f'<section id="sec-fanout"><h2>DR event fan-out</h2><p>How long after a demand-response event was created '
-            f"the targeted VENs knew of it (by polling or notification).</p>{share}{table}{rest}</section>")
+            f"the targeted VENs knew of it (by their poll, a notification, or the read of current events after "
+            f"subscribing: startup read).</p>{share}{table}{rest}</section>")
 
 
 def _section_stages(data: RunData) -> str:

@@ -19,10 +19,11 @@ import numpy as np
 
 from harness import __version__
 from harness.core.exits import EXIT_ABORTED, EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, EXIT_SIGTERM
+from harness.core.fanout import event_fanout
 from harness.core.health import HealthLimits, judge
 from harness.core.profile import Profile
 from harness.core.refusal import Refusal
-from harness.core.results import RunResults, event_fanout, stage_rows, summary
+from harness.core.results import RunResults, stage_rows, summary
 from harness.core.stages import bounds as stage_bounds
 from harness.core.thresholds import ThresholdResult, evaluate, failure_reasons, gates, mark_aborted, to_json
 from harness.sinks.base import Outcome

@@ -31,6 +31,8 @@ from harness.run.calls import VenCalls
 from harness.run.meterfeed import MeterFeed
 
 PAGE = 50  # events per page of a poll (OpenADR servers cap limit at 50)
+# How a VEN learned of an event: its own poll, a notification, or the read of current events after subscribing.
+POLL, NOTIFICATION, STARTUP_READ = "poll", "notification", "startup_read"
 
 
 @dataclass
@@ -41,6 +43,7 @@ class VenFacts:
     deviations: dict[str, str]  # kind -> one example; the counts are in counters as deviation:<kind>
     aware: dict[str, list[float]]
     shed: dict[str, list[float]]
+    learned: dict[str, dict[str, int]]  # DR event id -> how VENs learned of it (POLL, ...) -> count
 
 
 class ShardVens:
@@ -72,6 +75,7 @@ class ShardVens:
         # DR events: per event, which rows know it; awareness instants (epoch s) to ship.
         self.event_seen: dict[str, npt.NDArray[np.bool_]] = {}
         self.aware: dict[str, list[float]] = {}
+        self.learned: dict[str, dict[str, int]] = {}
         self.callback_base: str | None = None  # webhook mode: http://127.0.0.1:PORT/notify
         self.subscription_id: dict[int, str] = {}  # row -> id of its webhook subscription
         # The delivery ledger: which reports were sent and acknowledged (None: the run tags no reports).
@@ -108,7 +112,8 @@ class ShardVens:
             deviations[kind] = dev.example
         aware, self.aware = self.aware, {}
         shed, self.feed.shed = self.feed.shed, {}
-        return VenFacts(counters, deviations, aware, shed)
+        learned, self.learned = self.learned, {}
+        return VenFacts(counters, deviations, aware, shed, learned)
 
     async def discover_token_url(self) -> None:
         await self.calls.discover_token_url()
@@ -139,8 +144,10 @@ class ShardVens:
             self.ven_id[row] = ven_id
             if not await self._create_resources(row, ven_id):
                 return False
-            if self.callback_base is not None and not await self._subscribe(row):
-                return False
+            if self.callback_base is not None:
+                if not await self._subscribe(row):
+                    return False
+                await self.read_current_events(row)
         except Failure as f:
             self.rec.fail("create_ven", f.error_class, f"{name}: {f.message}")
             return False
@@ -172,6 +179,11 @@ class ShardVens:
             self.dialect.deviations.note("subscription_without_id", f"{self.ven_name(row)}: {f.message}")
         return True
 
+    async def read_current_events(self, row: int) -> None:
+        """After subscribing, read what exists (as real VENs do): an event created before the subscription is
+        never notified. Measured as a poll_events; a failed read leaves the VEN subscribed and provisioned."""
+        await self.poll_events(row, _now(), STARTUP_READ)
+
     def subscribed_rows(self) -> list[int]:
         return list(self.subscription_id)
 
@@ -185,7 +197,7 @@ class ShardVens:
         return f"{self.spec.worker_id}-{row}-{self.spec.seed}"
 
     # ---- events -------------------------------------------------------------------------------
-    async def poll_events(self, row: int, intended: float) -> None:
+    async def poll_events(self, row: int, intended: float, how: str = POLL) -> None:
         """GET the program's events (every page) and act on those new to this VEN."""
         skip = 0
         while True:
@@ -200,7 +212,7 @@ class ShardVens:
                 self.rec.fail("poll_events", f.error_class, f"{self.ven_name(row)}: {f.message}")
                 return
             for ev in events:
-                self.on_event(row, ev)
+                self.on_event(row, ev, how)
             if (len(doc) if isinstance(doc, list) else len(events)) < PAGE:  # a full page: there may be more
                 return
             skip += PAGE
@@ -210,8 +222,9 @@ class ShardVens:
         a linear scan costs no more than parsing the event did)."""
         return not ev.targets or self.ven_name(row) in ev.targets
 
-    def on_event(self, row: int, ev: EventInfo) -> None:
-        """A VEN learns of an event (poll or notification): note when, and shed its flexible loads."""
+    def on_event(self, row: int, ev: EventInfo, how: str = NOTIFICATION) -> None:
+        """A VEN learns of an event (`how`: POLL, NOTIFICATION, STARTUP_READ): note when and how, and shed its
+        flexible loads."""
         level = ev.signal.level if ev.signal.payload_type == "SIMPLE" else None
         if ev.id == self.spec.event_id or level is None:
             return
@@ -229,6 +242,8 @@ class ShardVens:
             seen = self.event_seen[ev.id] = np.zeros(self.shard.n_vens, dtype=bool)
         seen[row] = True
         self.aware.setdefault(ev.id, []).append(time.time())
+        ways = self.learned.setdefault(ev.id, {})
+        ways[how] = ways.get(how, 0) + 1
         if start is not None and end is not None and level > 0:
             self.feed.queue_shed(row, ev.id, start, end, simple_level_shed(min(level, 3)))
 

@@ -339,7 +339,7 @@ class Worker:
         done = self.vens.reports_done(self.spec.reports_per_ven or 1 << 30)
         self.out.put(
             WorkerDelta(self.spec.worker_id, window, ops, errs, health, life.ready_count(), done, final, counters,
-                        facts.aware, facts.shed, deviations=facts.deviations,
+                        facts.aware, facts.shed, deviations=facts.deviations, learned=facts.learned,
                         ledger=self.vens.book.ledger(self.spec.ven_start) if final and self.vens.book else None)
         )
         self.deltas_sent += 1

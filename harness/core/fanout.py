@@ -1,0 +1,51 @@
+"""DR event fan-out for summary.json: per event, how long each targeted VEN took to learn of it and how it
+learned (its poll, a notification, the read of current events after subscribing), then its first shed report.
+
+Pure: callers pass the fired events and the merged results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.core.histogram import Histogram
+from harness.core.results import RunResults
+
+
+def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, Any]:
+    """DR fan-out: per event, creation -> each targeted VEN aware, and event start -> its first shed report.
+
+    `fired` rows carry id, created_epoch_s (when the operator sent the create), start_epoch_s (wall instant
+    the event starts), targeted (VEN count), level, at_s."""
+    events = []
+    all_aware = Histogram.empty()
+    learned_by: dict[str, int] = {}
+    for f in fired:
+        aware = Histogram.empty()
+        times = results.aware.get(f["id"], [])
+        aware.record_s([max(0.0, t - f["created_epoch_s"]) for t in times])
+        shed = Histogram.empty()
+        shed_times = results.shed.get(f["id"], [])
+        shed.record_s([max(0.0, t - f["start_epoch_s"]) for t in shed_times])
+        all_aware += aware
+        complete = len(times) >= f["targeted"]
+        ways = dict(sorted(results.learned.get(f["id"], {}).items()))
+        for how, n in ways.items():
+            learned_by[how] = learned_by.get(how, 0) + n
+        events.append({
+            **{k: f[k] for k in ("id", "at_s", "level", "targeted")},
+            "aware": len(times),
+            "learned_by": ways,  # poll, notification, startup_read (read after subscribing) -> VENs
+            "fanout": aware.summary_ms(),
+            "all_aware_after_s": round(aware.max_ns / 1e9, 3) if complete and times else None,
+            "shed_reported": len(shed_times),
+            "shed_report_delay": shed.summary_ms(),
+        })
+    out: dict[str, Any] = {
+        "events": events,
+        "targeted": sum(f["targeted"] for f in fired),
+        "aware": sum(e["aware"] for e in events),
+        "learned_by": dict(sorted(learned_by.items())),
+    }
+    out.update(all_aware.summary_ms())
+    return out
