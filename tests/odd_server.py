@@ -9,9 +9,10 @@ are refused (503) so that error bodies are read; every other report is counted.
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 PROGRAM = "odd-program"
 STATE = web.AppKey("state", dict)
@@ -96,4 +97,75 @@ def make_discovery_app() -> web.Application:
     app.router.add_post("/idp/oauth2/token", idp_token)
     app.router.add_get("/openadr3/programs", programs_310)
     app.router.add_get("/_test/stats", token_stats)
+    return app
+
+
+# ---- a VTN with webhooks whose deviations are each of one kind, for exact counts --------------------------------
+SENT = web.AppKey("sent", dict)
+GOOD_EVENT = {"id": "e-7", "programID": "1", "eventName": "notified", "createdDateTime": "2026-11-28T10:04:29Z",
+              "modificationDateTime": "2026-11-28T10:04:29Z",
+              "intervalPeriod": {"start": "2026-11-28T10:04:29Z", "duration": "PT1H"},
+              "intervals": [{"id": 0, "payloads": [{"type": "PRICE", "values": [0.2]}]}]}
+
+
+def _twice(doc: Any, status: int = 200) -> web.Response:
+    """A body that is a JSON string holding the JSON document (encoded twice)."""
+    return web.Response(text=json.dumps(json.dumps(doc)), status=status, content_type="application/json")
+
+
+async def token_no_expiry(request: web.Request) -> web.Response:
+    return web.json_response({"access_token": "tok", "token_type": "Bearer", "scope": ["read_all"]})
+
+
+async def programs_no_created(request: web.Request) -> web.Response:
+    return web.json_response([{"id": "1", "programName": PROGRAM}])
+
+
+async def events_time_only(request: web.Request) -> web.Response:
+    return web.json_response([{
+        "id": "2", "programID": "1", "eventName": f"{PROGRAM}-telemetry", "createdDateTime": "10:04:29",
+        "modificationDateTime": "2026-11-28T10:04:29Z", "intervalPeriod": {"start": "2026-11-28T10:04:29Z", "duration": "PT24H"},
+        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [0]}]}],
+    }])
+
+
+async def created_twice(request: web.Request) -> web.Response:
+    return _twice({"id": str(next(request.app[STATE]["ids"]))}, 201)
+
+
+async def report_ok(request: web.Request) -> web.Response:
+    state: dict[str, Any] = request.app[STATE]
+    state["reports"] += 1
+    return web.json_response({"id": str(next(state["ids"]))}, status=201)
+
+
+async def subscribe_and_notify(request: web.Request) -> web.Response:
+    """Store nothing; answer 201 and send one notification, encoded twice, to the subscription's callback."""
+    doc = await request.json()
+    op = doc["objectOperations"][0]
+    body = json.dumps(json.dumps({"objectType": "EVENT", "operation": "POST", "object": GOOD_EVENT}))
+    async with ClientSession() as s, s.post(op["callbackUrl"], data=body, headers={
+            "Authorization": f"Bearer {op['bearerToken']}", "Content-Type": "application/json"}) as r:
+        request.app[SENT]["notifications"] += int(r.status == 200)
+    return web.json_response({"id": str(next(request.app[STATE]["ids"]))}, status=201)
+
+
+async def webhook_stats(request: web.Request) -> web.Response:
+    return web.json_response({"reports": request.app[STATE]["reports"], **request.app[SENT]})
+
+
+def make_webhook_app() -> web.Application:
+    """Every deviation of one kind only: no expires_in and scope arrays (tokens), no createdDateTime (programs),
+    a time without a date (the event's createdDateTime), created ids encoded twice, notifications encoded twice."""
+    app = web.Application()
+    app[STATE] = {"ids": itertools.count(100), "reports": 0}
+    app[SENT] = {"notifications": 0}
+    app.router.add_post("/auth/token", token_no_expiry)
+    app.router.add_get("/programs", programs_no_created)
+    app.router.add_get("/events", events_time_only)
+    app.router.add_post("/vens", created_twice)
+    app.router.add_post("/vens/{ven_id}/resources", created_twice)
+    app.router.add_post("/subscriptions", subscribe_and_notify)
+    app.router.add_post("/reports", report_ok)
+    app.router.add_get("/_test/stats", webhook_stats)
     return app

@@ -14,7 +14,7 @@ import pytest
 import uvloop
 
 from harness.dialects import Dialect, LoadReading, get, resolve_granularity, sites_from_loads
-from harness.dialects.lenient import TIMESTAMP
+from harness.dialects.lenient import TIME_WITHOUT_DATE
 from harness.net.aiotransport import AiohttpTransport
 from harness.net.wire import decode
 from tests.snake_server import STORE_KEY, SnakeServer, Store, make_app, serve
@@ -129,7 +129,7 @@ def test_events_with_odd_timestamps_parse() -> None:
             ("p-telemetry", 0, 86400.0, None), ("shed", 2, 3600.0, None)
         ]
         assert events[1].start_epoch_s == 1_795_860_000.0 and events[1].program_id == program_id
-        assert d.deviations.take()[TIMESTAMP].count == 2
+        assert d.deviations.take()[TIME_WITHOUT_DATE].count == 2
         progs = d.parse_programs(decode((await t.send(d.find_program("p"), tok)).body))
         assert [(p.id, p.program_name) for p in progs] == [(program_id, "p")]
 

@@ -20,9 +20,13 @@ MISSING_FIELD = "missing_field"
 ID_NOT_STRING = "id_not_string"
 STATUS_STRING = "problem_status_string"
 NON_PROBLEM_BODY = "non_problem_body"
-DOUBLE_ENCODED = "double_encoded_json"
+DOUBLE_ENCODED = "double_encoded_json"  # a reply body (or a part of one) that is a JSON string of JSON
+DOUBLE_ENCODED_NOTIFICATION = "double_encoded_notification"  # the same in a notification the VTN sent
 SCOPE_ARRAY = "token_scope_array"
 EXPIRES_IN_STRING = "token_expires_in_string"
+EXPIRES_IN_MISSING = "token_without_expires_in"  # the token is then kept until the VTN refuses it (401)
+TIME_WITHOUT_DATE = "time_without_date"  # "10:04:29": unknowable, taken as unknown
+NO_CREATED = "missing_created_date_time"  # an object without its creation time
 UNPARSEABLE = "unparseable_object"
 
 
@@ -64,7 +68,7 @@ def parse_time(value: object, dev: Deviations | None = None, what: str = "timest
     """Epoch seconds of an RFC 3339 timestamp, best effort for odd ones; None when unknown or 'now'.
 
     Tolerated (noted): a space instead of `T`, no zone (UTC assumed), a date alone, epoch numbers (s or ms).
-    Unknowable (noted, None): a time of day without a date (`"10:04:29"`), anything else. The spec's
+    Unknowable (noted, None): a time of day without a date (`"10:04:29"`, its own kind), anything else. The spec's
     `0001-01-01` start means 'now': None, not a deviation.
     """
     if value is None:
@@ -84,13 +88,14 @@ def parse_time(value: object, dev: Deviations | None = None, what: str = "timest
     text = value.strip()
     m = _STAMP.match(text)
     if m is None:
+        if _TIME_ONLY.match(text) is not None:
+            _note(dev, TIME_WITHOUT_DATE, what, value)
+            return None
         _note(dev, TIMESTAMP, what, value)
-        if _TIME_ONLY.match(text) is None:
-            try:  # numbers sent as strings
-                return parse_time(float(text), None)
-            except ValueError:
-                return None
-        return None
+        try:  # numbers sent as strings
+            return parse_time(float(text), None)
+        except ValueError:
+            return None
     year, month, day, sep, hh, mm, ss, frac, zone = m.groups()
     if year == "0001" and month == "01" and day == "01":
         return None
@@ -173,8 +178,8 @@ def object_id(value: object, dev: Deviations | None = None, what: str = "id") ->
     return None
 
 
-def unwrap_json(value: object, dev: Deviations | None = None, what: str = "body") -> object:
-    """A JSON document sent as a JSON string (encoded twice, or more) is decoded and noted."""
+def unwrap_json(value: object, dev: Deviations | None = None, what: str = "body", kind: str = DOUBLE_ENCODED) -> object:
+    """A JSON document sent as a JSON string (encoded twice, or more) is decoded and noted as `kind`."""
     doc = value
     for _ in range(3):
         if not (isinstance(doc, str) and doc.lstrip()[:1] in ("{", "[", '"')):
@@ -184,7 +189,7 @@ def unwrap_json(value: object, dev: Deviations | None = None, what: str = "body"
         except ValueError:
             break
     if doc is not value:
-        _note(dev, DOUBLE_ENCODED, what, str(value)[:80])
+        _note(dev, kind, what, str(value)[:80])
     return doc
 
 

@@ -40,6 +40,7 @@ class OpenADR301:
     name = NAME
     granularities: tuple[str, ...] = GRANULARITIES
     keys = parsing.CAMEL
+    tokens_expire = True  # a token response without expires_in is a deviation (the VTN says nothing of its life)
 
     def __init__(self) -> None:
         self.deviations = Deviations()
@@ -63,12 +64,15 @@ class OpenADR301:
         return Request("POST", token_url or "/auth/token", form=form)
 
     def parse_token(self, doc: Any) -> Token:
+        doc = lenient.unwrap_json(doc, self.deviations, "token")
         if not isinstance(doc, dict) or not isinstance(doc.get("access_token"), str):
             raise Failure(PROTOCOL, "token response has no access_token")
         if isinstance(doc.get("scope"), list):
             self.deviations.note(lenient.SCOPE_ARRAY, f"token.scope: {doc['scope']!r}")
         exp = doc.get("expires_in")
-        if isinstance(exp, str):
+        if exp is None and self.tokens_expire:
+            self.deviations.note(lenient.EXPIRES_IN_MISSING, f"token: {sorted(doc)}")
+        elif isinstance(exp, str):
             self.deviations.note(lenient.EXPIRES_IN_STRING, f"token.expires_in: {exp!r}")
         try:
             expires = float(exp) if exp is not None else None
@@ -105,6 +109,7 @@ class OpenADR301:
         return None
 
     def parse_list(self, doc: Any) -> list[dict[str, Any]]:
+        doc = lenient.unwrap_json(doc, self.deviations, "list")
         if doc is None:
             return []
         if not isinstance(doc, list):

@@ -13,7 +13,9 @@ from typing import Any
 from harness.core.errors import PROTOCOL, Failure
 from harness.dialects import EventInfo, Notification, ProgramInfo, Signal
 from harness.dialects.lenient import (
+    DOUBLE_ENCODED_NOTIFICATION,
     MISSING_FIELD,
+    NO_CREATED,
     UNPARSEABLE,
     Deviations,
     object_id,
@@ -64,6 +66,8 @@ def programs(doc: Any, keys: Keys, dev: Deviations) -> list[ProgramInfo]:
         if pid is None:
             dev.note(MISSING_FIELD, "program.id")
             continue
+        if keys.created and keys.created not in item:
+            dev.note(NO_CREATED, f"program {pid}")
         name = item.get(keys.program_name)
         out.append(ProgramInfo(pid, name if isinstance(name, str) else None))
     return out
@@ -87,9 +91,10 @@ def event(item: dict[str, Any], keys: Keys, dev: Deviations) -> EventInfo | None
     program_id = object_id(item.get(keys.program_id), dev, "event.programID")
     if program_id is None:
         dev.note(MISSING_FIELD, f"event.{keys.program_id}")
-    for key in (keys.created, keys.modified):
-        if key and key not in item:
-            dev.note(MISSING_FIELD, f"event.{key}")
+    if keys.created and keys.created not in item:
+        dev.note(NO_CREATED, f"event {eid}")
+    if keys.modified and keys.modified not in item:
+        dev.note(MISSING_FIELD, f"event.{keys.modified}")
     name = item.get(keys.event_name)
     intervals = [i for i in item.get("intervals") or [] if isinstance(i, dict)]
     period = _dict(item.get(keys.interval_period))
@@ -145,11 +150,11 @@ def _signal(intervals: list[dict[str, Any]]) -> Signal:
 def notification(doc: Any, keys: Keys, dev: Deviations) -> Notification | None:
     """A notification body: JSON-in-JSON (the whole body or its object) is unwrapped; `targets: null` is no
     targets; a missing objectType is taken from the object. None (noted) when there is no object at all."""
-    doc = unwrap_json(doc, dev, "notification")
+    doc = unwrap_json(doc, dev, "notification", DOUBLE_ENCODED_NOTIFICATION)
     if not isinstance(doc, dict):
         dev.note(UNPARSEABLE, f"notification: {str(doc)[:80]}")
         return None
-    obj = unwrap_json(doc.get(keys.object), dev, "notification.object")
+    obj = unwrap_json(doc.get(keys.object), dev, "notification.object", DOUBLE_ENCODED_NOTIFICATION)
     if not isinstance(obj, dict):
         dev.note(UNPARSEABLE, f"notification without an object: {str(doc)[:80]}")
         return None

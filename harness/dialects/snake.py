@@ -68,6 +68,7 @@ class SnakeCase(OpenADR301):
     name = NAME
     granularities: tuple[str, ...] = ("load",)
     keys = KEYS
+    tokens_expire = False  # its tokens never expire: no expires_in is native, not a deviation
 
     def token_from_create_ven(self, doc: Any) -> Token | None:
         """The per-VEN token in a `POST /vens` reply (or in a `GET /vens?ven_name=` listing after a 409)."""

@@ -41,6 +41,7 @@ def render_html(data: RunData) -> str:
             _section_latency_time(data),
             _section_distribution(data),
             _section_errors(data),
+            _section_deviations(data),
             _section_health(data),
             _section_thresholds(data),
             _section_fanout(data),
@@ -291,6 +292,21 @@ def _section_thresholds(data: RunData) -> str:
             '<table id="thresholds"><thead><tr><th class="l">result</th><th class="l">threshold</th><th>value</th>'
             '<th>limit</th><th class="l">detail</th></tr></thead>')
     return f'<section id="sec-thresholds"><h2>Thresholds</h2>{head}<tbody>{"".join(rows)}</tbody></table></section>'
+
+
+def _section_deviations(data: RunData) -> str:
+    """What the VTN sent that the spec does not allow and harness tolerated: each kind, its count, one example."""
+    devs = data.summary.get("deviations")
+    if not isinstance(devs, dict) or not devs:
+        return ""
+    rows = "".join(
+        f'<tr data-kind="{esc(kind)}"><td class="l"><b>{esc(kind)}</b></td>{td(d.get("count"))}'
+        f'<td class="ex">{esc(clip(str(d.get("example", "")), 400))}</td></tr>'
+        for kind, d in sorted(devs.items(), key=lambda kv: (-int(kv[1].get("count", 0)), kv[0])))
+    return ('<section id="sec-deviations"><h2>Protocol deviations</h2><p>Replies and notifications that deviate '
+            "from the OpenADR spec, tolerated (never a failed operation) and counted: each kind with one example.</p>"
+            '<table id="deviations"><thead><tr><th class="l">kind</th><th>count</th><th class="l">example</th></tr>'
+            f"</thead><tbody>{rows}</tbody></table></section>")
 
 
 def _section_fanout(data: RunData) -> str:
