@@ -65,3 +65,27 @@ def test_replay_mistakes_are_one_line_before_anything_starts(text: str, message:
         RunSession(from_toml(text), tmp_path).run()
     assert message in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "runs").exists()
+
+
+def test_dr_events_and_the_summary_keep_to_the_replay_s_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fleet.replay moves simulated time to the file's first sample: summary.json's sim_start_epoch_s says so, and a
+    DR event is created on that clock (its start inside the replayed day), so every targeted VEN learns of it and
+    reports the shed (shed_reported = aware = targeted)."""
+    from harness.core.profile import DrEvent, Profile
+    from harness.core.replay import ReplaySpec
+
+    monkeypatch.chdir(tmp_path)
+    _csv(tmp_path / "loads.csv")
+    p = Profile(name="replay-dr", vens=8, interval_s=0.5, reports_per_ven=10, workers=1, seed=2, time_scale=60.0,
+                events="poll", poll_interval_s=0.5, replay=ReplaySpec("loads.csv"), max_loop_lag_ms=5000,
+                dr_events=(DrEvent(at_s=1.0, level=2, duration_s=600.0, notice_s=0.5, share=1.0),))
+    outcome = RunSession(p, tmp_path).run()
+    doc = outcome.summary
+    first_sample = 1736726400.0  # 2025-01-13T00:00:00Z
+    assert doc["run"]["sim_start_epoch_s"] == first_sample
+    [ev] = doc["event_fanout"]["events"]
+    assert ev["targeted"] == ev["aware"] == ev["shed_reported"] == 8, ev
+    db = sqlite3.connect(outcome.run_dir / "vtn.sqlite")
+    (body,) = db.execute("SELECT body FROM events WHERE id = ?", (ev["id"],)).fetchone()
+    start = json.loads(body)["intervalPeriod"]["start"]
+    assert start.startswith("2025-01-13T00:0"), start  # ~1.5 wall s x 60 after the first sample

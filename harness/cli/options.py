@@ -6,6 +6,8 @@ Edge (files). A mistake here is a ProfileError or UsageError; the command group 
 from __future__ import annotations
 
 import importlib.resources
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,4 +56,19 @@ def load_profile(name_or_path: str | None) -> Profile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"--profile: cannot read {path}: {exc.strerror}") from None
-    return from_toml(text, source=str(path))
+    return anchored(from_toml(text, source=str(path)), path.resolve().parent)
+
+
+def anchored(p: Profile, folder: Path) -> Profile:
+    """The profile with every relative file it names (target.ven_credentials, fleet.replay, target.tls files)
+    resolved against the profile file's folder, not the working directory: a profile and its files move together."""
+    def at(v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = os.path.expanduser(v)
+        return v if os.path.isabs(v) else str(folder / v)
+
+    ts = p.target_settings
+    tls = {k: at(getattr(ts, k)) for k in ("ca_bundle", "client_cert", "client_key")}
+    return replace(p, ven_credentials=at(p.ven_credentials), target_settings=replace(ts, **tls),
+                   replay=None if p.replay is None else replace(p.replay, file=str(at(p.replay.file))))

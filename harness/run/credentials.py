@@ -44,7 +44,8 @@ def read_logins(path: str, what: str) -> tuple[VenLogin, ...]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProfileError(f"{what}: file {path} not found (relative paths start at {os.getcwd()})") from None
+        hint = "" if os.path.isabs(path) else f" (relative paths start at {os.getcwd()})"
+        raise ProfileError(f"{what}: file {path} not found{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{what}: cannot read file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:

@@ -21,8 +21,10 @@ from harness.run.setup import fleet_of
 class DrEventFiring:
     """Creates each due DR event once; `fired` rows feed summary.json's event_fanout."""
 
-    def __init__(self, profile: Profile, operator: Operator, program_id: str, notes: list[str]) -> None:
+    def __init__(self, profile: Profile, operator: Operator, program_id: str, notes: list[str],
+                 sim_start_epoch_s: float | None = None) -> None:
         self.profile = profile
+        self.sim_start_epoch_s = sim_start_epoch_s  # the workers' simulated start (fleet.replay's); None: t0
         self.operator = operator
         self.program_id = program_id
         self.notes = notes
@@ -39,7 +41,8 @@ class DrEventFiring:
             mask = targeted(p.seed, i, np.arange(p.vens, dtype=np.int64), e.share)
             names = None if e.share >= 1.0 else [fleet_of(p).ven_name(int(j)) for j in np.flatnonzero(mask)]
             created = time.time()
-            start_sim = SimClock(t0_epoch, p.time_scale).at(created + e.notice_s - t0_epoch)  # the workers' clock
+            sim_start = t0_epoch if self.sim_start_epoch_s is None else self.sim_start_epoch_s
+            start_sim = SimClock(sim_start, p.time_scale).at(created + e.notice_s - t0_epoch)  # the workers' clock
             row = {"id": None, "at_s": e.at_s, "level": e.level, "targeted": 0,
                    "created_epoch_s": created, "start_epoch_s": created + e.notice_s}
             try:

@@ -44,6 +44,7 @@ class RunFacts:
     fired: Sequence[dict[str, Any]] = ()  # the DR events the operator created (harness.run.drevents)
     notes: Sequence[str] = field(default_factory=list)
     report_tag: str = ""  # the run's tag in every report id (harness.core.delivery)
+    sim_start_epoch_s: float | None = None  # where simulated time starts (fleet.replay: the file's); None: t0
 
 
 def verdict(signals: Sequence[int], results: RunResults, limits: HealthLimits) -> tuple[str, int, list[str]]:
@@ -107,7 +108,8 @@ def manifest(p: Profile, facts: RunFacts) -> dict[str, Any]:
         "started_at": _iso(facts.started_epoch_s),
         "t0": _iso(facts.t0_epoch_s),
         "t0_epoch_s": facts.t0_epoch_s,
-        "sim_start_epoch_s": facts.t0_epoch_s,  # the meter's simulated clock starts at t0 (time_scale in the profile)
+        # The meter's simulated clock starts here (t0, or fleet.replay's first sample) and runs at the profile's time_scale.
+        "sim_start_epoch_s": facts.t0_epoch_s if facts.sim_start_epoch_s is None else facts.sim_start_epoch_s,
         "ended_at": _iso(time.time()),
         "workers": facts.workers,
         "target_report_rate_per_s": round(p.target_rate_per_s, 3),

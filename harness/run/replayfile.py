@@ -24,8 +24,8 @@ def load_replay(p: Profile) -> tuple[Replay | None, float | None]:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ProfileError(f"profile: fleet.replay: file {spec.file} not found (relative paths start at "
-                           f"{os.getcwd()})") from None
+        hint = "" if path.is_absolute() else f" (relative paths start at {os.getcwd()})"
+        raise ProfileError(f"profile: fleet.replay: file {spec.file} not found{hint}") from None
     except OSError as exc:
         raise ProfileError(f"profile: fleet.replay: cannot read file {spec.file}: {exc.strerror or exc}") from None
     return _bind(spec, str(path), st.st_mtime_ns, st.st_size)

@@ -94,7 +94,8 @@ class RunSession:
             specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds, tag)
             stack.callback(self.backend.close)
             sinks = self.sinks(run_dir)
-            firing = DrEventFiring(p, op, program_id, self.notes)
+            sim_start = specs[0].sim_start_epoch_s  # fleet.replay's first sample; None: t0 (the same in every spec)
+            firing = DrEventFiring(p, op, program_id, self.notes, sim_start)
             sup = self.supervisor = Supervisor(
                 p, self.backend, specs, self.results, Fanout(sinks), target=target, run_dir=run_dir,
                 signals=self.signals, notes=self.notes, heartbeat_s=self.heartbeat_s, duties=[firing],
@@ -106,7 +107,7 @@ class RunSession:
                 self.results.counters["setup_transient_failures"] = op.transient_failures
             facts = RunFacts(started_epoch, ran.t0_epoch_s, self._measured_s(ran), target, program_id, event_id,
                              workers=len(specs), vtn_pid=vtn_pid, fired=firing.fired, notes=self.notes,
-                             report_tag=tag)
+                             report_tag=tag, sim_start_epoch_s=sim_start)
             outcome = self.finish(run_dir, facts, Fanout(sinks))
             ledger = write_ledger(run_dir, self.results.ledgers.values(), p.vens)
             if self.audit is None:
