@@ -124,8 +124,9 @@ def test_a_credentials_file_without_a_row_for_a_ven_is_one_line_exit_2(tmp_path:
     r = subprocess.run([sys.executable, "-m", "harness", "run", "--profile", "p.toml", "--quiet"], capture_output=True,
                        text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().startswith("harness: error: profile: target.ven_credentials: file vens.csv has no row for "
-                                       "VEN harness-ven-0000001 ")
+    # The file is named as found: beside the profile (a relative path resolves against the profile's folder).
+    assert r.stderr.strip().startswith(f"harness: error: profile: target.ven_credentials: file {tmp_path / 'vens.csv'} "
+                                       "has no row for VEN harness-ven-0000001 ")
     assert len(r.stderr.strip().splitlines()) == 1 and "Sekr1t" not in r.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 

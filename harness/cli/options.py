@@ -69,6 +69,6 @@ def anchored(p: Profile, folder: Path) -> Profile:
         return v if os.path.isabs(v) else str(folder / v)
 
     ts = p.target_settings
-    tls = {k: at(getattr(ts, k)) for k in ("ca_bundle", "client_cert", "client_key")}
-    return replace(p, ven_credentials=at(p.ven_credentials), target_settings=replace(ts, **tls),
+    tls = replace(ts, ca_bundle=at(ts.ca_bundle), client_cert=at(ts.client_cert), client_key=at(ts.client_key))
+    return replace(p, ven_credentials=at(p.ven_credentials), target_settings=tls,
                    replay=None if p.replay is None else replace(p.replay, file=str(at(p.replay.file))))
