@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,14 @@ def test_a_wrong_ven_secret_aborts_within_seconds_with_exit_4(tmp_path: Path) ->
     assert doc["verdict"] == "fail" and doc["aborted"]["status"] == 400 and doc["aborted"]["operation"] == "token"
     assert doc["reasons"][0] == doc["aborted"]["reason"]
     assert doc["operations"]["token"]["ok"] == 0 and doc["operations"].get("report", {}).get("ok", 0) == 0
+    # CI sees why: junit.xml's first case is the refusal, with the VTN's status (and no secret).
+    junit = next(tmp_path.glob("runs/*/junit.xml")).read_text()
+    root = ET.fromstring(junit)
+    first = next(root.iter("testcase"))
+    failure = first.find("failure")
+    assert (first.attrib["name"], first.attrib["classname"].rsplit(".", 1)[1]) == ("first contact", "run")
+    assert failure is not None and failure.attrib["type"] == "aborted" and failure.attrib["message"] == last[len("harness: error: "):]
+    assert "operation: token\nstatus: 400\n" in (failure.text or "") and "not-the-secret" not in junit
 
 
 def test_a_refused_pre_issued_token_aborts_on_ven_creation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
