@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientSession, web
 
 PROGRAM = "odd-program"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE = web.AppKey("state", dict)
 
 
@@ -52,17 +54,20 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({"reports": request.app[STATE]["reports"]})
 
 
-def make_app() -> web.Application:
+def _odd_app(routes: dict[str, Handler]) -> web.Application:
+    """An app of `"METHOD /path": handler` routes, with the id counter and report count they share."""
     app = web.Application()
     app[STATE] = {"ids": itertools.count(100), "reports": 0}
-    app.router.add_post("/auth/token", token)
-    app.router.add_get("/programs", programs)
-    app.router.add_get("/events", events)
-    app.router.add_post("/vens", created)
-    app.router.add_post("/vens/{ven_id}/resources", created)
-    app.router.add_post("/reports", report)
-    app.router.add_get("/_test/stats", stats)
+    for route, handler in routes.items():
+        method, path = route.split(" ", 1)
+        app.router.add_route(method, path, handler)
     return app
+
+
+def make_app() -> web.Application:
+    return _odd_app({"POST /auth/token": token, "GET /programs": programs, "GET /events": events,
+                     "POST /vens": created, "POST /vens/{ven_id}/resources": created, "POST /reports": report,
+                     "GET /_test/stats": stats})
 
 
 # ---- a 3.1.0 VTN whose token endpoint is elsewhere (found through GET /auth/server) -------------------------
@@ -157,15 +162,9 @@ async def webhook_stats(request: web.Request) -> web.Response:
 def make_webhook_app() -> web.Application:
     """Every deviation of one kind only: no expires_in and scope arrays (tokens), no createdDateTime (programs),
     a time without a date (the event's createdDateTime), created ids encoded twice, notifications encoded twice."""
-    app = web.Application()
-    app[STATE] = {"ids": itertools.count(100), "reports": 0}
+    app = _odd_app({"POST /auth/token": token_no_expiry, "GET /programs": programs_no_created,
+                    "GET /events": events_time_only, "POST /vens": created_twice,
+                    "POST /vens/{ven_id}/resources": created_twice, "POST /subscriptions": subscribe_and_notify,
+                    "POST /reports": report_ok, "GET /_test/stats": webhook_stats})
     app[SENT] = {"notifications": 0}
-    app.router.add_post("/auth/token", token_no_expiry)
-    app.router.add_get("/programs", programs_no_created)
-    app.router.add_get("/events", events_time_only)
-    app.router.add_post("/vens", created_twice)
-    app.router.add_post("/vens/{ven_id}/resources", created_twice)
-    app.router.add_post("/subscriptions", subscribe_and_notify)
-    app.router.add_post("/reports", report_ok)
-    app.router.add_get("/_test/stats", webhook_stats)
     return app
