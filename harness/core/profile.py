@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.core import embedded
+from harness.core import badday, embedded
 from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
 from harness.core.credentials import check_credential_keys
 from harness.core.fleet import SITE_KINDS
@@ -84,6 +84,8 @@ class Profile:
     unsubscribe: bool = False  # webhook mode: each VEN deletes its subscription at the end of the run
     startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     dr_events: tuple[DrEvent, ...] = ()
+    faults: tuple[badday.TimedFault, ...] = ()  # [[faults]]: timed faults on the run's clock (harness.core.badday)
+    reconnect: badday.Backoff = badday.Backoff()  # behaviour.reconnect: back-off and report buffer of a failed VEN
     stages: tuple[Stage, ...] = ()  # ramps of the active fleet; when given they set duration and fleet size
     max_loop_lag_ms: float = 100.0  # generator health: a window with more loop lag is saturated
     max_cpu_percent: float = 95.0
@@ -189,6 +191,8 @@ def validate(p: Profile) -> None:
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if p.target is not None:
+        if (problem := badday.check(p.faults, embedded_vtn=False)) is not None:
+            raise _fail(problem)
         u = urlparse(p.target)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
@@ -238,6 +242,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "behaviour.unsubscribe": ("unsubscribe", "bool"),
     "behaviour.startup": ("startup_s", "duration"),
     "dr_events": ("dr_events", "dr_events"),
+    "faults": ("faults", "faults"),
+    "behaviour.reconnect": ("reconnect", "reconnect"),
     "stages": ("stages", "stages"),
     "thresholds": ("thresholds", "thresholds"),
     "vtn.faults": ("vtn_faults", "strmap"),
@@ -262,20 +268,16 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise _fail(f"{key} must be a number, got {value!r}")
         return float(value)
-    if kind == "duration":
+    if kind in ("duration", "duration_ms"):
         try:
-            return parse_duration(value, key)
+            return parse_duration(value, key) * (1000.0 if kind == "duration_ms" else 1.0)
         except ValueError as exc:
             raise _fail(str(exc)) from None
-    if kind == "duration_ms":
+    if kind in ("faults", "reconnect"):
         try:
-            return parse_duration(value, key) * 1000.0
+            return badday.parse_faults(key, value) if kind == "faults" else badday.parse_backoff(key, value)
         except ValueError as exc:
             raise _fail(str(exc)) from None
-    if kind == "strlist":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(f"{key} must be a list of strings, got {value!r}")
-        return tuple(value)
     if kind == "thresholds":
         if not isinstance(value, list):
             raise _fail(f"{key} must be a list of expressions or tables, got {value!r}")
@@ -294,10 +296,10 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise _fail(f"{key} must be an array of tables ([[dr_events]]), got {value!r}")
         return tuple(_dr_event(f"{key}[{i}]", v) for i, v in enumerate(value))
-    if kind == "table":
+    if kind in ("table", "strmap"):
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table, got {value!r}")
-        return dict(value)
+        return dict(value) if kind == "table" else {str(k): str(v) for k, v in value.items()}
     if kind == "timeouts":
         if not isinstance(value, dict):
             raise _fail(f"{key} must be a table of operation = duration, e.g. {{ token = \"5s\", report = \"2s\" }}, got {value!r}")
@@ -307,10 +309,6 @@ def _convert(key: str, kind: str, value: Any) -> Any:
                 raise _fail(f"unknown operation {key}.{op} (known: {', '.join(OPERATIONS)})")
             out_t[op] = _convert(f"{key}.{op}", "duration", v)
         return out_t
-    if kind == "strmap":
-        if not isinstance(value, dict):
-            raise _fail(f"{key} must be a table, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
     if kind == "replay":
         try:
             return replay_spec(key, value)
@@ -346,7 +344,7 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in doc.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and key not in ("fleet.mix", "fleet.replay", "vtn.faults", "capacity", "target.tls", "behaviour.timeouts"):
+        if isinstance(v, dict) and key not in ("fleet.mix", "fleet.replay", "vtn.faults", "behaviour.reconnect", "capacity", "target.tls", "behaviour.timeouts"):
             out.update(_flatten(v, key + "."))
         else:
             out[key] = v

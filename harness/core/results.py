@@ -122,6 +122,7 @@ class RunResults:
     learned: dict[str, dict[str, int]] = field(default_factory=dict)  # DR event id -> how VENs learned -> count
     deviations: dict[str, str] = field(default_factory=dict)  # protocol deviation kind -> first example seen
     ledgers: dict[int, ReportLedger] = field(default_factory=dict)  # worker id -> its final report ledger
+    faults: list[dict[str, Any]] = field(default_factory=list)  # the timed faults done (harness.run.faultfiring)
 
     def worker(self, worker_id: int) -> WorkerState:
         w = self.workers.get(worker_id)
@@ -236,7 +237,10 @@ def attempts_summary(t: OpTotals) -> dict[str, Any]:
 
 def series_rows(results: RunResults) -> list[dict[str, Any]]:
     """One row per (second, operation): counts and per-second percentiles, for series.csv."""
-    return [row for w in results.window_range() for row in window_rows(w, results.windows.get(w, {}))]
+    rows = [row for w in results.window_range() for row in window_rows(w, results.windows.get(w, {}))]
+    # A fault is a band in the series: one `fault` row per second it lasts (ok/errors empty, its label in operation).
+    return rows + [{"t_s": w, "operation": f"fault:{f['label']}"} for f in results.faults
+                   for w in range(int(f["started_s"]), int(math.ceil(f["ended_s"] or f["started_s"])) + 1)]
 
 
 def window_rows(second: int, window: Mapping[str, WindowOp]) -> list[dict[str, Any]]:

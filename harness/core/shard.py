@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from harness.core import embedded
+from harness.core.badday import Backoff
 from harness.core.credentials import FILE, PER_VEN, SHARED, TOKEN, VenLogin
 from harness.core.fleet import FleetSpec
 from harness.core.replay import Replay
@@ -119,6 +120,7 @@ class ShardSpec:
     op_timeouts: tuple[tuple[str, float], ...] = ()  # per-operation overrides of timeout_s (the longest of all)
     replay: Replay | None = None  # measured curves that drive some loads (fleet.replay), parsed once at set-up
     report_tag: str = ""  # the run's tag in every report id (core.delivery); "": reports carry no id
+    reconnect: Backoff = Backoff()  # after a failed attempt: the VEN's back-off and how many reports it keeps
 
     @property
     def vens(self) -> int:

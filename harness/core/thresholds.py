@@ -132,6 +132,12 @@ def _resolve(expr: str, metric: str, limit_text: str) -> tuple[str, tuple[str, .
         if parts[1:] == ["ok_rate"]:
             return "provisioning", (), "fraction", metric
         raise _err(expr, f"unknown provisioning metric {metric!r} (expected provisioning.ok_rate)")
+    if parts[0] == "recovery":  # summary.json faults.recovery: the slowest recovery, reports lost or sent late
+        if parts[1:] in (["p100"], ["max"]):
+            return "recovery", ("p100_s",), "ms", "recovery.p100"
+        if parts[1:] in (["lost"], ["late"]):
+            return "recovery", (parts[1],), "count", metric
+        raise _err(expr, f"unknown recovery metric {metric!r} (expected recovery.p100, recovery.lost or recovery.late)")
     if parts[0] == "event_fanout":
         if len(parts) != 2 or parts[1] not in STATS:
             raise _err(expr, f"unknown metric {metric!r} (expected event_fanout.<{'|'.join(STATS)}>)")
@@ -243,6 +249,8 @@ def _value(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
         if DEFAULT_OP not in ops:
             return None, f"no {DEFAULT_OP} operations in the run"
         return float(ops[DEFAULT_OP]["rate_per_s"]) / float(target), ""
+    if t.kind == "recovery":
+        return _recovery(t, doc)
     if t.kind == "fanout":
         fanout = doc.get("event_fanout")
         if not fanout:
@@ -250,6 +258,16 @@ def _value(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
         v = fanout.get(f"{t.args[0]}_ms")
         return (None, "no VEN saw the event") if v is None else (float(v), "")
     raise AssertionError(t.kind)  # pragma: no cover
+
+
+def _recovery(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
+    rec = (doc.get("faults") or {}).get("recovery")
+    if not rec:
+        return None, "the run had no [[faults]]"
+    v = rec.get(t.args[0])
+    if v is None:
+        return math.inf, "not every fault recovered before the run ended"
+    return float(v) * (1000.0 if t.unit == "ms" else 1.0), ""
 
 
 def _pct(n: int, of: int) -> str:

@@ -142,6 +142,8 @@ def _load_series(data: RunData, path: Path) -> None:
     columns = [c for c in rows[0] if c not in ("t_s", "operation")]
     for t, r in zip(ts, rows):
         op = r.get("operation", "")
+        if op.startswith("fault:"):  # a fault's band: drawn from summary.json faults (plots.time_axis)
+            continue
         cols = data.series.get(op)
         if cols is None:
             cols = data.series[op] = {

@@ -137,6 +137,10 @@ def time_axis(ax: Axes, data: RunData, *, label: bool = True) -> None:
     if warm > 0:
         ax.axvspan(float(data.seconds[0]) - 0.5 if data.seconds.size else -0.5, warm - 0.5, color="#eceef1", zorder=0,
                    linewidth=0, label="warm-up (excluded)" if label else None)
+    for i, f in enumerate((data.summary.get("faults") or {}).get("faults", [])):  # each timed fault a red band
+        end = f["ended_s"] if f["ended_s"] is not None else f["started_s"]
+        ax.axvspan(f["started_s"], max(end, f["started_s"] + 0.5), color="#f4c7c3", zorder=0, linewidth=0,
+                   label="fault" if label and i == 0 else None)
 
 
 def plot_throughput(data: RunData) -> str:

@@ -47,6 +47,8 @@ class VenCalls:
         self.token: list[str | None] = [None] * n_vens
         self.token_expiry = np.zeros(n_vens, dtype=np.float64)  # loop time
         self.throttled_until = np.zeros(n_vens, dtype=np.float64)  # loop time; a VEN told 429 + Retry-After waits
+        self.fail_streak = np.zeros(n_vens, dtype=np.int64)  # failed attempts in a row (the back-off's exponent)
+        self._backs_off = spec.reconnect.kind != "none" or spec.reconnect.buffer > 0
         self.ven_token = np.zeros(n_vens, dtype=bool)  # the row's token is its own, from the VTN's POST /vens reply
         self.token_url: str | None = None  # a discovered 3.1.0 tokenURL; None: {base}/auth/token
         # Per-operation timeouts shorter than the transport's (which is the longest of them all).
@@ -79,20 +81,34 @@ class VenCalls:
                 self.count("stale_connection_retries")
             self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}", intended, _now())
             self.last_failure = f.error_class
+            self._back_off(row)
             return None
         except TimeoutError:
             self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)",
                           intended, _now())
             self.last_failure = errors.READ_TIMEOUT
+            self._back_off(row)
             return None
         done = _now()
         if reply.retried:
             self.count("stale_connection_retries")
         if reply.status in ok:
             self.rec.ok(op, intended, sent, done)
+            self.fail_streak[row] = 0
             return reply
         self._refused(op, row, req, reply, intended, done)
+        if reply.status >= 500:
+            self._back_off(row)
         return reply
+
+    def _back_off(self, row: int) -> None:
+        """A failed attempt: the VEN holds its next requests for the profile's back-off (behaviour.reconnect)."""
+        if not self._backs_off:
+            return
+        self.fail_streak[row] += 1
+        hold = self.spec.reconnect.delay(self.spec.seed, self.spec.ven_start + row, int(self.fail_streak[row]))
+        self.throttled_until[row] = max(self.throttled_until[row], _now() + hold)
+        self.count("backoff_holds")
 
     def _refused(self, op: str, row: int, req: Request, reply: Reply, intended: float, done: float) -> None:
         """Record a reply whose status the operation does not accept; honour a 429's Retry-After."""

@@ -46,6 +46,8 @@ class Lifecycle:
         self.busy = np.zeros(n, dtype=bool)
         self.pending: dict[int, deque[tuple[str, float]]] = {}  # row -> [(operation, intended)] waiting for the VEN
         self.in_flight: dict[asyncio.Task[Any], str | None] = {}  # task -> its operation (None: a Retry-After hold)
+        self._buffer = vens.spec.reconnect.buffer  # reports a VEN keeps to send late (0: a failed report is lost)
+        self._retried: set[tuple[int, float]] = set()  # (row, intended) of reports that failed once and wait
         self.online_slot = online_slot  # the report slot at which each VEN comes online (provisions)
         self._reports_per_ven = reports_per_ven
         self._on_offline = on_offline
@@ -90,7 +92,10 @@ class Lifecycle:
             self.vens.count_due()
         if self.busy[row]:
             # A device does one request at a time: the due operation waits, keeping its intended time.
-            self.pending.setdefault(row, deque()).append((op, intended))
+            queue = self.pending.setdefault(row, deque())
+            queue.append((op, intended))
+            if op == REPORT and self._buffer:
+                self._bound(row, queue)
             return
         self._start_op(op, row, intended)
 
@@ -98,16 +103,43 @@ class Lifecycle:
         state = self.state[row]
         if state == READY:
             if op == REPORT:
-                self._start(row, REPORT, self.vens.report(row, intended))
+                self._start(row, REPORT, self._report(row, intended))
             else:
                 self._start(row, POLL_EVENTS, self.vens.poll_events(row, intended))
         elif op == POLL_EVENTS:
             pass  # a VEN that does not exist yet has nothing to poll; its next poll comes on schedule
         elif state == FAILED:
+            if op == REPORT:
+                self.vens.calls.count("report_lost")
             self.rec.fail(REPORT, errors.NOT_READY, f"{self.vens.ven_name(row)}: VEN not provisioned; retrying provisioning")
             self._provision(row, intended)
         else:  # pragma: no cover - PROVISIONING implies busy
             self.pending.setdefault(row, deque()).append((op, intended))
+
+    async def _report(self, row: int, intended: float) -> None:
+        """One due report: sent (late if it failed before), kept to try again (buffer), or lost."""
+        count = self.vens.calls.count
+        if await self.vens.report(row, intended):
+            count("report_sent")
+            if (row, intended) in self._retried:
+                self._retried.discard((row, intended))
+                count("report_late")
+            return
+        if not self._buffer:
+            count("report_lost")
+            return
+        self._retried.add((row, intended))
+        queue = self.pending.setdefault(row, deque())
+        queue.appendleft((REPORT, intended))  # the oldest first, after the back-off's hold
+        self._bound(row, queue)
+
+    def _bound(self, row: int, queue: deque[tuple[str, float]]) -> None:
+        """At most `buffer` reports wait: the oldest beyond that is lost."""
+        reports = [e for e in queue if e[0] == REPORT]
+        if len(reports) > self._buffer:
+            queue.remove(reports[0])
+            self._retried.discard((row, reports[0][1]))
+            self.vens.calls.count("report_lost")
 
     def _provision(self, row: int, intended: float) -> None:
         self.state[row] = PROVISIONING
@@ -154,3 +186,4 @@ class Lifecycle:
             await asyncio.gather(*tasks, return_exceptions=True)
         for op in abandoned:
             self.rec.fail(op, errors.ABANDONED, "in flight or queued when the drain deadline passed")
+        self.vens.calls.count("report_lost", abandoned.count(REPORT))

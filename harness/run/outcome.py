@@ -22,6 +22,7 @@ from harness.core.exits import EXIT_ABORTED, EXIT_FAIL, EXIT_INVALID, EXIT_PASS,
 from harness.core.fanout import event_fanout
 from harness.core.health import HealthLimits, judge
 from harness.core.profile import Profile
+from harness.core.recovery import faults_summary
 from harness.core.refusal import Refusal
 from harness.core.results import RunResults, stage_rows, summary
 from harness.core.stages import bounds as stage_bounds
@@ -129,6 +130,8 @@ def _extra(p: Profile, results: RunResults, facts: RunFacts) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if facts.fired:
         extra["event_fanout"] = event_fanout([f for f in facts.fired if f["id"]], results)
+    if results.faults:
+        extra["faults"] = faults_summary(results, p.target_rate_per_s, p.interval_s)
     if p.stages:
         extra["stages"] = stage_rows(stage_bounds(p.stages), results)
     return extra

@@ -21,6 +21,7 @@ from harness.core.results import RunResults
 from harness.run.audit import AuditSettings, audit_run, exit_code_for, faults_off, write_ledger
 from harness.run.backend import Backend, LocalBackend
 from harness.run.drevents import DrEventFiring
+from harness.run.faultfiring import FaultFiring
 from harness.run.outcome import RunFacts, conclude, refused
 from harness.run.setup import (
     fit_to_host,
@@ -73,6 +74,7 @@ class RunSession:
         self.abort_watch = AbortWatch(profile)
         self.login_watch = LoginWatch(profile)
         self.supervisor: Supervisor | None = None
+        self.faults: FaultFiring | None = None
 
     def sinks(self, run_dir: Path) -> list[RunSink]:
         """Every sink of the run, in the order each is told a fact. A new one (dashboard, exporter) is one line."""
@@ -86,9 +88,9 @@ class RunSession:
         run_dir = make_run_dir(self.out_dir, p.name)
         started_epoch = time.time()
         with self.signals.recording(), ExitStack() as stack:
-            target, vtn_pid = p.target, None
+            target, vtn_pid, vtn = p.target, None, None
             if target is None:
-                target, vtn_pid = start_embedded_vtn(stack, p, run_dir, self.signals, creds)
+                target, vtn_pid, vtn = start_embedded_vtn(stack, p, run_dir, self.signals, creds)
             op, program_id, event_id = set_up_operator(p, target, creds, ssl_context, self.reachable_window_s)
             tag = run_tag(run_dir.name)  # in every report's id, for the delivery audit
             specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds, tag)
@@ -96,15 +98,17 @@ class RunSession:
             sinks = self.sinks(run_dir)
             sim_start = specs[0].sim_start_epoch_s  # fleet.replay's first sample; None: t0 (the same in every spec)
             firing = DrEventFiring(p, op, program_id, self.notes, sim_start)
+            faults = self.faults = FaultFiring(p, target, vtn, self.notes)
             sup = self.supervisor = Supervisor(
                 p, self.backend, specs, self.results, Fanout(sinks), target=target, run_dir=run_dir,
-                signals=self.signals, notes=self.notes, heartbeat_s=self.heartbeat_s, duties=[firing],
+                signals=self.signals, notes=self.notes, heartbeat_s=self.heartbeat_s, duties=[firing, faults],
             )
             ran = sup.run()
             for kind, dev in op.dialect.deviations.take().items():  # what the operator's calls tolerated
                 self.results.note_deviation(kind, dev.count, dev.example)
             if op.transient_failures:
                 self.results.counters["setup_transient_failures"] = op.transient_failures
+            self.results.faults = faults.finish()
             facts = RunFacts(started_epoch, ran.t0_epoch_s, self._measured_s(ran), target, program_id, event_id,
                              workers=len(specs), vtn_pid=vtn_pid, fired=firing.fired, notes=self.notes,
                              report_tag=tag, sim_start_epoch_s=sim_start)

@@ -75,15 +75,15 @@ def fit_to_host(p: Profile, n_workers: int, notes: list[str]) -> Profile:
 
 
 def start_embedded_vtn(stack: ExitStack, p: Profile, run_dir: Path, signals: SignalLog,
-                       creds: Credentials | None = None) -> tuple[str, int | None]:
+                       creds: Credentials | None = None) -> tuple[str, int | None, Any]:
     """The embedded VTN for this run, issuing VEN credentials the way `creds` log in, stopped when the stack
-    closes: (its URL, its pid)."""
+    closes: (its URL, its pid, the EmbeddedVtn, which a restart fault kills and starts again)."""
     from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
 
     auth = embedded_vtn_auth(creds) if creds is not None else {}
     vtn = EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p), **auth)).start()
     stack.callback(lambda: vtn.stop(timeout=vtn_stop_s(signals)))
-    return vtn.url, vtn.pid
+    return vtn.url, vtn.pid, vtn
 
 
 def vtn_stop_s(signals: SignalLog) -> float:
@@ -132,6 +132,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             credentials=creds.for_vens(lo, hi), dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
+            reconnect=p.reconnect,
         )
         for i, (lo, hi) in enumerate(split(p.vens, n_workers))
     ]

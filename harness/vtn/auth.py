@@ -140,6 +140,11 @@ class TokenStore:
         self._tokens[token.value] = token
         return token
 
+    def expire_all(self) -> int:
+        """Every issued token expires now (a bad day's token storm); pre-issued tokens stay. Returns how many."""
+        n, self._tokens = len(self._tokens), {}
+        return n
+
     def lookup(self, value: str) -> tuple[Principal | None, str]:
         """(principal, "") for a live token, else (None, reason) with reason "unknown" or "expired"."""
         token = self._tokens.get(value)

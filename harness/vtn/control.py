@@ -34,6 +34,7 @@ class Control:
         router.add_get(CONTROL_PREFIX + "faults", self.get_faults, allow_head=False)
         router.add_post(CONTROL_PREFIX + "faults", self.set_faults)
         router.add_post(CONTROL_PREFIX + "stall", self.stall)
+        router.add_post(CONTROL_PREFIX + "expire_tokens", self.expire_tokens)
         router.add_get(CONTROL_PREFIX + "mqtt", self.mqtt, allow_head=False)
 
     @staticmethod
@@ -112,3 +113,8 @@ class Control:
         fs, started = self.vtn.mw.faults, self.vtn.mw.started_at
         fs.stall_until = max(fs.stall_until, time.monotonic() + float(duration))
         return json_response({"stall_until_s": round(fs.stall_until - started, 3)})
+
+    async def expire_tokens(self, request: web.Request) -> web.Response:
+        """Every token issued so far expires at once: the next request of each holder is a 401."""
+        self._loopback(request)
+        return json_response({"expired": self.vtn.tokens.expire_all()})

@@ -201,6 +201,21 @@ class EmbeddedVtn:
             if not process.is_alive():
                 raise RuntimeError(f"embedded VTN exited before it was ready (exit code {process.exitcode})")
 
+    def kill(self) -> None:
+        """SIGKILL the (first) serving process: no in-flight request finishes, nothing more is committed."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5.0)
+            if self._conn is not None:
+                self._conn.close()
+            self._process, self._conn = None, None
+
+    def start_again(self) -> EmbeddedVtn:
+        """A stopped or killed VTN served again on the same port and store (issued tokens are gone with it)."""
+        self.config = replace(self.config, port=self.port)
+        self._process, self._conn, self.port = self._spawn(self.config)
+        return self
+
     def stop(self, timeout: float = 10.0) -> int | None:
         """Ask the children to stop (finish in-flight requests, commit, close), then escalate to terminate and
         kill. Returns the (first) child's exit code."""
