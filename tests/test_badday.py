@@ -40,23 +40,74 @@ def test_full_jitter_is_seeded_and_bounded() -> None:
 
 def _restart_profile(vens: int, buffer: int, backoff: Backoff | None = None) -> Profile:
     return Profile(
-        name="restart", vens=vens, interval_s=2.0, duration_s=14.0, workers=2, seed=5, max_loop_lag_ms=5000,
+        name="restart", vens=vens, interval_s=4.0, duration_s=20.0, workers=2, seed=5, max_loop_lag_ms=5000,
         max_cpu_percent=100, drain_s=8.0, reconnect=backoff or Backoff("exponential", 0.5, 2.0, "full", buffer),
-        faults=(TimedFault("restart", at_s=4.0, duration_s=2.0),),
+        faults=(TimedFault("restart", at_s=6.0, duration_s=4.0),),
         thresholds=("recovery.p100 < 60s", "recovery.lost == 0"),
     )
 
 
 def test_restart_buffered_reports_are_sent_late_and_counted_exactly(tmp_path: Path) -> None:
-    outcome = RunSession(_restart_profile(100, buffer=8), tmp_path).run()
+    p = _restart_profile(500, buffer=8)
+    outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     f = doc["faults"]
     reports = f["reports"]
     assert reports["sent"] + reports["lost"] == reports["due"]
     assert reports["lost"] == 0 and reports["late"] > 0
     assert f["faults"][0]["kind"] == "restart" and f["faults"][0]["recovered"]
-    assert f["recovery"]["p100_s"] is not None and f["recovery"]["p100_s"] <= 2.0 + 2.0 + 8.0
+    assert f["faults"][0]["vens_reported_after"] == 500  # every VEN reported again after the restart
+    # Within the back-off's bound: every first try after the restart is at most one cap away, then one interval
+    # of reports at the target rate.
+    assert f["recovery"]["p100_s"] is not None and f["recovery"]["p100_s"] <= p.reconnect.max_delay_s() + p.interval_s
     assert outcome.verdict in ("pass", "fail")
     series = (outcome.run_dir / "series.csv").read_text()
     assert ",fault:restart," in series  # the fault is a band in the time series
     assert outcome.summary["counters"]["token_refresh_on_401"] >= 1  # the restart took the tokens with it
+
+
+def test_token_storm_every_ven_reauthenticates_once_and_loses_nothing(tmp_path: Path) -> None:
+    p = Profile(name="storm", vens=60, interval_s=2.0, duration_s=10.0, workers=2, seed=9, max_loop_lag_ms=5000,
+                max_cpu_percent=100, reconnect=Backoff("exponential", 0.5, 2.0, "full", 4),
+                faults=(TimedFault("token_expiry", at_s=4.0),))
+    doc = RunSession(p, tmp_path).run().summary
+    assert doc["counters"]["token_refresh_on_401"] == 60  # each VEN's next request after the instant: 401, once
+    assert doc["operations"]["token"]["ok"] == 60 + 60  # the first token and one new one per VEN
+    f = doc["faults"]
+    assert f["reports"]["lost"] == 0 and f["reports"]["sent"] == f["reports"]["due"]
+    assert f["faults"][0]["vens_reported_after"] == 60 and f["faults"][0]["peak_token_requests_per_s"] >= 1
+
+
+def _first_tries_after(p: Profile, start_s: float, end_s: float) -> np.ndarray:
+    """From the seed alone: when each VEN first tries again after the VTN is back (its failures instant)."""
+    from harness.core.schedule import phases
+
+    ph = phases(p.seed, 0, p.vens, p.interval_s)
+    out = np.empty(p.vens)
+    for v in range(p.vens):
+        t = ph[v] + np.ceil((start_s - ph[v]) / p.interval_s) * p.interval_s  # its first report in the outage
+        k = 0
+        while t < end_s:
+            k += 1
+            t += p.reconnect.delay(p.seed, v, k)
+        out[v] = t
+    return out
+
+
+def test_thundering_herd_no_jitter_peaks_at_least_3x_full_jitter(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from harness.cli.options import load_profile
+
+    shipped = Path(__file__).resolve().parents[1] / "profiles"
+    herd, spread = (replace(load_profile(str(shipped / f"{name}.toml")), workers=2, max_loop_lag_ms=5000,
+                            max_cpu_percent=100) for name in ("thundering-herd", "thundering-herd-jitter"))
+    docs = [RunSession(p, tmp_path / p.name).run().summary for p in (herd, spread)]
+    f0, f1 = (d["faults"]["faults"][0] for d in docs)
+    # What the seed says: with full jitter the first tries after the restart spread over seconds.
+    tries = _first_tries_after(spread, f1["started_s"], f1["ended_s"])
+    per_s = np.bincount(np.floor(tries - f1["ended_s"]).astype(int).clip(0))
+    assert herd.vens / (per_s.max() + herd.vens / herd.interval_s) >= 3  # the setup can show the effect
+    assert f0["peak_requests_per_s"] >= 3 * f1["peak_requests_per_s"], (f0, f1)
+    for d in docs:
+        assert d["faults"]["reports"]["sent"] + d["faults"]["reports"]["lost"] == d["faults"]["reports"]["due"]

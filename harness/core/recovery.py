@@ -1,7 +1,7 @@
 """Recovery from each timed fault, read from the per-second windows: summary.json `faults`.
 
 Pure. Recovered: from the fault's end, the first second from which the report rate over one report interval is within
-5 % of the target. Peaks (all requests, token requests, VENs' in-flight requests) are over the fault and its recovery.
+5 % of the target, provided every VEN has had a report acknowledged after the fault's end (by the run's end). Peaks (all requests, token requests, VENs' in-flight requests) are over the fault and its recovery.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _in_flight(results: RunResults) -> dict[int, int]:
     return out
 
 
-def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: float) -> dict[str, Any]:
+def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: float, vens: int) -> dict[str, Any]:
     ok = {w: win["report"].ok for w, win in results.windows.items() if "report" in win}
     requests, tokens, busy = _per_s(results), _per_s(results, ("token",)), _in_flight(results)
     last = max(results.windows, default=0)
@@ -47,10 +47,14 @@ def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: fl
         back = _recovered_at(ok, end_w, last, span, target_rate_per_s)
         upto = (back + span) if back is not None else last + 1
         around = range(start_w, upto)
+        reported = results.counters.get(f"reported_after_fault:{f['index']}", 0)
+        recovered = back is not None and reported >= vens  # the rate is back and every VEN has reported since
         rows.append({
             **f,
-            "recovery_s": None if back is None else round(max(0.0, back - end), 3),
-            "recovered": back is not None,
+            "rate_back_after_s": None if back is None else round(max(0.0, back - end), 3),
+            "vens_reported_after": reported,
+            "recovered": recovered,
+            "recovery_s": round(max(0.0, back - end), 3) if recovered and back is not None else None,
             "peak_requests_per_s": max((requests.get(w, 0) for w in range(end_w, upto)), default=0),
             "peak_token_requests_per_s": max((tokens.get(w, 0) for w in around), default=0),
             "peak_outstanding": max((busy.get(w, 0) for w in around), default=0),

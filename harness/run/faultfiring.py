@@ -83,3 +83,4 @@ class FaultFiring:
         except (OSError, RuntimeError) as exc:
             self.notes.append(f"fault {row['index']} ({f.label()}) not undone: {exc}")
         row["ended_s"] = round(time.time() - self.t0, 3)
+        self.notes.append(f"fault {row['index']} {f.label()} over at {row['ended_s']:.1f}s: recovery measured from here")

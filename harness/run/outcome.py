@@ -131,7 +131,7 @@ def _extra(p: Profile, results: RunResults, facts: RunFacts) -> dict[str, Any]:
     if facts.fired:
         extra["event_fanout"] = event_fanout([f for f in facts.fired if f["id"]], results)
     if results.faults:
-        extra["faults"] = faults_summary(results, p.target_rate_per_s, p.interval_s)
+        extra["faults"] = faults_summary(results, p.target_rate_per_s, p.interval_s, p.vens)
     if p.stages:
         extra["stages"] = stage_rows(stage_bounds(p.stages), results)
     return extra

@@ -71,6 +71,7 @@ class ShardVens:
         self.ven_id: list[str | None] = [None] * n
         self.last_report_sim_s = np.full(n, np.nan, dtype=np.float64)
         self.reports_ok = np.zeros(n, dtype=np.int32)
+        self.last_ok = np.full(n, -np.inf)  # loop time of each VEN's latest acknowledged report
         self.t0 = 0.0  # loop time of run start; set by the worker at Start
         # DR events: per event, which rows know it; awareness instants (epoch s) to ship.
         self.event_seen: dict[str, npt.NDArray[np.bool_]] = {}
@@ -299,5 +300,6 @@ class ShardVens:
         feed.commit(lo, hi, energy, load_energy)
         self.last_report_sim_s[row] = now_sim
         self.reports_ok[row] += 1
+        self.last_ok[row] = _now()
         feed.note_shed_reported(row, now_sim)
         return True

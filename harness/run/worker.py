@@ -19,6 +19,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+import numpy as np
+
 from harness import dialects
 from harness.core.fleet import build_shard
 from harness.core.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
@@ -337,6 +339,8 @@ class Worker:
         life = self.lifecycle
         health = self.probe.take(len(life.in_flight), life.backlog)
         done = self.vens.reports_done(self.spec.reports_per_ven or 1 << 30)
+        for i, end_s in enumerate(self.spec.fault_ends_s if final else ()):  # VENs that reported after each fault
+            counters[f"reported_after_fault:{i}"] = int(np.count_nonzero(self.vens.last_ok > self.t0 + end_s))
         self.out.put(
             WorkerDelta(self.spec.worker_id, window, ops, errs, health, life.ready_count(), done, final, counters,
                         facts.aware, facts.shed, deviations=facts.deviations, learned=facts.learned,
