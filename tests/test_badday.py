@@ -111,3 +111,26 @@ def test_thundering_herd_no_jitter_peaks_at_least_3x_full_jitter(tmp_path: Path)
     assert f0["peak_requests_per_s"] >= 3 * f1["peak_requests_per_s"], (f0, f1)
     for d in docs:
         assert d["faults"]["reports"]["sent"] + d["faults"]["reports"]["lost"] == d["faults"]["reports"]["due"]
+
+
+def test_error_burst_stall_and_slowdown_each_happen_in_their_band(tmp_path: Path) -> None:
+    p = Profile(name="kinds", vens=40, interval_s=1.0, duration_s=16.0, workers=2, seed=4, max_loop_lag_ms=5000,
+                max_cpu_percent=100, drain_s=6.0, reconnect=Backoff("exponential", 0.2, 1.0, "full", 6),
+                faults=(TimedFault("errors", at_s=3.0, duration_s=2.0, status=503),
+                        TimedFault("outage", at_s=7.0, duration_s=2.0, mode="stall"),
+                        TimedFault("slowdown", at_s=11.0, duration_s=2.0, latency="300ms")))
+    outcome = RunSession(p, tmp_path).run()
+    doc, results = outcome.summary, outcome.results
+    rows = doc["faults"]["faults"]
+    assert [r["label"] for r in rows] == ["errors(503:1)", "outage(stall)", "slowdown(300ms)"]
+    burst = rows[0]
+    errors_at = [w for w, win in results.windows.items() if win.get("report") and win["report"].errors]
+    assert doc["errors"]["http_503"]["count"] > 0
+    assert errors_at and min(errors_at) >= int(burst["started_s"]) and max(errors_at) <= burst["ended_s"] + 1
+    # Every report slower than 250 ms (from its intended time) completed in a band or just after (sent late).
+    slow = [w for w, win in results.windows.items() if "report" in win and win["report"].hist("response").max_ns > 250e6]
+    assert slow and all(any(r["started_s"] - 1 <= w <= r["ended_s"] + 2 for r in rows) for w in slow), slow
+    for r in rows[1:]:  # the stall and the slowdown each made answers slow
+        assert any(r["started_s"] <= w <= r["ended_s"] + 1 for w in slow), (r, slow)
+    assert doc["faults"]["reports"]["sent"] + doc["faults"]["reports"]["lost"] == doc["faults"]["reports"]["due"]
+    assert all(r["recovered"] for r in rows)
