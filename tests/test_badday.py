@@ -134,3 +134,21 @@ def test_error_burst_stall_and_slowdown_each_happen_in_their_band(tmp_path: Path
         assert any(r["started_s"] <= w <= r["ended_s"] + 1 for w in slow), (r, slow)
     assert doc["faults"]["reports"]["sent"] + doc["faults"]["reports"]["lost"] == doc["faults"]["reports"]["due"]
     assert all(r["recovered"] for r in rows)
+
+
+def test_event_stampede_every_notified_ven_rereads_the_events_once(tmp_path: Path) -> None:
+    from harness.core.profile import DrEvent
+
+    p = Profile(name="stampede", vens=30, interval_s=1.0, reports_per_ven=8, workers=2, seed=2, events="webhook",
+                reread_s=0.5, max_loop_lag_ms=5000, max_cpu_percent=100,
+                dr_events=(DrEvent(at_s=2.0, level=2, duration_s=600.0),))
+    doc = RunSession(p, tmp_path).run().summary
+    assert doc["event_fanout"]["aware"] == 30
+    assert doc["counters"]["reread_after_notification"] == 30
+    # One read of the current events after subscribing, one re-read after the notification, per VEN.
+    assert doc["operations"]["poll_events"]["ok"] == 30 + 30
+
+
+def test_reread_needs_webhook_events() -> None:
+    with pytest.raises(ProfileError, match="reread_after_notification needs behaviour.events"):
+        from_toml('[behaviour]\nreread_after_notification = "1s"')

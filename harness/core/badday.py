@@ -135,8 +135,10 @@ def parse_backoff(key: str, t: Any) -> Backoff:
     return Backoff(str(kind), base, cap, str(jitter), buffer)
 
 
-def check(faults: tuple[TimedFault, ...], embedded_vtn: bool) -> str | None:
-    """What is wrong with faults for this target (None: nothing)."""
+def check(faults: tuple[TimedFault, ...], embedded_vtn: bool, reread_s: float | None, events: str) -> str | None:
+    """What is wrong with the bad-day settings for this target (None: nothing)."""
+    if reread_s is not None and events != "webhook":
+        return "behaviour.reread_after_notification needs behaviour.events = \"webhook\" (notifications to re-read after)"
     for i, f in enumerate(faults):
         if not embedded_vtn:
             return (f"faults[{i}].kind {f.kind} needs the embedded VTN (no target.url): against another target "

@@ -82,6 +82,7 @@ class Profile:
     events: str = "none"  # how VENs learn of events: none | poll | webhook
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: each VEN deletes its subscription at the end of the run
+    reread_s: float | None = None  # webhook mode: a VEN re-reads the program's events this long after a notification
     startup_s: float | None = None  # VENs come online spread over this window (None: the first interval)
     dr_events: tuple[DrEvent, ...] = ()
     faults: tuple[badday.TimedFault, ...] = ()  # [[faults]]: timed faults on the run's clock (harness.core.badday)
@@ -190,9 +191,9 @@ def validate(p: Profile) -> None:
                               p.bl_client_id)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    if (problem := badday.check(p.faults, p.target is None, p.reread_s, p.events)) is not None:
+        raise _fail(problem)
     if p.target is not None:
-        if (problem := badday.check(p.faults, embedded_vtn=False)) is not None:
-            raise _fail(problem)
         u = urlparse(p.target)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
@@ -240,6 +241,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "behaviour.events": ("events", "str"),
     "behaviour.poll_interval": ("poll_interval_s", "duration"),
     "behaviour.unsubscribe": ("unsubscribe", "bool"),
+    "behaviour.reread_after_notification": ("reread_s", "duration"),
     "behaviour.startup": ("startup_s", "duration"),
     "dr_events": ("dr_events", "dr_events"),
     "faults": ("faults", "faults"),

@@ -120,6 +120,7 @@ class ShardSpec:
     op_timeouts: tuple[tuple[str, float], ...] = ()  # per-operation overrides of timeout_s (the longest of all)
     replay: Replay | None = None  # measured curves that drive some loads (fleet.replay), parsed once at set-up
     report_tag: str = ""  # the run's tag in every report id (core.delivery); "": reports carry no id
+    reread_s: float | None = None  # webhook mode: re-read the events this long after a notification (None: never)
     fault_ends_s: tuple[float, ...] = ()  # run time each [[faults]] entry ends (who reported after it)
     reconnect: Backoff = Backoff()  # after a failed attempt: the VEN's back-off and how many reports it keeps
 

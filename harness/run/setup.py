@@ -132,7 +132,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             credentials=creds.for_vens(lo, hi), dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
-            reconnect=p.reconnect, fault_ends_s=tuple(f.end_s for f in p.faults),
+            reconnect=p.reconnect, reread_s=p.reread_s, fault_ends_s=tuple(f.end_s for f in p.faults),
         )
         for i, (lo, hi) in enumerate(split(p.vens, n_workers))
     ]

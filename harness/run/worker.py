@@ -188,12 +188,25 @@ class Worker:
             self.pooled = self._make_transport(spec, spec.pool_size, spec.target_settings.source_addresses)
         await self.vens.discover_token_url()  # 3.1.0 /auth/server, once per worker, inside the start margin
         if spec.events == "webhook":
-            self.receiver = WebhookReceiver(self.vens.callback_token, self.vens.on_event, self.vens.shard.n_vens,
+            on_event = self.vens.on_event if spec.reread_s is None else self._notified
+            self.receiver = WebhookReceiver(self.vens.callback_token, on_event, self.vens.shard.n_vens,
                                             self.vens.dialect)
             self.vens.callback_base = await self.receiver.start()
         self.t0 = t0
         if spec.stages:
             self.lifecycle.ramp(ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop), spec.stages, t0)
+
+    def _notified(self, row: int, ev: Any) -> None:
+        """behaviour.reread_after_notification: a VEN told of an event it did not know re-reads the events later."""
+        seen = self.vens.event_seen.get(ev.id)
+        known = seen is not None and bool(seen[row])
+        self.vens.on_event(row, ev)
+        seen = self.vens.event_seen.get(ev.id)
+        if known or seen is None or not seen[row] or self.spec.reread_s is None:
+            return
+        self.vens.calls.count("reread_after_notification")
+        at = time.monotonic() + self.spec.reread_s
+        asyncio.get_running_loop().call_later(self.spec.reread_s, self.lifecycle.due, POLL_EVENTS, row, 0, at)
 
     def _streams(self, t0: float) -> dict[str, Stream]:
         """Due slots per operation: reports from t0 (slot 0 provisions), polls one poll interval after t0."""
