@@ -38,6 +38,7 @@ def _in_flight(results: RunResults) -> dict[int, int]:
 def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: float, vens: int) -> dict[str, Any]:
     ok = {w: win["report"].ok for w, win in results.windows.items() if "report" in win}
     requests, tokens, busy = _per_s(results), _per_s(results, ("token",)), _in_flight(results)
+    served = {w: sum(t.ok for t in win.values()) for w, win in results.windows.items()}
     last = max(results.windows, default=0)
     span = max(1, int(math.ceil(interval_s)))
     rows = []
@@ -55,7 +56,9 @@ def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: fl
             "vens_reported_after": reported,
             "recovered": recovered,
             "recovery_s": round(max(0.0, back - end), 3) if recovered and back is not None else None,
-            "peak_requests_per_s": max((requests.get(w, 0) for w in range(end_w, upto)), default=0),
+            # From the second the fault ends in: answered ok (what the VTN served), and every attempt (refused too).
+            "peak_ok_per_s": max((served.get(w, 0) for w in range(int(end), upto)), default=0),
+            "peak_requests_per_s": max((requests.get(w, 0) for w in range(int(end), upto)), default=0),
             "peak_token_requests_per_s": max((tokens.get(w, 0) for w in around), default=0),
             "peak_outstanding": max((busy.get(w, 0) for w in around), default=0),
             "requests_during": sum(requests.get(w, 0) for w in range(start_w, end_w)),
