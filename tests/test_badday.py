@@ -152,3 +152,16 @@ def test_event_stampede_every_notified_ven_rereads_the_events_once(tmp_path: Pat
 def test_reread_needs_webhook_events() -> None:
     with pytest.raises(ProfileError, match="reread_after_notification needs behaviour.events"):
         from_toml('[behaviour]\nreread_after_notification = "1s"')
+
+
+def test_compare_reads_each_faults_peaks_and_recovery() -> None:
+    from harness.core.compare import RunData, compare
+
+    def run(peak: int, recovery: float) -> RunData:
+        fault = {"index": 0, "label": "restart", "peak_ok_per_s": peak, "peak_token_requests_per_s": peak // 2,
+                 "recovery_s": recovery}
+        return RunData({"operations": {}, "faults": {"faults": [fault]}}, {})
+
+    rows = {r.quantity: r for r in compare(run(313, 0.6), run(48, 15.7)) if r.op == "fault:0 restart"}
+    assert rows["peak_ok_per_s"].mark == "improvement" and rows["peak_ok_per_s"].new == 48
+    assert rows["recovery"].mark == "regression" and rows["recovery"].new == 15700.0

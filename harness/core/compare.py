@@ -93,6 +93,20 @@ def compare(base: RunData, new: RunData, settings: Settings = Settings()) -> lis
         eb, en = _field(base_ops, op, "error_rate"), _field(new_ops, op, "error_rate")
         rows.append(Row(op, "error_rate", "fraction", eb, en, _change(eb, en),
                         _error_mark(eb, en, s)))
+    return rows + _fault_rows(base.summary, new.summary, s)
+
+
+def _fault_rows(base: Mapping[str, Any], new: Mapping[str, Any], s: Settings) -> list[Row]:
+    """Per timed fault both runs had (summary.json faults): the peaks on the VTN after it, and the recovery time."""
+    fb, fn = ((d.get("faults") or {}).get("faults") or [] for d in (base, new))
+    rows: list[Row] = []
+    for b, n in zip(fb, fn):
+        op = f"fault:{b['index']} {b['label']}"
+        for name, unit, scale in (("peak_ok_per_s", "per_s", 1.0), ("peak_token_requests_per_s", "per_s", 1.0),
+                                  ("recovery_s", "ms", 1000.0)):
+            vb, vn = (None if d.get(name) is None else float(d[name]) * scale for d in (b, n))
+            rows.append(Row(op, name.removesuffix("_s") if unit == "ms" else name, unit, vb, vn, _change(vb, vn),
+                            _judge(vb, vn, s.tolerance, 0.0, higher_is_worse=True)))
     return rows
 
 
