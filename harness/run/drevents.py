@@ -52,7 +52,7 @@ class DrEventFiring:
                 )
             except SetupFailed as exc:
                 self.notes.append(f"DR event {i} not created: {exc}")
-                self.fired.append(row)
+                self.fired.append({**row, "error": str(exc)})  # fails the run's verdict (outcome.dr_reasons)
                 continue
             self.fired.append({**row, "id": event_id, "targeted": int(mask.sum())})
             self.notes.append(f"DR event {i} ({event_id}) created at {elapsed:.1f}s for {int(mask.sum())} VENs, "

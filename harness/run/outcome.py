@@ -73,12 +73,18 @@ def conclude(p: Profile, results: RunResults, facts: RunFacts, run_dir: Path, *,
     checks = evaluate(gates(p.thresholds) if default_gates else p.thresholds, doc)  # none named: the default gates
     if abort is not None:
         checks = mark_aborted(checks, *abort)
-    reasons = reasons + failure_reasons(checks)
+    reasons = reasons + failure_reasons(checks) + dr_reasons(facts.fired)
     if name == "pass" and reasons:
         name, code = "fail", EXIT_FAIL
     doc.update(verdict=name, reasons=reasons, thresholds=to_json(checks),
                thresholds_source="profile" if p.thresholds or not default_gates else "default")
     return Outcome(code, name, run_dir, doc, results, checks, invalid_reasons)
+
+
+def dr_reasons(fired: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per DR event the operator could not create: a run whose DR check never happened does not pass."""
+    return [f"DR check: DR event {i} (at {f['at_s']:g}s) not created: {f['error']}"
+            for i, f in enumerate(fired) if f.get("error")]
 
 
 def refused(outcome: Outcome, refusal: Refusal) -> None:
