@@ -18,6 +18,19 @@ NAME = "openadr-3.1.0"
 
 class OpenADR310(OpenADR301):
     name = NAME
+    string_targets = True  # targets are strings matched against the VEN records' own targets (business logic sets them)
+
+    def list_vens(self, skip: int = 0, limit: int = 50) -> Request:
+        return Request("GET", f"/vens?skip={skip}&limit={limit}")
+
+    def grant_target(self, ven: dict[str, Any], target: str) -> Request:
+        """Business logic adds a target to a VEN record (PUT, BL_VEN_REQUEST, its other fields kept)."""
+        old = [t for t in ven.get("targets") or [] if isinstance(t, str)]
+        body: dict[str, Any] = {"objectType": "BL_VEN_REQUEST", "clientID": ven["clientID"], "venName": ven["venName"],
+                                "targets": [*old, target] if target not in old else old}
+        if ven.get("attributes"):
+            body["attributes"] = ven["attributes"]
+        return Request("PUT", f"/vens/{ven['id']}", json=body)
 
     def auth_server(self) -> Request | None:
         return Request("GET", "/auth/server")

@@ -154,13 +154,30 @@ class Operator:
     ) -> str:
         """A demand-response event (SIMPLE level) for these VENs (None: the whole program); its id."""
         req = self.dialect.create_event(program_id, event_name, rfc3339(start_epoch_s), iso_duration(duration_s), level)
-        targets = event_targets(ven_names)
+        targets: list[Any] | None = event_targets(ven_names)
+        if targets is not None and getattr(self.dialect, "string_targets", False):
+            targets = [self._grant(event_name, set(ven_names or ()))]
         if targets is not None and isinstance(req.json, dict):
             req.json["targets"] = targets
         try:
             return self.dialect.parse_id(decode(self._authed(req, f"create DR event {event_name!r}", (200, 201)).body))
         except Failure as f:
             raise SetupFailed(f"DR event {event_name!r}: {f}") from None
+
+    def _grant(self, target: str, ven_names: set[str]) -> str:
+        """3.1.0: give the VEN records of these VENs the target string (as business logic does), reading every page
+        of GET /vens; the target the event then carries."""
+        d: Any = self.dialect
+        skip, records = 0, []
+        while True:
+            page = self.dialect.parse_list(decode(self._authed(d.list_vens(skip, PAGE), "list vens", (200,)).body))
+            records += [v for v in page if v.get("venName") in ven_names]
+            if len(page) < PAGE:
+                break
+            skip += PAGE
+        for ven in records:
+            self._authed(d.grant_target(ven, target), f"target ven {ven.get('venName')!r}", (200,))
+        return target
 
     def ensure_event(self, program_id: str, event_name: str, now_epoch_s: float) -> str:
         """The event that reports answer: the first event of the program with that name, or a new one."""

@@ -11,7 +11,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from time import monotonic as _now  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
+from time import (
+    monotonic as _now,  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -221,6 +223,8 @@ class ShardVens:
     def _targets_row(self, ev: EventInfo, row: int) -> bool:
         """No targets: the whole program. Otherwise the VEN must be named (3.0.1 VEN_NAME values, flattened;
         a linear scan costs no more than parsing the event did)."""
+        if getattr(self.dialect, "string_targets", False):
+            return True  # 3.1.0: the VTN shows a VEN only what targets it, with only its own targets
         return not ev.targets or self.ven_name(row) in ev.targets
 
     def on_event(self, row: int, ev: EventInfo, how: str = NOTIFICATION) -> None:
