@@ -103,16 +103,7 @@ async def aiomqtt_clients(b: Bench, host: str, port: int) -> tuple[Callable[[int
         clients.append(c)
         readers.append(asyncio.get_running_loop().create_task(read(c)))
 
-    async def subscribed() -> None:
-        return None
-
-    async def close() -> None:
-        for t in readers:
-            t.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-        await asyncio.gather(*(c.__aexit__(None, None, None) for c in clients), return_exceptions=True)
-
-    return connect, subscribed, close
+    return connect, _no_wait, _closer(readers, lambda: [c.__aexit__(None, None, None) for c in clients])
 
 
 async def amqtt_clients(b: Bench, host: str, port: int) -> tuple[Callable[[int], Awaitable[Any]], Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
@@ -134,16 +125,21 @@ async def amqtt_clients(b: Bench, host: str, port: int) -> tuple[Callable[[int],
         clients.append(c)
         readers.append(asyncio.get_running_loop().create_task(read(c)))
 
-    async def subscribed() -> None:
-        return None
+    return connect, _no_wait, _closer(readers, lambda: [c.disconnect() for c in clients])
 
+
+async def _no_wait() -> None:
+    return None  # subscribe returned at SUBACK
+
+
+def _closer(readers: list[asyncio.Task[None]], ends: Callable[[], list[Awaitable[Any]]]) -> Callable[[], Awaitable[None]]:
     async def close() -> None:
         for t in readers:
             t.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
-        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
+        await asyncio.gather(*ends(), return_exceptions=True)
 
-    return connect, subscribed, close
+    return close
 
 
 FACTORIES = {"gmqtt": gmqtt_clients, "aiomqtt": aiomqtt_clients, "amqtt": amqtt_clients}
