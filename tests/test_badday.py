@@ -19,7 +19,7 @@ def test_fault_specs_are_one_line_errors() -> None:
         ('[[faults]]\nkind = "outage"\nat = "1s"', "faults[0].duration must be > 0"),
         ('[[faults]]\nkind = "outage"\nat = "1s"\nduration = "2s"\nmode = "x"', "faults[0].mode must be one of"),
         ('[[faults]]\nkind = "errors"\nat = "1s"\nduration = "2s"\nstatus = 200', "faults[0].status"),
-        ('[[faults]]\nkind = "outage"\nat = "1s"\nduration = "2s"\nwhen = 1', "unknown key faults[0].when"),
+        ('[[faults]]\nkind = "outage"\nat = "1s"\nduration = "2s"\nwhen = 1', "unknown key 'faults[0].when'"),
         ('[behaviour.reconnect]\nbackoff = "linear"', "behaviour.reconnect.backoff must be one of"),
         ('[behaviour.reconnect]\nbuffer = -1', "behaviour.reconnect.buffer"),
         ('[target]\nurl = "http://127.0.0.1:1"\n[[faults]]\nkind = "restart"\nat = "1s"', "needs the embedded VTN"),

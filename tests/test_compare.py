@@ -104,7 +104,7 @@ def test_metric_option_limits_the_latency_rows(runs: dict[str, Any]) -> None:
     """`--metric service_time` compares only service time (plus rate and error rate) per operation."""
     rows = compare(RunData(*read_run(runs["base"])), RunData(*read_run(runs["slow"])), Settings(metrics=("service_time",)))
     assert [r.quantity for r in rows if r.op == "report"] == [
-        "service_time.p50", "service_time.p90", "service_time.p99", "service_time.p999", "service_time.max",
+        "service_time.p50", "service_time.p90", "service_time.p95", "service_time.p99", "service_time.p999", "service_time.max",
         "rate_per_s", "error_rate",
     ]
     result = invoke(runs["base"], runs["slow"], "--metric", "service_time")

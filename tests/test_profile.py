@@ -97,7 +97,7 @@ def test_target_table_gives_the_target_settings() -> None:
         ("[target]\ngranularity = 'site'", "profile: target.granularity must be one of ven, resource, load, got 'site'"),
         ("[target]\noperations = ['crud']", "profile: target.operations must be one of crud, http, got ['crud']"),
         ("[target]\ntls = 'x'", "profile: target.tls must be a table, got 'x'"),
-        ("[target.tls]\ncafile = 'x'", "profile: target.tls.cafile is not a known key (known: ca_bundle, client_cert, client_key, verify)"),
+        ("[target.tls]\ncafile = 'x'", "profile: unknown key 'target.tls.cafile' (target.tls keys: target.tls.ca_bundle, target.tls.client_cert, target.tls.client_key, target.tls.verify)"),
     ],
 )
 def test_target_settings_errors_are_profile_errors(text: str, message: str) -> None:
@@ -141,3 +141,21 @@ def test_credential_key_errors_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ProfileError) as e:
         from_toml("[target]\n" + text)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[fleet]\nvenz = 3", "profile: unknown key 'fleet.venz' - did you mean 'fleet.vens'? (fleet keys: fleet.mix, "
+                              "fleet.name_prefix, fleet.replay, fleet.sites_per_ven, fleet.vens)"),
+        ("[run]\nduraton = '1s'", "profile: unknown key 'run.duraton' - did you mean 'run.duration'? (run keys: "
+                                  "run.drain, run.duration, run.heartbeat, run.reports_per_ven, run.seed, run.warmup, run.workers)"),
+        ("[flete]\nvens = 1", "profile: unknown key 'flete.vens' - did you mean 'fleet.vens'? (known keys: "),
+    ],
+)
+def test_an_unknown_key_gets_did_you_mean_and_a_short_list(text: str, message: str) -> None:
+    """A misspelled key is named with its closest match and its own table's keys — one short line, not every key."""
+    with pytest.raises(ProfileError) as e:
+        from_toml(text)
+    assert str(e.value).startswith(message)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300

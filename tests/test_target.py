@@ -37,7 +37,7 @@ def test_defaults_and_base_url() -> None:
         ({"tls": {"ca_bundle": "ca.pem", "verify": False}}, "target.tls.ca_bundle is set but target.tls.verify is false"),
         ({"tls": {"verify": "no"}}, "target.tls.verify must be true or false, got 'no'"),
         ({"tls": {"ca_bundle": ""}}, "target.tls.ca_bundle must be a file path, got ''"),
-        ({"tls": {"cafile": "x"}}, "target.tls.cafile is not a known key"),
+        ({"tls": {"cafile": "x"}}, "unknown key 'target.tls.cafile'"),
         ({"tls": "x"}, "target.tls must be a table, got 'x'"),
         ({"source_addresses": "127.0.0.2"}, "target.source_addresses must be a list of IP addresses, got '127.0.0.2'"),
         ({"source_addresses": ["127.0.0.2", "lo"]}, "target.source_addresses: 'lo' is not an IP address"),

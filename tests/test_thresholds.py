@@ -11,7 +11,7 @@ from harness.core.thresholds import Threshold, evaluate, from_spec, mark_aborted
 
 
 def latency(p50: float | None, p99: float | None = None, mx: float | None = None) -> dict[str, float | None]:
-    return {"p50_ms": p50, "p90_ms": p50, "p99_ms": p99 if p99 is not None else p50, "p999_ms": mx,
+    return {"p50_ms": p50, "p90_ms": p50, "p95_ms": p50, "p99_ms": p99 if p99 is not None else p50, "p999_ms": mx,
             "max_ms": mx, "mean_ms": p50}
 
 
@@ -160,7 +160,7 @@ def test_comparators(comparator: str, below: bool, equal: bool, above: bool) -> 
     [
         ("report.p99", "threshold 'report.p99': expected METRIC COMPARATOR LIMIT with a comparator among < <= > >= == !="),
         ("report.p99 => 3", "threshold 'report.p99 => 3': expected METRIC COMPARATOR LIMIT"),
-        ("report.response_time.p98 < 1s", "threshold 'report.response_time.p98 < 1s': unknown statistic 'p98' (expected one of p50, p90, p99, p999, max, mean)"),
+        ("report.response_time.p98 < 1s", "threshold 'report.response_time.p98 < 1s': unknown statistic 'p98' (expected one of p50, p90, p95, p99, p999, max, mean)"),
         ("report.latency < 1s", "threshold 'report.latency < 1s': unknown metric 'report.latency'"),
         ("errors.total < 3", "threshold 'errors.total < 3': unknown errors metric 'errors.total'"),
         ("event_fanout < 3s", "threshold 'event_fanout < 3s': unknown metric 'event_fanout'"),
@@ -254,3 +254,21 @@ def test_profile_threshold_errors_name_the_item(text: str, message: str) -> None
     with pytest.raises(ProfileError) as e:
         from_toml(text)
     assert str(e.value).startswith(message)
+
+
+def test_p90_and_p95_are_thresholds_read_from_a_real_histogram() -> None:
+    """p90 and p95 come from the same histogram as p99: 1,000 latencies 1..1000 ms put p95 at ~950 ms."""
+    import numpy as np
+
+    from harness.core.histogram import Histogram
+
+    h = Histogram.of_ns(np.arange(1, 1001, dtype=np.int64) * 1_000_000)
+    s = h.summary_ms()
+    assert s["p90_ms"] is not None and s["p95_ms"] is not None and s["p99_ms"] is not None
+    assert s["p90_ms"] < s["p95_ms"] < s["p99_ms"]
+    assert abs(s["p95_ms"] - 950.0) <= 950.0 / 64  # within the histogram's relative precision
+    d = doc()
+    d["operations"]["report"]["response_time"] = s
+    passed, failed = evaluate(["report.response_time.p95 < 1s", "report.p90 < 900ms"], d)
+    assert passed.passed and passed.value == s["p95_ms"]
+    assert not failed.passed and failed.value == s["p90_ms"]

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.core.fleet import hash64, uniform01
+from harness.core.keys import unknown_key
 from harness.core.units import parse_duration
 
 STREAM_BACKOFF = 105  # each stream number is used once (core/schedule.py, core/stages.py, core/targeting.py)
@@ -92,7 +93,7 @@ def _fault(key: str, t: dict[str, Any]) -> TimedFault:
     known = ("kind", "at", "duration", "mode", "latency", "status", "rate")
     for k in t:
         if k not in known:
-            raise ValueError(f"unknown key {key}.{k} (known: {', '.join(known)})")
+            raise ValueError(unknown_key(f"{key}.{k}", (f"{key}.{n}" for n in known)))
     kind = t.get("kind")
     if kind not in FAULT_KINDS:
         raise ValueError(f"{key}.kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
@@ -121,7 +122,7 @@ def parse_backoff(key: str, t: Any) -> Backoff:
         raise ValueError(f"{key} must be a table like {{ backoff = \"exponential\", jitter = \"full\" }}, got {t!r}")
     for k in t:
         if k not in known:
-            raise ValueError(f"unknown key {key}.{k} (known: {', '.join(known)})")
+            raise ValueError(unknown_key(f"{key}.{k}", (f"{key}.{n}" for n in known)))
     kind, jitter, buffer = t.get("backoff", "none"), t.get("jitter", "none"), t.get("buffer", 0)
     if kind not in BACKOFF_KINDS:
         raise ValueError(f"{key}.backoff must be one of {', '.join(BACKOFF_KINDS)}, got {kind!r}")

@@ -11,8 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.core.exits import CapacityError as CapacityError  # raised here, importable from here
+from harness.core.exits import (
+    CapacityError as CapacityError,  # raised here, importable from here
+)
 from harness.core.histogram import Histogram
+from harness.core.keys import unknown_key
 from harness.core.results import METRIC_KEYS, METRICS, OpTotals, RunResults, op_summary
 from harness.core.thresholds import Threshold, ThresholdResult, evaluate, from_spec
 from harness.core.units import format_duration, parse_duration
@@ -151,7 +154,7 @@ def plan_from_mapping(doc: Mapping[str, Any], *, interval_s: float, default_warm
     interval provisions the fleet, the second lets its backlog clear)."""
     unknown = sorted(set(doc) - set(_PLAN_KEYS))
     if unknown:
-        raise CapacityError(f"unknown key 'capacity.{unknown[0]}' (known keys: {', '.join('capacity.' + k for k in _PLAN_KEYS)})")
+        raise CapacityError(unknown_key(f"capacity.{unknown[0]}", (f"capacity.{k}" for k in _PLAN_KEYS)))
     values: dict[str, Any] = {}
     if "start" in doc:
         values["start_vens"] = _count("start", doc["start"])

@@ -23,6 +23,7 @@ MAX_NS = (1 << (MAX_EXPONENT + SUB_BITS)) - 1
 PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p50", 50.0),
     ("p90", 90.0),
+    ("p95", 95.0),
     ("p99", 99.0),
     ("p999", 99.9),
 )
@@ -136,7 +137,7 @@ class Histogram:
         return out | {"max_ms": None, "mean_ms": None}
 
     def summary_ms(self) -> dict[str, float | None]:
-        """p50/p90/p99/p99.9/max in milliseconds (None when empty), the results-file shape."""
+        """p50/p90/p95/p99/p99.9/max in milliseconds (None when empty), the results-file shape."""
         if self.total == 0:
             empty: dict[str, float | None] = {f"{name}_ms": None for name, _ in PERCENTILES}
             return empty | {"max_ms": None, "mean_ms": None}

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.capacity import CapacityPlan, StepFigures, stop_reason
-from harness.core.exits import EXIT_FIRST_BREACH, EXIT_FOUND, EXIT_GENERATOR, EXIT_INTERRUPTED
+from harness.core.exits import (
+    EXIT_FIRST_BREACH,
+    EXIT_FOUND,
+    EXIT_GENERATOR,
+    EXIT_INTERRUPTED,
+)
 from harness.core.units import format_duration
 
 KNEE_FLOOR_FACTOR = 2.0  # a super-linear step must also be this many times the lowest p99 so far

@@ -14,9 +14,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.core import badday, embedded
-from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
 from harness.core.credentials import check_credential_keys
+from harness.core.exits import (
+    ProfileError as ProfileError,  # raised here, importable from here
+)
 from harness.core.fleet import SITE_KINDS
+from harness.core.keys import unknown_key
 from harness.core.replay import ReplaySpec, replay_spec
 from harness.core.stages import Stage, total_s
 from harness.core.target import KEYS as TARGET_KEYS
@@ -332,7 +335,7 @@ def _dr_event(key: str, t: dict[str, Any]) -> DrEvent:
     known = {"at": "duration", "level": "int", "duration": "duration", "notice": "duration", "share": "float"}
     for k in t:
         if k not in known:
-            raise _fail(f"unknown key {key}.{k} (known: {', '.join(known)})")
+            raise _fail(unknown_key(f"{key}.{k}", (f"{key}.{n}" for n in known)))
     if "at" not in t:
         raise _fail(f"{key}.at is required (when the operator creates the event, e.g. \"2m\")")
     v = {k: _convert(f"{key}.{k}", known[k], t[k]) for k in t}
@@ -361,8 +364,7 @@ def from_mapping(doc: dict[str, Any], base: Profile | None = None) -> Profile:
             settings[key[len("target."):]] = value
             continue
         if key not in _KEYS:
-            known = ", ".join(sorted([*_KEYS, *(f"target.{k}" for k in TARGET_KEYS)]))
-            raise _fail(f"unknown key {key!r} (known keys: {known})")
+            raise _fail(unknown_key(key, [*_KEYS, *(f"target.{k}" for k in TARGET_KEYS)]))
         name, kind = _KEYS[key]
         values[name] = _convert(key, kind, value)
     if settings:

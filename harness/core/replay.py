@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.core.fleet import LOAD_KINDS
+from harness.core.keys import unknown_key
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,7 +228,7 @@ def replay_spec(key: str, value: object) -> ReplaySpec:
     types = {"file": str, "by_kind": dict, "scale_to_rated": bool, "align": str}
     for k, v in value.items():
         if k not in types:
-            raise ValueError(f"unknown key {key}.{k} (known: {', '.join(types)})")
+            raise ValueError(unknown_key(f"{key}.{k}", (f"{key}.{n}" for n in types)))
         if not isinstance(v, types[k]):
             raise ValueError(f"{key}.{k} must be {'a table' if types[k] is dict else types[k].__name__}, got {v!r}")
     if "file" not in value:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from harness.core.keys import unknown_key
 from harness.dialects import GRANULARITIES, OPERATION_VOCABULARIES
 
 KEYS = ("base_path", "operations", "granularity", "tls", "source_addresses")  # keys of a profile's [target] table read here
@@ -88,7 +89,7 @@ def from_table(table: Mapping[str, Any]) -> TargetSettings:
         raise ValueError(f"target.tls must be a table, got {tls!r}")
     unknown = sorted(set(tls) - set(TLS_KEYS))
     if unknown:
-        raise ValueError(f"target.tls.{unknown[0]} is not a known key (known: {', '.join(TLS_KEYS)})")
+        raise ValueError(unknown_key(f"target.tls.{unknown[0]}", (f"target.tls.{k}" for k in TLS_KEYS)))
     kwargs: dict[str, Any] = {k: table[k] for k in ("base_path", "operations", "granularity", "source_addresses") if k in table}
     kwargs.update({k: tls[k] for k in TLS_KEYS if k in tls})
     return TargetSettings(**kwargs)

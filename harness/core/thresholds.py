@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from harness.core.keys import unknown_key
 from harness.core.units import parse_duration
 
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
@@ -26,7 +27,7 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 LATENCY_METRICS = ("response_time", "service_time", "start_lag")
-STATS = ("p50", "p90", "p99", "p999", "max", "mean")
+STATS = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
 OP_FIELDS = {"rate_per_s": "per_s", "error_rate": "fraction", "errors": "count", "ok": "count",
              "achieved_fraction": "fraction"}
 DEFAULT_OP = "report"
@@ -191,7 +192,7 @@ def from_spec(item: Any) -> Threshold:
         raise ValueError(f"must be a string or a table with expr, got {item!r}")
     unknown = sorted(set(item) - {"expr", "abort_on_fail", "grace"})
     if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} (known keys: abort_on_fail, expr, grace)")
+        raise ValueError(unknown_key(unknown[0], ("expr", "abort_on_fail", "grace")))
     expr = item.get("expr")
     if not isinstance(expr, str):
         raise ValueError(f"expr must be a string, got {expr!r}")

@@ -40,7 +40,7 @@ def operations_table(results: RunResults, *, measured_s: float | None = None, ti
     t = Table(title=title, title_justify="left", expand=False)
     for col, just in (
         ("operation", "left"), ("ok", "right"), ("errors", "right"), ("rate/s", "right"),
-        ("resp p50", "right"), ("resp p99", "right"), ("resp max", "right"),
+        ("resp p50", "right"), ("resp p90", "right"), ("resp p95", "right"), ("resp p99", "right"), ("resp max", "right"),
         ("svc p50", "right"), ("svc p99", "right"), ("lag p99", "right"),
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -50,7 +50,7 @@ def operations_table(results: RunResults, *, measured_s: float | None = None, ti
         rate = tot.ok / measured_s if measured_s else results.rate(op, 3)
         t.add_row(
             op, f"{tot.ok:,}", Text(f"{tot.errors:,}", style="red" if tot.errors else ""), f"{rate:,.1f}",
-            _ms(rt["p50_ms"]), _ms(rt["p99_ms"]), _ms(rt["max_ms"]), _ms(st["p50_ms"]), _ms(st["p99_ms"]),
+            _ms(rt["p50_ms"]), _ms(rt["p90_ms"]), _ms(rt["p95_ms"]), _ms(rt["p99_ms"]), _ms(rt["max_ms"]), _ms(st["p50_ms"]), _ms(st["p99_ms"]),
             _ms(lag["p99_ms"]),
         )
     t.caption = "latencies in ms; resp = done - intended (no coordinated omission), svc = done - sent, lag = sent - intended"
