@@ -22,9 +22,7 @@ from harness.core.fleet import SITE_KINDS
 from harness.core.keys import unknown_key
 from harness.core.replay import ReplaySpec, replay_spec
 from harness.core.stages import Stage, total_s
-from harness.core.target import KEYS as TARGET_KEYS
-from harness.core.target import TargetSettings
-from harness.core.target import from_table as target_from_table
+from harness.core.target import KEYS as TARGET_KEYS, TargetSettings, from_table as target_from_table
 from harness.core.thresholds import Threshold, from_spec
 from harness.core.units import parse_duration
 
