@@ -46,7 +46,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("runs")
     base, base_results = measured_run(root / "base", 0.02)
     same, _ = measured_run(root / "same", 0.02)
-    slow, _ = measured_run(root / "slow", 0.04)
+    slow, _ = measured_run(root / "slow", 0.1)
     return {"base": base, "same": same, "slow": slow, "base_results": base_results}
 
 
@@ -71,24 +71,28 @@ def test_histograms_round_trip_exactly(runs: dict[str, Any]) -> None:
 
 
 def test_two_runs_against_the_same_vtn_pass(runs: dict[str, Any]) -> None:
-    """Same VTN, same delay: no regression at 10 %; the CLI exits 0 and says so."""
-    rows = compare(RunData(*read_run(runs["base"])), RunData(*read_run(runs["same"])))
+    """Same VTN, same delay: no regression at 50 % (a loaded box moves a 20 ms tail by 10-25 % between identical
+    runs; the slow run below moves it by 400 %); the CLI exits 0 and says so."""
+    rows = compare(RunData(*read_run(runs["base"])), RunData(*read_run(runs["same"])), Settings(tolerance=0.5))
     assert [(r.op, r.quantity, r.base, r.new) for r in regressions(rows)] == []
-    result = invoke(runs["base"], runs["same"])
+    result = invoke(runs["base"], runs["same"], "--tolerance", "50%")
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == "0 regressions beyond 10%"
+    assert result.output.splitlines()[-1] == "0 regressions beyond 50%"
 
 
-def test_a_vtn_made_twice_as_slow_is_flagged(runs: dict[str, Any]) -> None:
-    """Reports answered in 40 ms instead of 20 ms: report p50 service and response time regress by ~100 %; exit 1."""
+def test_a_vtn_made_five_times_as_slow_is_flagged(runs: dict[str, Any]) -> None:
+    """Reports answered in 100 ms instead of 20 ms: report p50 and p90 service and response time regress by ~400 %
+    (the injected 80 ms over the base's own measured time, so machine load cannot make it a close call); exit 1."""
     rows = compare(RunData(*read_run(runs["base"])), RunData(*read_run(runs["slow"])))
     for quantity in ("service_time.p50", "response_time.p50", "service_time.p90", "response_time.p90"):
         r = row(rows, "report", quantity)
         assert r.mark == REGRESSION
-        assert r.change_pct is not None and 50.0 < r.change_pct < 110.0  # 20 -> 40 ms, plus scheduling noise
+        assert r.new is not None and r.new >= 100.0  # the injected delay is a floor under every new latency
+        assert r.change_pct is not None and r.change_pct > 100.0
     assert {r.op for r in regressions(rows)} == {"report"}  # 40 tokens and VENs: too few samples to judge
     result = invoke(runs["base"], runs["slow"], "--tolerance", "10%")
     assert result.exit_code == 1, result.output
+    assert "…" not in result.output  # captured, not a terminal: every cell whole (a CI log is not cut at 80 columns)
     assert result.output.splitlines()[-1] == f"{len(regressions(rows))} regressions beyond 10%"
 
 
@@ -190,8 +194,9 @@ def test_an_operation_in_one_run_only_is_listed_not_judged() -> None:
     assert regressions(rows) == []
 
 
-def test_compare_against_the_embedded_vtn_made_twice_as_slow(tmp_path: Path) -> None:
-    """Real runs: two at 20 ms injected latency compare clean; one at 40 ms is flagged (exit 1)."""
+def test_compare_against_the_embedded_vtn_made_five_times_as_slow(tmp_path: Path) -> None:
+    """Real runs: two at 20 ms injected latency compare clean at 50 % (identical runs on a loaded box differ by up to
+    ~25 % in a tail); one at 100 ms is flagged (exit 1) with every judged report latency regressed."""
     import json
     import subprocess
     import sys
@@ -207,17 +212,18 @@ def test_compare_against_the_embedded_vtn_made_twice_as_slow(tmp_path: Path) -> 
         a = RunSession(p, tmp_path).run().run_dir
         b = RunSession(p, tmp_path).run().run_dir
         req = urllib.request.Request(vtn.url.split("/openadr3")[0] + "/_harness/faults",
-                                     data=json.dumps({"latency": "40ms"}).encode(), method="POST",
+                                     data=json.dumps({"latency": "100ms"}).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=10).close()
         slow = RunSession(p, tmp_path).run().run_dir
 
     def compare(base: Path, new: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "harness", "compare", str(base), str(new), "--tolerance", "10%"],
+        return subprocess.run([sys.executable, "-m", "harness", "compare", str(base), str(new), "--tolerance", "50%"],
                               capture_output=True, text=True, timeout=60)
 
     same = compare(a, b)
     assert same.returncode == 0, same.stdout
     worse = compare(a, slow)
     assert worse.returncode == 1, worse.stdout
-    assert "regression" in worse.stdout
+    report_p50 = next(line for line in worse.stdout.splitlines() if "report" in line and "response_time.p50" in line)
+    assert [c.strip() for c in report_p50.split("│")][-2] == "regression", report_p50

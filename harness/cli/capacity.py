@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from harness.cli.options import DURATION, load_profile
+from harness.cli.options import DURATION, load_profile, out_console
 from harness.core.exits import UsageError
 from harness.core.profile import override
 
@@ -38,7 +38,6 @@ def capacity_cmd(profile_name: str | None, slos: tuple[str, ...], interval: floa
     Exit codes: 0 capacity found, 1 even the first step breached the SLO, 2 usage error, 3 the generator was the
     limit before any SLO breach, 4 target unreachable, 130 interrupted.
     """
-    from rich.console import Console
 
     from harness.core.capacity import plan_from_mapping
     from harness.core.thresholds import parse
@@ -52,9 +51,7 @@ def capacity_cmd(profile_name: str | None, slos: tuple[str, ...], interval: floa
         raise UsageError(f"--slo: {exc}") from None
     plan = plan_from_mapping(profile.capacity, interval_s=profile.interval_s, default_warmup_s=profile.warmup_s,
                              slo=slo, **flags)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = out_console()
     sizes = plan.fleet_sizes()
     console.print(f"capacity search: {len(sizes)} steps at most ({', '.join(f'{n:,}' for n in sizes[:8])}"
                   f"{', …' if len(sizes) > 8 else ''} VENs), a report every {plan.interval_s:g} s", markup=False, highlight=False)

@@ -9,13 +9,16 @@ import importlib.resources
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.core.exits import ProfileError
 from harness.core.profile import Profile, from_toml
 from harness.core.units import parse_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -72,3 +75,14 @@ def anchored(p: Profile, folder: Path) -> Profile:
     tls = replace(ts, ca_bundle=at(ts.ca_bundle), client_cert=at(ts.client_cert), client_key=at(ts.client_key))
     return replace(p, ven_credentials=at(p.ven_credentials), target_settings=tls,
                    replay=None if p.replay is None else replace(p.replay, file=str(at(p.replay.file))))
+
+
+PIPED_WIDTH = 200  # CI logs and pipes: wide enough that no table cell is cut ("create_reso…")
+
+
+def out_console() -> Console:
+    """stdout as rich sees it: the terminal's width on a terminal, PIPED_WIDTH columns when piped or captured."""
+    from rich.console import Console
+
+    console = Console(stderr=False)
+    return console if console.is_terminal else Console(stderr=False, width=PIPED_WIDTH)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.options import shipped_profiles
+from harness.cli.options import out_console, shipped_profiles
 from harness.core.exits import EXIT_NO_REGRESSION, EXIT_REGRESSION, ProfileError, UsageError
 from harness.core.profile import from_toml
 
@@ -53,7 +53,6 @@ def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str,
     A percentile is judged only with enough samples above it; max is shown, never judged.
     Exit codes: 0 no regression, 1 regressions beyond the tolerance, 2 usage error or unreadable folder.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from harness.core.compare import IMPROVEMENT, REGRESSION, RunData, Settings, compare, regressions
@@ -80,7 +79,7 @@ def compare_cmd(base_run: str, new_run: str, tolerance: str, metrics: tuple[str,
         change = "" if r.change_pct is None else f"{r.change_pct:+.1f}%"
         shown = ["-" if v is None else format_value(v, r.unit) for v in (r.base, r.new)]
         table.add_row(r.op, r.quantity, *shown, change, r.mark or r.note, style=style or ("dim" if r.note else ""))
-    console = Console()
+    console = out_console()
     console.print(table)
     n = len(regressions(rows))
     console.print(f"{n} regression{'' if n == 1 else 's'} beyond {tol * 100:g}%", style="bold red" if n else "bold green",

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from harness.cli.options import DURATION, load_profile
+from harness.cli.options import DURATION, load_profile, out_console
 from harness.core.exits import UsageError
 from harness.core.profile import Profile, override, with_target_settings
 
@@ -51,16 +51,13 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
     Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
     4 target unreachable or run aborted, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
     """
-    from rich.console import Console
 
     from harness.run.cluster import DaskBackend
     from harness.run.session import RunSession
     from harness.sinks.terminal import LiveView, final_report
 
     profile = _profile(profile_name, extra_thresholds, flags)
-    console = Console(stderr=False)
-    if not console.is_terminal:
-        console = Console(stderr=False, width=160)  # CI logs: wide enough for the tables
+    console = out_console()
     backend = DaskBackend(cluster) if cluster else None  # no connection yet: the run set-up starts it
     view = None if quiet else LiveView(console)
     from harness.run.audit import AuditSettings
