@@ -14,4 +14,6 @@ VEN_SECRET_ENV = "HARNESS_VEN_SECRET"
 PROVISIONING_SECRET_ENV = "HARNESS_PROVISIONING_SECRET"
 VEN_TOKEN = "ven-token"  # ven_token_env mode: the bearer token the embedded VTN issued beforehand
 PREISSUED_CLIENT = "ven-preissued"  # ... and the client it knows that token by
-DIALECT = "openadr-3.0.1"  # what the embedded VTN speaks
+DIALECT = "openadr-3.0.1"  # what the embedded VTN speaks by default
+DIALECT_31 = "openadr-3.1.0"  # ... and beside it, under its own base path, with MQTT notifications through a broker
+DIALECTS = (DIALECT, DIALECT_31)

@@ -15,9 +15,7 @@ from urllib.parse import urlparse
 
 from harness.core import badday, embedded
 from harness.core.credentials import check_credential_keys
-from harness.core.exits import (
-    ProfileError as ProfileError,  # raised here, importable from here
-)
+from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
 from harness.core.fleet import SITE_KINDS
 from harness.core.keys import unknown_key
 from harness.core.replay import ReplaySpec, replay_spec
@@ -27,6 +25,7 @@ from harness.core.thresholds import Threshold, from_spec
 from harness.core.units import parse_duration
 
 CONNECTION_MODES = ("per-ven", "pooled")
+EVENT_MODES = ("none", "poll", "webhook", "mqtt")
 # The measured operations (summary.json "operations" keys) a per-operation timeout can name.
 OPERATIONS = ("token", "auth_server", "create_ven", "find_ven", "create_resource", "subscribe", "report", "poll_events")
 
@@ -40,9 +39,6 @@ class DrEvent:
     duration_s: float = 300.0
     notice_s: float = 0.0  # the event starts this long after it is created
     share: float = 1.0  # fraction of the fleet targeted (chosen from the seed)
-
-
-EVENT_MODES = ("none", "poll", "webhook")
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,8 @@ class Profile:
     ven_credentials: str | None = None  # a CSV file: venName, clientID, secret (or token) per VEN
     ven_token_env: str | None = None  # a variable holding one pre-issued bearer token for every VEN
     token_url: str | None = None  # where VENs ask for tokens: "discover" (GET /auth/server) or a URL; None: the dialect's
-    events: str = "none"  # how VENs learn of events: none | poll | webhook
+    events: str = "none"  # how VENs learn of events: none | poll | webhook | mqtt (3.1.0)
+    mqtt_qos: int = 1  # mqtt mode: the QoS of the VENs' subscriptions and the VTN's publishes (1: persistent sessions)
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: each VEN deletes its subscription at the end of the run
     reread_s: float | None = None  # webhook mode: a VEN re-reads the program's events this long after a notification
@@ -178,8 +175,12 @@ def validate(p: Profile) -> None:
         raise _fail(f"behaviour.events must be one of {', '.join(EVENT_MODES)}, got {p.events!r}")
     if p.poll_interval_s <= 0:
         raise _fail(f"behaviour.poll_interval must be > 0, got {p.poll_interval_s}")
+    if p.events == "mqtt" and p.dialect != embedded.DIALECT_31:
+        raise _fail(f"behaviour.events = \"mqtt\" needs target.dialect = \"{embedded.DIALECT_31}\", got {p.dialect!r}")
+    if p.mqtt_qos not in (0, 1) or isinstance(p.mqtt_qos, bool):
+        raise _fail(f"behaviour.mqtt_qos must be 0 or 1, got {p.mqtt_qos}")
     if p.dr_events and p.events == "none":
-        raise _fail("dr_events need behaviour.events = \"poll\" or \"webhook\" so VENs can learn of them")
+        raise _fail("dr_events need behaviour.events = \"poll\", \"webhook\" or \"mqtt\" so VENs can learn of them")
     for i, e in enumerate(p.dr_events):
         if not 0 <= e.level <= 3:
             raise _fail(f"dr_events[{i}].level must be 0..3 (SIMPLE), got {e.level}")
@@ -240,6 +241,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "generator.max_cpu_percent": ("max_cpu_percent", "float"),
     "run.heartbeat": ("heartbeat_s", "duration"),
     "behaviour.events": ("events", "str"),
+    "behaviour.mqtt_qos": ("mqtt_qos", "int"),
     "behaviour.poll_interval": ("poll_interval_s", "duration"),
     "behaviour.unsubscribe": ("unsubscribe", "bool"),
     "behaviour.reread_after_notification": ("reread_s", "duration"),
@@ -337,10 +339,8 @@ def _dr_event(key: str, t: dict[str, Any]) -> DrEvent:
     if "at" not in t:
         raise _fail(f"{key}.at is required (when the operator creates the event, e.g. \"2m\")")
     v = {k: _convert(f"{key}.{k}", known[k], t[k]) for k in t}
-    return DrEvent(
-        at_s=v["at"], level=v.get("level", 2), duration_s=v.get("duration", 300.0),
-        notice_s=v.get("notice", 0.0), share=v.get("share", 1.0),
-    )
+    return DrEvent(at_s=v["at"], level=v.get("level", 2), duration_s=v.get("duration", 300.0),
+                   notice_s=v.get("notice", 0.0), share=v.get("share", 1.0))
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -386,10 +386,9 @@ def with_target_settings(p: Profile, **changes: Any) -> Profile:
 
 def from_toml(text: str, source: str = "profile") -> Profile:
     try:
-        doc = tomllib.loads(text)
+        return from_mapping(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}") from None
-    return from_mapping(doc)
 
 
 def override(p: Profile, **changes: Any) -> Profile:

@@ -110,7 +110,8 @@ class ShardSpec:
     sim_start_epoch_s: float | None = None  # None: the wall-clock instant of t0
     meter_tick_s: float = 60.0  # simulated seconds per meter tick
     warmup_s: float = 0.0
-    events: str = "none"  # none | poll | webhook: how VENs learn of DR events
+    events: str = "none"  # none | poll | webhook | mqtt: how VENs learn of DR events
+    mqtt_qos: int = 1  # mqtt mode: QoS of the subscriptions (1: a persistent session)
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: delete each VEN's subscription when the run ends
     # Base path, operations vocabulary, granularity and TLS files; the SSLContext is built in the worker.

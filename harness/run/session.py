@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+from harness.core import embedded
 from harness.core.delivery import run_tag
 from harness.core.profile import Profile
 from harness.core.results import RunResults
@@ -82,7 +83,9 @@ class RunSession:
 
     def run(self) -> Outcome:
         p = self.profile
-        creds, ssl_context = preflight(p, embedded_vtn=p.target is None or self.embedded_target)
+        # a VTN the caller started (capacity) is served at its 3.0.1 URL; our own speaks 3.1.0 too
+        speaks = embedded.DIALECTS if p.target is None else (embedded.DIALECT,)
+        creds, ssl_context = preflight(p, embedded_vtn=p.target is None or self.embedded_target, speaks=speaks)
         if self.backend.capabilities.runs_on_this_host:  # a cluster's nodes have their own limits
             p = self.profile = fit_to_host(p, worker_count(p, self.backend), self.notes)
         run_dir = make_run_dir(self.out_dir, p.name)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness import dialects
 from harness.core import embedded
-from harness.core.exits import ProfileError
+from harness.core.exits import ProfileError, SetupFailed
 from harness.core.fleet import FleetSpec, split
 from harness.core.profile import Profile
 from harness.core.shard import Credentials, ShardSpec
@@ -32,9 +32,10 @@ from harness.run.signals import SignalLog
 VTN_STOP_S, VTN_STOP_INTERRUPTED_S, VTN_STOP_FORCED_S = 10.0, 2.0, 0.5
 
 
-def preflight(p: Profile, embedded_vtn: bool) -> tuple[Credentials, ssl.SSLContext | None]:
+def preflight(p: Profile, embedded_vtn: bool, speaks: tuple[str, ...] = embedded.DIALECTS
+              ) -> tuple[Credentials, ssl.SSLContext | None]:
     """Everything a run needs that a user can get wrong, checked before anything starts (each a one-line
-    ProfileError): the dialect and its granularity, TLS files, the dialect an embedded VTN speaks, secrets."""
+    ProfileError): the dialect and its granularity, TLS files, the dialects an embedded VTN `speaks`, secrets."""
     try:
         dialect = dialects.get(p.dialect)
     except ValueError as exc:
@@ -46,8 +47,9 @@ def preflight(p: Profile, embedded_vtn: bool) -> tuple[Credentials, ssl.SSLConte
         ctx = tls.context_for(p.target_settings.base_url(p.target or "http://127.0.0.1"), p.target_settings)
     except ValueError as exc:
         raise ProfileError(f"profile: {exc}") from None
-    if embedded_vtn and p.dialect != embedded.DIALECT:
-        raise ProfileError(f"profile: target.dialect {p.dialect} needs --target: the embedded VTN speaks only {embedded.DIALECT}")
+    if embedded_vtn and p.dialect not in speaks:
+        raise ProfileError(f"profile: target.dialect {p.dialect} needs --target: the embedded VTN speaks only "
+                           f"{' and '.join(speaks)}")
     load_replay(p)  # the replay CSV reads and maps onto load kinds
     return resolve_credentials(p, embedded_vtn), ctx
 
@@ -77,13 +79,32 @@ def fit_to_host(p: Profile, n_workers: int, notes: list[str]) -> Profile:
 def start_embedded_vtn(stack: ExitStack, p: Profile, run_dir: Path, signals: SignalLog,
                        creds: Credentials | None = None) -> tuple[str, int | None, Any]:
     """The embedded VTN for this run, issuing VEN credentials the way `creds` log in, stopped when the stack
-    closes: (its URL, its pid, the EmbeddedVtn, which a restart fault kills and starts again)."""
+    closes: (its URL, its pid, the EmbeddedVtn, which a restart fault kills and starts again). A 3.1.0 run gets
+    the VTN's 3.1.0 base path and an MQTT broker of its own (`vtn.broker`), stopped after the VTN."""
     from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
 
     auth = embedded_vtn_auth(creds) if creds is not None else {}
-    vtn = EmbeddedVtn(VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p), **auth)).start()
+    config = VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p), **auth)
+    broker = _start_broker(stack, p) if p.dialect == embedded.DIALECT_31 else None
+    if broker is not None:
+        config = replace(config, mqtt_url=broker.url, mqtt_qos=p.mqtt_qos)
+    vtn = EmbeddedVtn(config).start()
+    vtn.broker = broker
     stack.callback(lambda: vtn.stop(timeout=vtn_stop_s(signals)))
-    return vtn.url, vtn.pid, vtn
+    return vtn.url if broker is None else vtn.url_31, vtn.pid, vtn
+
+
+def _start_broker(stack: ExitStack, p: Profile) -> Any:
+    """The run's MQTT broker: Mosquitto when installed (persistent sessions: a restarted broker keeps its queued
+    QoS 1 messages), else amqtt; closed when the stack closes. A broker that cannot start is a SetupFailed."""
+    from harness.vtn.broker import Broker, BrokerError, find_mosquitto
+
+    try:
+        broker = Broker(persistence=find_mosquitto() is not None).start()
+    except BrokerError as exc:
+        raise SetupFailed(f"cannot start an MQTT broker for the embedded 3.1.0 VTN: {exc}") from None
+    stack.callback(broker.close)
+    return broker
 
 
 def vtn_stop_s(signals: SignalLog) -> float:
@@ -132,7 +153,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             credentials=creds.for_vens(lo, hi), dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
-            reconnect=p.reconnect, reread_s=p.reread_s, fault_ends_s=tuple(f.end_s for f in p.faults),
+            reconnect=p.reconnect, reread_s=p.reread_s, mqtt_qos=p.mqtt_qos, fault_ends_s=tuple(f.end_s for f in p.faults),
         )
         for i, (lo, hi) in enumerate(split(p.vens, n_workers))
     ]

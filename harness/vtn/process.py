@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from types import TracebackType
-from typing import Callable
+from typing import Any, Callable
 
 import uvloop
 from aiohttp import web
@@ -134,6 +134,7 @@ class EmbeddedVtn:
         self._starting: tuple[multiprocessing.process.BaseProcess, Connection] | None = None
         self._pid: int | None = None
         self.port = 0
+        self.broker: Any = None  # the MQTT broker a run started for this VTN (harness.vtn.broker.Broker), if any
 
     @property
     def url(self) -> str:
@@ -143,6 +144,13 @@ class EmbeddedVtn:
         elif ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}{self.config.base_path}"
+
+    @property
+    def url_31(self) -> str:
+        """The URL of the OpenADR 3.1.0 API served beside 3.0.1."""
+        if self.config.base_path_31 is None:
+            raise RuntimeError("this VTN serves no OpenADR 3.1.0 API (base_path_31 is None)")
+        return self.url.removesuffix(self.config.base_path) + self.config.base_path_31
 
     @property
     def pid(self) -> int | None:
