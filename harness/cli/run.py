@@ -44,8 +44,13 @@ from harness.core.profile import Profile, override, with_target_settings
 @click.option("--audit", "audit", is_flag=True, help="At the end, read every report the run sent back from the VTN (as the operator) and prove each stored once: an acknowledged report the VTN does not hold fails the run (see `harness audit`).")
 @click.option("--audit-rate", type=float, default=20.0, show_default=True, help="With --audit: page requests per second at most (50 reports a page).")
 @click.option("--cluster", metavar="ADDRESS|local:N", help="Run the shards on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N to start a LocalCluster of N workers. Needs `pip install 'harness[cluster]'`.")
+@click.option("--prometheus", metavar="[HOST:]PORT", help="Serve the run's metrics for Prometheus at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given; port 0: any free one, printed on stderr). See docs/metrics.md.")
+@click.option("--prometheus-linger", type=DURATION, default=15.0, show_default="15s", help="With --prometheus: at the end, keep serving the final counts until one scrape has read them, this long at most.")
+@click.option("--otlp", metavar="URL", help="Push the run's metrics to an OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318 (/v1/metrics is added to a bare URL); flushed at the end.")
+@click.option("--otlp-interval", type=DURATION, default=10.0, show_default="10s", help="With --otlp: push this often while the run goes.")
 def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None,
-            audit: bool, audit_rate: float, **flags: Any) -> None:
+            audit: bool, audit_rate: float, prometheus: str | None, prometheus_linger: float, otlp: str | None,
+            otlp_interval: float, **flags: Any) -> None:
     """Simulate a VEN fleet against a VTN and report what it measured.
 
     Exit codes: 0 pass, 1 thresholds failed, 2 usage/profile error, 3 generator invalid,
@@ -63,10 +68,15 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
     from harness.run.audit import AuditSettings
 
     settings = AuditSettings(rate_per_s=audit_rate) if audit else None
-    session = RunSession(profile, out_dir, view, backend=backend, audit=settings)
+    exporters = _exporters(prometheus, prometheus_linger, otlp, otlp_interval)
+    session = RunSession(profile, out_dir, view, backend=backend, audit=settings, exporters=exporters)
     try:
         outcome = session.run()
     finally:
+        for e in exporters:
+            e.close()  # a run that failed in set-up never told them it finished
+            if getattr(e, "problem", None):
+                click.echo(f"harness: {e.problem}", err=True)
         if view:
             view.close()  # before any error line, so it is not drawn over
     final_report(console, outcome.summary, session.results, outcome.run_dir)  # thresholds or default gates included
@@ -74,6 +84,22 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
     if aborted:  # the target refused the run at first contact: its status and detail, in one line
         click.echo(f"harness: error: {aborted['reason']}", err=True)
     sys.exit(outcome.exit_code)
+
+
+def _exporters(prometheus: str | None, linger_s: float, otlp: str | None, interval_s: float) -> list[Any]:
+    """The metrics exporters asked for, bound or checked now, so a bad address ends the command before the run."""
+    out: list[Any] = []
+    if otlp is not None:
+        from harness.sinks.otlp import OtlpSink
+
+        out.append(OtlpSink(otlp, interval_s))
+    if prometheus is not None:
+        from harness.sinks.prometheus import PrometheusSink
+
+        sink = PrometheusSink(prometheus, linger_s)
+        click.echo(f"harness: prometheus: serving {sink.url}", err=True)
+        out.append(sink)
+    return out
 
 
 def _profile(profile_name: str | None, extra_thresholds: tuple[str, ...], flags: dict[str, Any]) -> Profile:

@@ -57,6 +57,7 @@ class RunSession:
         sinks: Sequence[RunSink] = (),
         default_gates: bool = True,
         audit: AuditSettings | None = None,
+        exporters: Sequence[RunSink] = (),
     ) -> None:
         self.profile = profile
         # A profile that names no thresholds is judged by the default gates, unless its caller judges the run
@@ -66,6 +67,7 @@ class RunSession:
         self.embedded_target = embedded_target  # profile.target is an embedded VTN the caller started (capacity)
         self.out_dir = Path(out_dir)
         self.views = [s for s in (view, *sinks) if s is not None]
+        self.exporters = list(exporters)  # told last: the results are written before an exporter's final wait
         self.reachable_window_s = reachable_window_s
         self.backend: Backend = backend or LocalBackend()
         self.heartbeat_s = heartbeat_s
@@ -79,7 +81,8 @@ class RunSession:
 
     def sinks(self, run_dir: Path) -> list[RunSink]:
         """Every sink of the run, in the order each is told a fact. A new one (dashboard, exporter) is one line."""
-        return [*self.views, JunitWriter(run_dir), ResultsWriter(run_dir), self.abort_watch, self.login_watch]
+        return [*self.views, JunitWriter(run_dir), ResultsWriter(run_dir), self.abort_watch, self.login_watch,
+                *self.exporters]
 
     def run(self) -> Outcome:
         p = self.profile

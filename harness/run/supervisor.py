@@ -73,6 +73,9 @@ class Supervisor:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
+    def is_signalled(self) -> bool:
+        return bool(self.signals.received)
+
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> Supervised:
         specs = list(self.specs.values())

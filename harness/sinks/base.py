@@ -12,7 +12,8 @@ A sink is told, in this order, always from the run's main thread (so it must ret
                                    failed in set-up)
 
 A sink may steer the run through `info.control` (stop it, add a note). To add one, implement the four methods (or
-subclass `BaseSink`) and append it in `harness.run.session.RunSession.sinks` — one line.
+subclass `BaseSink`) and append it in `harness.run.session.RunSession.sinks` — one line. Exporters (Prometheus,
+OTLP: `harness.sinks.prometheus`, `harness.sinks.otlp`) are told last, after the results are written.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class RunControl(Protocol):
 
     def note(self, text: str) -> None:
         """A line for the live view and summary.json's run.notes."""
+
+    def is_signalled(self) -> bool:
+        """True once SIGINT or SIGTERM came (a sink then waits for nothing more)."""
 
 
 @dataclass(frozen=True)
