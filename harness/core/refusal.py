@@ -72,3 +72,19 @@ def first_contact_refusal(results: RunResults, vens: int) -> Refusal | None:
             continue
         return Refusal(op, errors, status, str(results.errors[cls]["by_operation"][op]["example"]))
     return None
+
+
+def not_openadr(url: str, status: int, content_type: str, body: bytes) -> str | None:
+    """The line for a target that answered its token endpoint with a web page (any status): a plain web server, a
+    proxy's error page or a wrong base path — not an OpenADR VTN there; None for anything a VTN could send."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind != "text/html" and not body.lstrip()[:1] == b"<":
+        return None
+    return (f"not an OpenADR VTN at {url}: HTTP {status} {kind or 'with no content type'} from its token endpoint; "
+            "--target must be the VTN's base URL, e.g. http://HOST:PORT/openadr3/3.0.1")
+
+
+def tls_hint(url: str, reason: str) -> str:
+    """The line for a TLS failure on first contact (a certificate the run does not trust, a handshake refused)."""
+    return (f"target {url}: TLS failed ({reason}); trust the VTN's CA with --ca-bundle FILE (target.tls.ca_bundle), "
+            "or for a test VTN only skip the check with --insecure")

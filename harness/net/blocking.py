@@ -19,6 +19,7 @@ from harness.net.wire import prepare
 class HttpReply(NamedTuple):
     status: int
     body: bytes
+    content_type: str = ""  # the Content-Type header, as sent ("" when absent)
 
 
 def call(
@@ -29,8 +30,8 @@ def call(
     request = urllib.request.Request(r.url, data=r.body, method=r.method, headers=r.headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s, context=context) as resp:  # noqa: S310 - URL validated by the profile
-            return HttpReply(resp.status, resp.read())
+            return HttpReply(resp.status, resp.read(), resp.headers.get("Content-Type", ""))
     except urllib.error.HTTPError as exc:
-        return HttpReply(exc.code, exc.read())
+        return HttpReply(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
     except (urllib.error.URLError, OSError) as exc:
         raise classify_blocking(exc) from None

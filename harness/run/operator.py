@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from harness.core import errors
 from harness.core.errors import Failure
 from harness.core.exits import SetupFailed, TargetUnreachable
+from harness.core.refusal import not_openadr, tls_hint
 from harness.core.simclock import iso_duration, rfc3339
 from harness.core.targeting import event_targets
 from harness.dialects import Dialect, Request
@@ -71,11 +73,16 @@ class Operator:
         while True:
             try:
                 r = self._call(self.dialect.token("probe", "probe"), timeout_s=min(self.timeout_s, 5.0))
-                self.transient_failures += r.status in RETRY_STATUSES
-                return
             except Failure as f:
+                if f.error_class == errors.TLS:  # a certificate does not become trusted by asking again
+                    raise TargetUnreachable(tls_hint(self.base_url, f.message)) from None
                 last = f.message
                 self.transient_failures += 1
+            else:
+                if (page := not_openadr(self.base_url, r.status, r.content_type, r.body)) is not None:
+                    raise SetupFailed(page)
+                self.transient_failures += r.status in RETRY_STATUSES
+                return
             if time.monotonic() + delay > deadline:
                 raise TargetUnreachable(f"target {self.base_url} unreachable after {window_s:g}s: {last}")
             time.sleep(delay)  # the supervisor has nothing else to do before its workers exist
