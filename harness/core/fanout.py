@@ -11,6 +11,8 @@ from typing import Any
 from harness.core.histogram import Histogram
 from harness.core.results import RunResults
 
+CURVE_POINTS = 101  # enough for a smooth curve, few enough for summary.json at any fleet size
+
 
 def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, Any]:
     """DR fan-out: per event, creation -> each targeted VEN aware, and event start -> its first shed report.
@@ -38,6 +40,7 @@ def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, 
             "learned_by": ways,  # poll, notification, startup_read (read after subscribing) -> VENs
             "fanout": aware.summary_ms(),
             "all_aware_after_s": round(aware.max_ns / 1e9, 3) if complete and times else None,
+            "aware_curve": aware_curve([t - f["created_epoch_s"] for t in times]),
             "shed_reported": len(shed_times),
             "shed_report_delay": shed.summary_ms(),
         })
@@ -49,3 +52,14 @@ def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, 
     }
     out.update(all_aware.summary_ms())
     return out
+
+
+def aware_curve(delays_s: list[float], points: int = CURVE_POINTS) -> list[list[float]]:
+    """[seconds after creation, VENs aware by then] at evenly spaced ranks of the sorted delays (the last is every
+    aware VEN), so the report can draw the share of targeted VENs aware over time from summary.json alone."""
+    ordered = sorted(max(0.0, d) for d in delays_s)
+    n = len(ordered)
+    if n == 0:
+        return []
+    ranks = sorted({round(i * (n - 1) / (points - 1)) for i in range(points)}) if n > points else range(n)
+    return [[round(ordered[r], 4), r + 1] for r in ranks]

@@ -15,10 +15,12 @@ import numpy as np
 from harness.core.exits import ReportError
 from harness.core.results import METRIC_KEYS
 from harness.core.thresholds import format_value
+from harness.reports.config import section_configuration
+from harness.reports.fanout import section_fanout
 from harness.reports.folder import RunData, load_run
 from harness.reports.kit import (
-    PCT_KEYS, VERDICT_COLOURS, badge, cards, clip, esc, figure_html, flatten, fmt_ms, fmt_num, fmt_pct, generic_table, kv,
-    page, pass_cell, safe_url, setting, swatch, td,
+    PCT_KEYS, VERDICT_COLOURS, badge, cards, clip, esc, figure_html, flatten, fmt_ms, fmt_num, fmt_pct, generic_table,
+    page, pass_cell, safe_url, swatch, td,
 )
 from harness.reports.plots import (
     plot_distribution, plot_errors, plot_health, plot_latency_time, plot_stages, plot_throughput, plot_style,
@@ -34,18 +36,20 @@ def render_html(data: RunData) -> str:
     """The whole page as a string (no I/O)."""
     with plot_style():
         sections = [
+            # Findings first (the verdict and why, headline figures, thresholds, plots), then the detail, and the
+            # configuration last.
             _section_header(data),
-            _section_manifest(data),
-            _section_operations(data),
+            _section_thresholds(data),
             _section_throughput(data),
             _section_latency_time(data),
             _section_distribution(data),
+            _section_stages(data),
+            _section_operations(data),
             _section_errors(data),
             _section_deviations(data),
             _section_health(data),
-            _section_thresholds(data),
-            _section_fanout(data),
-            _section_stages(data),
+            section_fanout(data.summary.get("event_fanout")),
+            section_configuration(data.summary),
         ]
     title = f"harness report: {data.summary.get('run', {}).get('name', data.run_dir.name)}"
     missing = (f" Not in the folder: {', '.join(data.missing)}." if data.missing else "")
@@ -71,8 +75,7 @@ def _section_header(data: RunData) -> str:
         bits.append(f"{run['workers']} workers")
     if run.get("started_at"):
         bits.append(f"started {run['started_at']}")
-    reasons = s.get("reasons") or []
-    reason_html = ("<ul class=\"reasons\">" + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>") if reasons else ""
+    reason_html = _why(s, verdict)
     main = data.main_operation
     op = s.get("operations", {}).get(main, {})
     done = sum(o.get("ok", 0) + o.get("errors", 0) for o in s.get("operations", {}).values())
@@ -92,38 +95,20 @@ def _section_header(data: RunData) -> str:
     )
 
 
+def _why(s: dict[str, Any], verdict: str) -> str:
+    """Why the run got its verdict: the reasons it did not pass, or the checks that held."""
+    reasons = [str(r) for r in s.get("reasons") or []]
+    if not reasons:
+        th = [t for t in s.get("thresholds") or [] if isinstance(t, dict)]
+        held = sum(bool(t.get("passed")) for t in th)
+        which = "default gates" if s.get("thresholds_source") == "default" else "thresholds"
+        reasons = [f"{verdict}: {held} of {len(th)} {which} held" if th else f"{verdict}: no thresholds were judged"]
+    return '<ul class="reasons" id="why">' + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>"
+
+
 def _target_suffix(run: dict[str, Any]) -> str:
     t = run.get("target_report_rate_per_s")
     return f' <span class="k">/ {fmt_num(t)}</span>' if isinstance(t, (int, float)) else ""
-
-
-def _section_manifest(data: RunData) -> str:
-    run = data.summary.get("run", {})
-    general = [(k.replace("_", " "), setting(k, run[k])) for k in
-               ("name", "target", "embedded_vtn", "seed", "workers", "target_report_rate_per_s", "started_at", "t0",
-                "ended_at", "program_id", "event_id") if k in run]
-    general.append(("measured", f"{fmt_num(data.summary.get('measured_s'))} s"))
-    warm = data.summary.get("warmup", {}) or {}
-    if warm.get("seconds"):
-        general.append(("warm-up", f"first {fmt_num(warm['seconds'])} s excluded from the totals"))
-    versions = [(k, setting(k, v)) for k, v in (run.get("versions") or {}).items()]
-    machine = [(k, setting(k, v)) for k, v in (run.get("machine") or {}).items()]
-    known = {"name", "target", "embedded_vtn", "seed", "workers", "target_report_rate_per_s", "started_at", "t0",
-             "ended_at", "program_id", "event_id", "versions", "machine", "notes", "profile"}
-    general += [(k.replace("_", " "), setting(k, v)) for k, v in run.items() if k not in known]
-    prof = run.get("profile") or {}
-    settings = [(k, setting(k, v)) for k, v in prof.items()]
-    half = (len(settings) + 1) // 2
-    pairs = [x for a, b in zip(settings[:half], settings[half:] + [("", "")]) for x in (a, b)]
-    notes = run.get("notes") or []
-    notes_html = ("<h3>Notes</h3><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>") if notes else ""
-    return (
-        '<section id="sec-run"><h2>Run</h2><div class="cols">'
-        f"<div><h3>Run</h3>{kv(general)}</div>"
-        f"<div><h3>Versions</h3>{kv(versions)}<h3>Machine</h3>{kv(machine)}</div></div>"
-        + (f'<h3>Profile settings</h3>{kv(pairs, "kv settings")}' if settings else "")
-        + notes_html + "</section>"
-    )
 
 
 def _section_operations(data: RunData) -> str:
@@ -291,7 +276,9 @@ def _section_thresholds(data: RunData) -> str:
     head = (f"<p>{len(th) - n_fail} of {len(th)} thresholds held.</p>"
             '<table id="thresholds"><thead><tr><th class="l">result</th><th class="l">threshold</th><th>value</th>'
             '<th>limit</th><th class="l">detail</th></tr></thead>')
-    return f'<section id="sec-thresholds"><h2>Thresholds</h2>{head}<tbody>{"".join(rows)}</tbody></table></section>'
+    title = ("Thresholds: default gates (the profile names none)" if data.summary.get("thresholds_source") == "default"
+             else "Thresholds")
+    return f'<section id="sec-thresholds"><h2>{title}</h2>{head}<tbody>{"".join(rows)}</tbody></table></section>'
 
 
 def _section_deviations(data: RunData) -> str:
@@ -307,34 +294,6 @@ def _section_deviations(data: RunData) -> str:
             "from the OpenADR spec, tolerated (never a failed operation) and counted: each kind with one example.</p>"
             '<table id="deviations"><thead><tr><th class="l">kind</th><th>count</th><th class="l">example</th></tr>'
             f"</thead><tbody>{rows}</tbody></table></section>")
-
-
-def _section_fanout(data: RunData) -> str:
-    fan = data.summary.get("event_fanout")
-    if not isinstance(fan, dict) or not fan:
-        return ""
-    pcts = [(label, fan[k]) for k, label in PCT_KEYS if k in fan]
-    other = [(k, v) for k, v in fan.items() if k not in dict(PCT_KEYS) and k != "mean_ms"]
-    table = ""
-    if pcts:
-        table = ('<table id="fanout"><thead><tr><th class="l">from event created to VEN aware (ms)</th>'
-                 + "".join(f"<th>{label}</th>" for label, _ in pcts)
-                 + ("<th>mean</th>" if "mean_ms" in fan else "") + '</tr></thead><tbody><tr><td class="l">fan-out</td>'
-                 + "".join(td(v) for _, v in pcts) + (td(fan["mean_ms"]) if "mean_ms" in fan else "")
-                 + "</tr></tbody></table>")
-    aware, targeted = fan.get("aware"), fan.get("targeted")
-    share = ""
-    if isinstance(aware, (int, float)) and isinstance(targeted, (int, float)) and targeted:
-        share = f"<p><b>{fmt_num(aware)}</b> of <b>{fmt_num(targeted)}</b> targeted VENs became aware of the event ({fmt_pct(aware / targeted)}).</p>"
-    learned = fan.get("learned_by")
-    if isinstance(learned, dict) and learned:
-        share += ('<p id="learned-by">How they learned: ' + ", ".join(
-            f'<span data-way="{way}"><b>{fmt_num(n)}</b> by {way.replace("_", " ")}</span>'
-            for way, n in learned.items()) + ".</p>")
-    rest = kv([(k, setting(k, v)) for k, v in other if k not in ("aware", "targeted", "learned_by")])
-    return (f'<section id="sec-fanout"><h2>DR event fan-out</h2><p>How long after a demand-response event was created '
-            f"the targeted VENs knew of it (by their poll, a notification, or the read of current events after "
-            f"subscribing: startup read).</p>{share}{table}{rest}</section>")
 
 
 def _section_stages(data: RunData) -> str:
