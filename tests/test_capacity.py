@@ -197,6 +197,20 @@ def test_capacity_finds_the_knee_a_concurrency_cap_puts_there(tmp_path: Path) ->
     page = (outcome.out_dir / "capacity.html").read_text()
     assert page.count("<svg") == 3 and f"knee ({r.knee.vens:,} VENs)" in page  # the knee is marked on the curves
     assert f'<tr data-vens="{r.breach.vens}">' in page and html.escape(r.answer) in page
+    assert '>answered</span></h1>' in page and '<p id="stop">The search stopped: <b>slo breach</b>.</p>' in page
+
+
+@pytest.mark.parametrize(("stop", "largest", "badge"), [
+    ("slo breach", 300, ("answered", "pass")), ("max reached", 900, ("answered", "pass")),
+    ("slo breach", None, ("no fleet within SLO", "fail")), ("generator limit", 300, ("generator limit", "invalid")),
+    ("interrupted", 300, ("interrupted", "interrupted")),
+])
+def test_capacity_badge_colour_matches_its_words(stop: str, largest: int | None, badge: tuple[str, str]) -> None:
+    """The capacity page's badge says what the search concluded in its verdict's colour: never a green "slo breach"."""
+    from harness.reports.capacity import _verdict
+    from harness.reports.kit import VERDICT_COLOURS
+
+    assert _verdict(stop, largest) == (badge[0], VERDICT_COLOURS[badge[1]])
 
 
 # ---- command line and shipped profiles --------------------------------------------------------------------------

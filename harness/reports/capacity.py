@@ -163,10 +163,7 @@ def _plot_rate(doc: dict[str, Any]) -> str:
 def _header(doc: dict[str, Any]) -> str:
     cap, plan, res = doc["capacity"], doc["plan"], doc["result"]
     stop = res["stop"]
-    colour = {"slo breach": VERDICT_COLOURS["pass"], "max reached": VERDICT_COLOURS["pass"],
-              "generator limit": VERDICT_COLOURS["invalid"]}.get(stop, VERDICT_COLOURS["fail"])
-    if res["largest_vens_within_slo"] is None:
-        colour = VERDICT_COLOURS["fail"]
+    verdict, colour = _verdict(stop, res["largest_vens_within_slo"])
     knee = res.get("knee")
     breach = res.get("first_breach")
     kpis = [
@@ -182,11 +179,23 @@ def _header(doc: dict[str, Any]) -> str:
            f"started {esc(cap['started_at'])}")
     return (
         f'<header id="sec-answer"><h1>Capacity: {esc(cap["name"])} '
-        f'{badge(stop, colour)}</h1>'
-        f'<p class="sub">{sub}</p><p>Target: <code>{esc(cap["target"])}</code>'
+        f'{badge(verdict, colour)}</h1>'
+        f'<p class="sub">{sub}</p><p id="stop">The search stopped: <b>{esc(stop)}</b>.</p><p>Target: <code>{esc(cap["target"])}</code>'
         f'{" (embedded VTN" + (", faults " + esc(", ".join(f"{k}={v}" for k, v in cap["vtn_faults"].items())) if cap["vtn_faults"] else "") + ")" if cap["embedded_vtn"] else ""}</p>'
         f'<p id="answer"><b>{esc(doc["answer"])}</b></p>{limited}{cards(kpis)}</header>'
     )
+
+
+def _verdict(stop: str, largest: Any) -> tuple[str, str]:
+    """The badge: what the search concluded, coloured as a run's verdict (a breach found is the answer, not a pass
+    or a failure, so the stop reason is said beside it, never on a green badge)."""
+    if stop == "interrupted":
+        return "interrupted", VERDICT_COLOURS["interrupted"]
+    if stop == "generator limit":
+        return "generator limit", VERDICT_COLOURS["invalid"]
+    if largest is None:
+        return "no fleet within SLO", VERDICT_COLOURS["fail"]
+    return "answered", VERDICT_COLOURS["pass"]
 
 
 def _definitions(doc: dict[str, Any]) -> str:
