@@ -31,7 +31,7 @@ def profiles_cmd() -> None:
 def report_cmd(run_dir: str) -> None:
     """Write RUN_DIR/report.html: a self-contained HTML report (plots inline, no network needed) of a run.
 
-    Needs matplotlib (pip install 'harness[report]'). Prints the report's path; exit 2 if RUN_DIR is not a
+    `harness run` writes it too; this redraws it. Prints the report's path; exit 2 if RUN_DIR is not a
     readable results folder.
     """
     from harness.reports.run import write_report

@@ -69,7 +69,8 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
 
     settings = AuditSettings(rate_per_s=audit_rate) if audit else None
     exporters = _exporters(prometheus, prometheus_linger, otlp, otlp_interval)
-    session = RunSession(profile, out_dir, view, backend=backend, audit=settings, exporters=exporters)
+    session = RunSession(profile, out_dir, view, backend=backend, audit=settings, exporters=exporters,
+                         report=True)
     try:
         outcome = session.run()
     finally:
@@ -80,6 +81,11 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
         if view:
             view.close()  # before any error line, so it is not drawn over
     final_report(console, outcome.summary, session.results, outcome.run_dir)  # thresholds or default gates included
+    if outcome.report_path is not None:
+        console.print(f"report: {outcome.report_path}", highlight=False, soft_wrap=True)
+    if outcome.report_error is not None:
+        click.echo(f"harness: note: report.html not written ({outcome.report_error}); the results and verdict stand",
+                   err=True)
     aborted = outcome.summary.get("aborted")
     if aborted:  # the target refused the run at first contact: its status and detail, in one line
         click.echo(f"harness: error: {aborted['reason']}", err=True)

@@ -58,12 +58,14 @@ class RunSession:
         default_gates: bool = True,
         audit: AuditSettings | None = None,
         exporters: Sequence[RunSink] = (),
+        report: bool = False,
     ) -> None:
         self.profile = profile
         # A profile that names no thresholds is judged by the default gates, unless its caller judges the run
         # itself (a capacity step: by the plan's SLO).
         self.default_gates = default_gates
         self.audit = audit  # set: read every report back from the VTN at the end (harness run --audit)
+        self.report = report  # write report.html into the run folder at the end (harness run does)
         self.embedded_target = embedded_target  # profile.target is an embedded VTN the caller started (capacity)
         self.out_dir = Path(out_dir)
         self.views = [s for s in (view, *sinks) if s is not None]
@@ -120,12 +122,24 @@ class RunSession:
                              report_tag=tag, sim_start_epoch_s=sim_start)
             outcome = self.finish(run_dir, facts, Fanout(sinks))
             ledger = write_ledger(run_dir, self.results.ledgers.values(), p.vens)
-            if self.audit is None:
-                return outcome
-            if p.target is None:
-                faults_off(target)  # our own VTN: read what it stored, not its injected faults
-            _, doc = audit_run(run_dir, op, self.audit, ledger=ledger)
-            return replace(outcome, summary=doc, verdict=doc["verdict"], exit_code=exit_code_for(doc, outcome.exit_code))
+            if self.audit is not None:
+                if p.target is None:
+                    faults_off(target)  # our own VTN: read what it stored, not its injected faults
+                _, doc = audit_run(run_dir, op, self.audit, ledger=ledger)
+                outcome = replace(outcome, summary=doc, verdict=doc["verdict"],
+                                  exit_code=exit_code_for(doc, outcome.exit_code))
+            return self._with_report(outcome) if self.report else outcome
+
+    @staticmethod
+    def _with_report(outcome: Outcome) -> Outcome:
+        """The outcome with report.html written beside summary.json, or with why it could not be (never a failed
+        run: the results are on disk and the verdict stands)."""
+        from harness.reports.run import write_report  # matplotlib is imported only when a report is drawn
+
+        try:
+            return replace(outcome, report_path=write_report(outcome.run_dir))
+        except Exception as exc:  # noqa: BLE001 - any failure of the drawing is a note, not a lost run
+            return replace(outcome, report_error=f"{type(exc).__name__}: {exc}".splitlines()[0])
 
     def finish(self, run_dir: Path, facts: RunFacts, sink: RunSink | None = None) -> Outcome:
         """The verdict and summary of a supervised run, told to the sinks (which write the results)."""

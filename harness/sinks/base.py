@@ -74,6 +74,8 @@ class Outcome:
     results: RunResults = field(default_factory=RunResults)
     checks: list[ThresholdResult] = field(default_factory=list)  # every threshold, judged at the end
     invalid_reasons: list[str] = field(default_factory=list)  # why the run is invalid (empty unless it is)
+    report_path: Path | None = None  # report.html, when the run wrote one (harness run does)
+    report_error: str | None = None  # why report.html could not be written (the verdict stands)
 
 
 class RunSink(Protocol):
