@@ -159,7 +159,7 @@ def test_busy_prometheus_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         line = _fails(["--prometheus", str(port)], tmp_path)
     assert line.startswith(f"harness: error: --prometheus {port}: cannot listen on 127.0.0.1:{port} (")
-    assert line.endswith("); choose a free port, or 0 for any"), line
+    assert line.endswith("); choose another address or port (0: any free one)"), line
 
 
 def test_bad_otlp_url_is_one_line_and_exit_2(tmp_path: Path) -> None:

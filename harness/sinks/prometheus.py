@@ -9,6 +9,7 @@ the final counts until one scrape has read them (or the linger runs out, or a si
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -79,6 +80,10 @@ def _family(s: Series) -> Metric:
     return fam
 
 
+class _Server6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
 class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
         pass
@@ -109,10 +114,11 @@ class PrometheusSink(BaseSink):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self._published)
         try:
-            self._server = make_server(host, port, make_wsgi_app(registry), ThreadingWSGIServer, handler_class=_Quiet)
+            server_class = _Server6 if ":" in host else ThreadingWSGIServer
+            self._server = make_server(host, port, make_wsgi_app(registry), server_class, handler_class=_Quiet)
         except (OSError, OverflowError) as exc:
             raise UsageError(f"{flag} {listen}: cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc}); "
-                             "choose a free port, or 0 for any") from None
+                             "choose another address or port (0: any free one)") from None
         self.port: int = self._server.server_address[1]
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{self.port}/metrics"
         self._thread: threading.Thread | None = None
