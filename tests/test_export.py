@@ -23,6 +23,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.core.histogram import LOWER_NS, Histogram
+from harness.core.profile import Profile
+from harness.core.results import RunResults
+from harness.sinks.base import Outcome, RunInfo, Snapshot
+from harness.sinks.otlp import OtlpSink
 from harness.sinks.prometheus import BOUNDS_NS, histogram_buckets
 
 RUN = ["--vens", "50", "--reports-per-ven", "3", "--interval", "1s", "--workers", "2", "--seed", "7", "--quiet"]
@@ -36,6 +40,7 @@ class Collector:
 
     requests: list[ExportMetricsServiceRequest] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    status: int = 200  # what it answers: 400 refuses every export (not retried by the exporter)
 
 
 @pytest.fixture()
@@ -49,7 +54,7 @@ def collector() -> Iterator[tuple[Collector, str]]:
             req.ParseFromString(body)
             got.requests.append(req)
             got.paths.append(self.path)
-            self.send_response(200)
+            self.send_response(got.status)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -132,6 +137,39 @@ def test_prometheus_and_otlp_carry_the_runs_totals(tmp_path: Path, collector: tu
                if {kv.key: kv.value.string_value for kv in p.attributes} == {"operation": "report", "phase": "measured"}]
     assert point.count == report["ok"] == sum(point.positive.bucket_counts) + point.zero_count
     assert point.scale == 6 and round(point.max * 1e3, 4) == report["response_time"]["max_ms"]
+
+
+class Notes:
+    """The RunControl an OTLP sink is given: the notes it adds."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def request_stop(self, reason: str, drain_s: float | None = None) -> None:
+        raise AssertionError("an exporter never stops the run")
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def is_signalled(self) -> bool:
+        return False
+
+
+def test_refused_otlp_pushes_are_said_once_and_spaced_out(tmp_path: Path, collector: tuple[Collector, str]) -> None:
+    """A collector that refuses every push: one note naming the endpoint, the run goes on, and each failure doubles
+    the wait before the next periodic push; the final flush is still tried."""
+    got, url = collector
+    got.status = 400
+    sink, control = OtlpSink(url, interval_s=1.0), Notes()
+    results = RunResults()
+    sink.started(RunInfo(Profile(vens=5), tmp_path, "http://127.0.0.1:1", 1.7e9, 1, control, results))
+    for elapsed_s in (0.5, 1.0, 2.0, 2.9, 3.0, 6.9, 7.0):
+        sink.snapshot(Snapshot(Profile(vens=5), results, elapsed_s, "running", "x"))
+    assert len(got.requests) == 3  # at 1 s, then 2 s later, then 4 s later
+    sink.finished(Outcome(0, "pass", tmp_path, {}, results))
+    assert len(got.requests) == 4 and sink.exports == 0
+    assert control.notes == [f"otlp: export to {url}/v1/metrics failed (is a collector listening there?)"]
+    assert sink.problem == control.notes[0]
 
 
 def _fails(args: list[str], tmp_path: Path) -> str:

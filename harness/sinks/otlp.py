@@ -40,7 +40,8 @@ from harness.sinks.metricsview import RunState, Series, latencies, series
 
 SCALE = 6
 UNITS = {"seconds": "s", "bytes": "By", "percent": "%", "": "1"}
-EXPORT_TIMEOUT_S = 5.0
+EXPORT_TIMEOUT_S = 3.0  # the exporter retries within it; a push that fails holds the main thread that long
+BACKOFF_MAX_S = 300.0  # consecutive failed pushes space the next ones out: interval x 2**failures, at most this
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 
@@ -110,6 +111,7 @@ class OtlpSink(BaseSink):
         self.exports = 0
         self.problem: str | None = None  # the first failed export, for the user
         self._is_closed = False
+        self._failures = 0  # consecutive failed pushes
 
     def started(self, info: RunInfo) -> None:
         if info.is_started:
@@ -119,8 +121,9 @@ class OtlpSink(BaseSink):
     def snapshot(self, snap: Snapshot) -> None:
         if self._control is None or snap.elapsed_s < self._next_s:
             return
-        self._next_s = snap.elapsed_s + self.interval_s
-        self._push(snap.results, RunState(elapsed_s=snap.elapsed_s, target_vens=self._target_vens))
+        is_ok = self._push(snap.results, RunState(elapsed_s=snap.elapsed_s, target_vens=self._target_vens))
+        self._failures = 0 if is_ok else self._failures + 1
+        self._next_s = snap.elapsed_s + min(BACKOFF_MAX_S, self.interval_s * 2**self._failures)
 
     def finished(self, outcome: Outcome) -> None:
         if self._control is None:
@@ -129,15 +132,16 @@ class OtlpSink(BaseSink):
         self._push(outcome.results, RunState(elapsed_s, self._target_vens, is_finished=True, verdict=outcome.verdict))
         self.close()
 
-    def _push(self, results: RunResults, state: RunState) -> None:
+    def _push(self, results: RunResults, state: RunState) -> bool:
         data = metrics_data(results, state, self._start_ns, time.time_ns(), self._run)
-        result = self._exporter.export(data, timeout_millis=EXPORT_TIMEOUT_S * 1e3)
-        if result == MetricExportResult.SUCCESS:
+        if self._exporter.export(data, timeout_millis=EXPORT_TIMEOUT_S * 1e3) == MetricExportResult.SUCCESS:
             self.exports += 1
-        elif self.problem is None:
+            return True
+        if self.problem is None:
             self.problem = f"otlp: export to {self.endpoint} failed (is a collector listening there?)"
             if self._control is not None and not state.is_finished:
                 self._control.note(self.problem)
+        return False
 
     def close(self) -> None:
         if not self._is_closed:
