@@ -22,7 +22,7 @@ from harness.core.profile import override
 @click.option("--max", "max_vens", type=int, help="Largest fleet to try (the last step). [default: 20000]")
 @click.option("--interval", type=DURATION, help="Report interval per VEN. [default: the profile's, 15s]")
 @click.option("--hold", "hold_s", type=DURATION, help="Seconds of each step that are measured, once stable. [default: 30s]")
-@click.option("--warmup", "warmup_s", type=DURATION, help="Seconds of each step excluded first (provisioning); at least 2 intervals. [default: 30s]")
+@click.option("--warmup", "warmup_s", type=DURATION, help="Seconds of each step excluded first (provisioning), at least 2 intervals. [default: capacity.warmup, else the profile's run.warmup, else 2 intervals]")
 @click.option("--settle", "settle_s", type=DURATION, help="The most a step holds beyond warm-up + hold waiting to be stable. [default: 60s]")
 @click.option("--slo", "slos", multiple=True, metavar="EXPR", help="The SLO, repeatable, replacing the profile's, e.g. 'report.response_time.p99 < 500ms'. [default: p99 < 500ms and errors.rate < 1%]")
 @click.option("--target", metavar="URL", help="Base URL of the VTN. Default: one embedded VTN (with the profile's vtn.faults) for the whole search.")

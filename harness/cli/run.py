@@ -27,7 +27,7 @@ from harness.core.profile import Profile, override, with_target_settings
 @click.option("--insecure", is_flag=True, default=None, help="TLS: no certificate or hostname check (test VTNs only).")
 @click.option("--ca-bundle", metavar="FILE", help="TLS: trust the CAs in this PEM file instead of the system store.")
 @click.option("--source-address", "source_addresses", metavar="IP", multiple=True, help="Local address VENs connect from, in turn (repeat it): each has its own ~28,000 ephemeral ports to the target. [default: the kernel's; 127.0.0.1, .2, ... as needed for a loopback target]")
-@click.option("--workers", type=int, help="Worker processes. [default: one per core]")
+@click.option("--workers", type=int, help="Worker processes. [default: one per core, one less when the embedded VTN runs on this machine]")
 @click.option("--seed", type=int, help="Seed for the fleet, phases and meter noise. [default: 1]")
 @click.option("--sites-per-ven", type=int, help="Resources (sites) per VEN. [default: 1]")
 @click.option("--connection", type=click.Choice(["per-ven", "pooled"]), help="One keep-alive connection per VEN (realistic) or a shared pool per worker. [default: per-ven]")
