@@ -105,6 +105,29 @@ def test_sigint_ends_the_run_within_5s_with_a_summary(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_sigint_during_a_slow_set_up_ends_it_at_once(tmp_path: Path) -> None:
+    """A VTN answering every call in 3 s: set-up says its steps as it goes; Ctrl-C while it logs in ends the run
+    with exit 130 and one line naming the step — the program it was about to create never is (0 in the store)."""
+    (tmp_path / "slow.toml").write_text('name = "slow"\n[fleet]\nvens = 20\n[run]\nduration = "30s"\n'
+                                        '[vtn.faults]\nlatency = "3s"\n')
+    proc = _harness("run", "--profile", str(tmp_path / "slow.toml"), cwd=tmp_path)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip("\n"))
+        if line.startswith("[setup] logging in to "):
+            break
+    assert seen[0] == "[setup] starting the embedded VTN", seen
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    (message,) = err.splitlines()
+    assert message.startswith("harness: error: interrupted by SIGINT while logging in to ")
+    assert message.endswith("; nothing was measured")
+    db = sqlite3.connect(next(tmp_path.glob("runs/*/vtn.sqlite")))
+    assert db.execute("SELECT count(*) FROM programs").fetchone() == (0,)
+
+
 def test_privileged_provisioning_credential_creates_vens_and_vens_report_with_their_own(tmp_path: Path) -> None:
     """With a provisioning credential, the VTN's VENs belong to it (one token per shard) and reports still flow."""
     p = Profile(name="prov", vens=10, interval_s=0.5, reports_per_ven=2, workers=2, seed=6, max_loop_lag_ms=5000,

@@ -13,6 +13,7 @@ an error to its code in one place (`harness.cli.main`). A bug is none of these: 
     ├── RunAborted              exit 4: the target stopped the run before it could measure
     │   ├── TargetUnreachable   the target did not answer within the retry window
     │   └── SetupFailed         the target answered, but the operator's set-up failed (the message names the call)
+    ├── Interrupted             exit 130 or 143: a signal during set-up, before anything was measured
     ├── ServeFailed             exit 4: `harness vtn` cannot serve on the address it was given
     └── ClusterError            exit 2 (a bad --cluster value) or 4 (a scheduler that does not answer), per error
 """
@@ -81,6 +82,14 @@ class TargetUnreachable(RunAborted, RuntimeError):
 
 class SetupFailed(RunAborted, RuntimeError):
     """The target answered, but the operator setup failed (exit code 4): the message says which call."""
+
+
+class Interrupted(HarnessError):
+    """SIGINT or SIGTERM while the run was still being set up: it ends at once, with 128 + the signal's number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class ServeFailed(HarnessError):

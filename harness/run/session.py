@@ -98,7 +98,9 @@ class RunSession:
         with self.signals.recording(), ExitStack() as stack:
             target, vtn_pid, vtn = p.target, None, None
             if target is None:
+                self.setting_up("starting the embedded VTN" + (" and its MQTT broker" if p.dialect == embedded.DIALECT_31 else ""))
                 target, vtn_pid, vtn = start_embedded_vtn(stack, p, run_dir, self.signals, creds)
+            self.setting_up(f"logging in to {target} and finding program {p.program_name!r}")
             op, program_id, event_id = set_up_operator(p, target, creds, ssl_context, self.reachable_window_s)
             tag = run_tag(run_dir.name)  # in every report's id, for the delivery audit
             specs = shard_specs(p, worker_count(p, self.backend), target, program_id, event_id, creds, tag)
@@ -107,6 +109,8 @@ class RunSession:
             sim_start = specs[0].sim_start_epoch_s  # fleet.replay's first sample; None: t0 (the same in every spec)
             firing = DrEventFiring(p, op, program_id, self.notes, sim_start)
             faults = self.faults = FaultFiring(p, target, vtn, self.notes)
+            self.setting_up(f"starting {len(specs)} worker{'s' if len(specs) > 1 else ''} for {p.vens:,} VENs")
+            self.signals.interrupting = None  # from here the supervisor acts on signals: drain, then the verdict
             sup = self.supervisor = Supervisor(
                 p, self.backend, specs, self.results, Fanout(sinks), target=target, run_dir=run_dir,
                 signals=self.signals, notes=self.notes, heartbeat_s=self.heartbeat_s, duties=[firing, faults],
@@ -140,6 +144,11 @@ class RunSession:
             return replace(outcome, report_path=write_report(outcome.run_dir))
         except Exception as exc:  # noqa: BLE001 - any failure of the drawing is a note, not a lost run
             return replace(outcome, report_error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    def setting_up(self, step: str) -> None:
+        """A set-up step under way: told to the views, and what a signal now interrupts (`Interrupted`)."""
+        self.signals.interrupting = step
+        Fanout(self.views).preparing(step)
 
     def finish(self, run_dir: Path, facts: RunFacts, sink: RunSink | None = None) -> Outcome:
         """The verdict and summary of a supervised run, told to the sinks (which write the results)."""

@@ -3,6 +3,8 @@ exporters), and the plain facts it tells them. Edge seam: data and Protocols; si
 
 A sink is told, in this order, always from the run's main thread (so it must return quickly):
 
+    preparing(step)                before started, per set-up step ("starting the embedded VTN", "starting 2 workers"),
+                                   so a slow set-up is never a blank screen (told to the views: the other sinks come after)
     started(info)                  once, when the workers are started on t0 (or stopped before it: `info.is_started`)
     window_closed(second, window)  once per one-second window, in order, when every worker still running has sent
                                    its delta of it (a worker that ended no longer holds windows back); `window` is
@@ -11,7 +13,7 @@ A sink is told, in this order, always from the run's main thread (so it must ret
     finished(outcome)              once, with the verdict and the summary, before teardown (never for a run that
                                    failed in set-up)
 
-A sink may steer the run through `info.control` (stop it, add a note). To add one, implement the four methods (or
+A sink may steer the run through `info.control` (stop it, add a note). To add one, implement the five methods (or
 subclass `BaseSink`) and append it in `harness.run.session.RunSession.sinks` — one line. Exporters (Prometheus,
 OTLP: `harness.sinks.prometheus`, `harness.sinks.otlp`) are told last, after the results are written.
 """
@@ -79,6 +81,7 @@ class Outcome:
 
 
 class RunSink(Protocol):
+    def preparing(self, step: str) -> None: ...
     def started(self, info: RunInfo) -> None: ...
     def window_closed(self, second: int, window: Mapping[str, WindowOp]) -> None: ...
     def snapshot(self, snap: Snapshot) -> None: ...
@@ -87,6 +90,9 @@ class RunSink(Protocol):
 
 class BaseSink:
     """A sink that ignores every fact: subclass it and override the facts you need."""
+
+    def preparing(self, step: str) -> None:
+        pass
 
     def started(self, info: RunInfo) -> None:
         pass
@@ -106,6 +112,10 @@ class Fanout:
 
     def __init__(self, sinks: Sequence[RunSink]) -> None:
         self.sinks = list(sinks)
+
+    def preparing(self, step: str) -> None:
+        for s in self.sinks:
+            s.preparing(step)
 
     def started(self, info: RunInfo) -> None:
         for s in self.sinks:

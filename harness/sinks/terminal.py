@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from harness.core.results import RunResults
+from harness.core.stages import target_at
 from harness.core.thresholds import gates
 from harness.sinks.base import BaseSink, Outcome, Snapshot
 
@@ -98,14 +102,26 @@ def workers_table(results: RunResults) -> Table:
     return t
 
 
+def vens_due(snap: Snapshot) -> int:
+    """VENs the run means to have active now: the fleet, or with stages the ramp's count at this instant."""
+    p = snap.profile
+    return round(target_at(p.stages, max(0.0, snap.elapsed_s))) if p.stages else p.vens
+
+
+def fleet_words(snap: Snapshot) -> str:
+    """'VENs ready 180/200', and with stages what the ramp asks for now ('stage 50'), which may be below ready."""
+    ready = sum(w.vens_ready for w in snap.results.workers.values())
+    words = f"VENs ready {ready:,}/{snap.profile.vens:,}"
+    return words + (f" stage {vens_due(snap):,}" if snap.profile.stages else "")
+
+
 def header(snap: Snapshot) -> Text:
     p = snap.profile
-    ready = sum(w.vens_ready for w in snap.results.workers.values())
     achieved = snap.results.rate("report", 3)
     remaining = max(0.0, p.duration_s - snap.elapsed_s)
     line = (
         f"{snap.phase}  elapsed {snap.elapsed_s:,.0f}s  remaining {remaining:,.0f}s  "
-        f"VENs active {ready:,}/{p.vens:,}  reports/s target {p.target_rate_per_s:,.1f} achieved {achieved:,.1f}  "
+        f"{fleet_words(snap)}  reports/s target {p.target_rate_per_s:,.1f} achieved {achieved:,.1f}  "
         f"target {snap.target}"
     )
     return Text(line, style="bold")
@@ -118,8 +134,21 @@ def gates_line(snap: Snapshot) -> Text:
     return Text(f"judged by {which}: " + "; ".join(t.expr for t in gates(named)), style="dim")
 
 
+def provisioning_bar(snap: Snapshot) -> RenderableType | None:
+    """While the active fleet is still registering: a bar of VENs ready of those due by now (stages may ramp)."""
+    ready = sum(w.vens_ready for w in snap.results.workers.values())
+    due = vens_due(snap)
+    if ready >= due or snap.phase != "running":
+        return None
+    bar = ProgressBar(total=due, completed=ready, width=40)
+    return Columns([Text("VENs provisioning", style="bold"), bar, Text(f"{ready:,}/{due:,}")])
+
+
 def live_renderable(snap: Snapshot) -> RenderableType:
-    parts: list[RenderableType] = [header(snap), gates_line(snap), operations_table(snap.results)]
+    parts: list[RenderableType] = [header(snap), gates_line(snap)]
+    if (bar := provisioning_bar(snap)) is not None:
+        parts.append(bar)
+    parts.append(operations_table(snap.results))
     errs = errors_table(snap.results)
     if errs is not None:
         parts.append(errs)
@@ -135,8 +164,9 @@ def plain_line(snap: Snapshot) -> str:
     p99 = rep.response.summary_ms()["p99_ms"] if rep else None
     errors = sum(t.errors for t in r.totals.values())
     ready = sum(w.vens_ready for w in r.workers.values())
+    stage = f" stage={vens_due(snap)}" if snap.profile.stages else ""
     return (
-        f"[{snap.elapsed_s:7.1f}s] {snap.phase} vens={ready}/{snap.profile.vens} "
+        f"[{snap.elapsed_s:7.1f}s] {snap.phase} vens={ready}/{snap.profile.vens}{stage} "
         f"reports={rep.ok if rep else 0} rate={r.rate('report', 3):.1f}/s (target {snap.profile.target_rate_per_s:.1f}) "
         f"report_p99={_ms(p99)}ms errors={errors}"
     )
@@ -151,6 +181,12 @@ class LiveView(BaseSink):
         if self.console.is_terminal:
             self._live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=False)
             self._live.start()
+
+    def preparing(self, step: str) -> None:
+        if self._live is not None:
+            self._live.update(Group(Spinner("dots", Text(f"setting up: {step}", style="bold"))), refresh=True)
+        else:
+            self.console.print(f"[setup] {step}", soft_wrap=True, highlight=False, markup=False)
 
     def snapshot(self, snap: Snapshot) -> None:
         if self._live is not None:
