@@ -102,7 +102,7 @@ def _exporters(prometheus: str | None, linger_s: float, otlp: str | None, interv
     if prometheus is not None:
         from harness.sinks.prometheus import PrometheusSink
 
-        sink = PrometheusSink(prometheus, linger_s)
+        sink = PrometheusSink(prometheus, linger_s, say=lambda line: click.echo(f"harness: {line}", err=True))
         click.echo(f"harness: prometheus: serving {sink.url}", err=True)
         out.append(sink)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import numpy as np
@@ -107,9 +107,11 @@ class _Published:
 class PrometheusSink(BaseSink):
     """Serves the run at http://HOST:PORT/metrics from its start until its final counts have been scraped."""
 
-    def __init__(self, listen: str, linger_s: float = 15.0, flag: str = "--prometheus") -> None:
+    def __init__(self, listen: str, linger_s: float = 15.0, flag: str = "--prometheus",
+                 say: Callable[[str], None] = lambda line: None) -> None:
         host, port = parse_listen(flag, listen)
         self.linger_s = linger_s
+        self._say = say  # a line for the user (the CLI: stderr), while the end waits for a scrape
         self._published = _Published()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self._published)
@@ -151,6 +153,10 @@ class PrometheusSink(BaseSink):
 
     def _await_final_scrape(self) -> None:
         """Until a scrape has read the final counts, for linger_s at most, and not at all after a signal."""
+        if self.linger_s <= 0:
+            return
+        self._say(f"prometheus: final counts at {self.url}, up until a scrape reads them (at most "
+                  f"{self.linger_s:g}s, --prometheus-linger)")
         deadline = time.monotonic() + self.linger_s
         while time.monotonic() < deadline and not (self._control and self._control.is_signalled()):
             if self._published.final_read.wait(FINAL_WAIT_SLICE_S):
