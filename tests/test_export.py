@@ -5,6 +5,7 @@ received by a test collector decoding the protobuf; both carry summary.json's to
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +138,25 @@ def test_prometheus_and_otlp_carry_the_runs_totals(tmp_path: Path, collector: tu
                if {kv.key: kv.value.string_value for kv in p.attributes} == {"operation": "report", "phase": "measured"}]
     assert point.count == report["ok"] == sum(point.positive.bucket_counts) + point.zero_count
     assert point.scale == 6 and round(point.max * 1e3, 4) == report["response_time"]["max_ms"]
+
+
+def test_sigint_ends_the_wait_for_a_last_scrape(tmp_path: Path) -> None:
+    """The end of a run waits for a scraper (--prometheus-linger 10m): SIGINT ends the wait at once, with the run's
+    own exit code and its results written; the endpoint is closed."""
+    cmd = [sys.executable, "-m", "harness", "run", "--vens", "5", "--reports-per-ven", "1", "--interval", "1s",
+           "--quiet", "--prometheus", "0", "--prometheus-linger", "10m"]
+    with subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().split()[-1]
+        waiting = f"harness: prometheus: final counts at {url}, up until a scrape reads them"
+        lines = iter(proc.stderr.readline, "")  # to EOF: a run that ended without waiting fails below
+        assert any(line.startswith(waiting) for line in lines), "no wait for a last scrape"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["operations"]["report"]["ok"] == 5
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=10)
 
 
 class Notes:

@@ -153,7 +153,7 @@ class PrometheusSink(BaseSink):
 
     def _await_final_scrape(self) -> None:
         """Until a scrape has read the final counts, for linger_s at most, and not at all after a signal."""
-        if self.linger_s <= 0:
+        if self.linger_s <= 0 or (self._control and self._control.is_signalled()):
             return
         self._say(f"prometheus: final counts at {self.url}, up until a scrape reads them (at most "
                   f"{self.linger_s:g}s, --prometheus-linger)")
