@@ -20,7 +20,7 @@ from harness.dialects.lenient import Deviation, Deviations
 __all__ = [
     "Deviation", "Deviations", "Dialect", "EventInfo", "GRANULARITIES", "LoadReading", "Notification",
     "OPERATION_VOCABULARIES", "ProgramInfo", "Request", "Signal", "Site", "Token", "get", "names", "register",
-    "resolve_granularity", "sites_from_loads",
+    "operations_of", "resolve_granularity", "sites_from_loads",
 ]
 
 GRANULARITIES = ("ven", "resource", "load")  # one report per VEN per interval | per resource | per load
@@ -29,6 +29,13 @@ OPERATION_VOCABULARIES: dict[str, tuple[str, ...]] = {
     "crud": ("CREATE", "UPDATE", "DELETE"),
     "http": ("POST", "PUT", "DELETE"),
 }
+
+
+def operations_of(vocab: str) -> list[str]:
+    """The operations a subscription asks to be notified of, in the named vocabulary (ValueError if unknown)."""
+    if vocab not in OPERATION_VOCABULARIES:
+        raise ValueError(f"operations must be one of {', '.join(OPERATION_VOCABULARIES)}, got {vocab!r}")
+    return list(OPERATION_VOCABULARIES[vocab])
 
 
 # Request and Site are built for every report (thousands a second per worker): NamedTuples, immutable like the
@@ -136,38 +143,15 @@ class Dialect(Protocol):
     def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request: ...
     def parse_events(self, doc: Any) -> list[EventInfo]: ...
     # ---- subscriptions and notifications ----
-    def subscribe(
-        self,
-        program_id: str | None,
-        client_name: str,
-        callback_url: str,
-        bearer_token: str | None,
-        objects: Sequence[str],
-        operations_vocab: str,
-    ) -> Request: ...
+    def subscribe(self, program_id: str | None, client_name: str, callback_url: str, bearer_token: str | None,
+                  objects: Sequence[str], operations_vocab: str) -> Request: ...
     def unsubscribe(self, subscription_id: str) -> Request: ...
     def parse_notification(self, doc: Any) -> Notification | None: ...
     # ---- reports ----
-    def report(
-        self,
-        program_id: str,
-        event_id: str,
-        client_name: str,
-        sites: list[Site],
-        start_iso: str,
-        duration_iso: str,
-    ) -> Request: ...
-    def reports(
-        self,
-        program_id: str,
-        event_id: str,
-        client_name: str,
-        sites: list[Site],
-        loads: list[LoadReading] | None,
-        start_iso: str,
-        duration_iso: str,
-        granularity: str,
-    ) -> list[Request]: ...
+    def report(self, program_id: str, event_id: str, client_name: str, sites: list[Site], start_iso: str,
+               duration_iso: str) -> Request: ...
+    def reports(self, program_id: str, event_id: str, client_name: str, sites: list[Site],
+                loads: list[LoadReading] | None, start_iso: str, duration_iso: str, granularity: str) -> list[Request]: ...
     # ---- errors ----
     def parse_problem(self, status: int, body_doc: Any) -> str: ...
 

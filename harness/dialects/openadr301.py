@@ -12,19 +12,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from harness.core.errors import PROTOCOL, Failure
-from harness.dialects import (
-    GRANULARITIES,
-    OPERATION_VOCABULARIES,
-    EventInfo,
-    LoadReading,
-    Notification,
-    ProgramInfo,
-    Request,
-    Site,
-    Token,
-    lenient,
-    parsing,
-)
+from harness.dialects import (GRANULARITIES, EventInfo, LoadReading, Notification, ProgramInfo, Request, Site, Token,
+                              lenient, operations_of, parsing)
 from harness.dialects.lenient import Deviations
 
 NAME = "openadr-3.0.1"
@@ -146,20 +135,11 @@ class OpenADR301:
         return parsing.events(doc, self.keys, self.deviations)
 
     # ---- subscriptions and notifications ------------------------------------------------------
-    def subscribe(
-        self,
-        program_id: str | None,
-        client_name: str,
-        callback_url: str,
-        bearer_token: str | None,
-        objects: Sequence[str],
-        operations_vocab: str,
-    ) -> Request:
-        if operations_vocab not in OPERATION_VOCABULARIES:
-            raise ValueError(f"operations must be one of {', '.join(OPERATION_VOCABULARIES)}, got {operations_vocab!r}")
+    def subscribe(self, program_id: str | None, client_name: str, callback_url: str, bearer_token: str | None,
+                  objects: Sequence[str], operations_vocab: str) -> Request:
         op: dict[str, Any] = {
             "objects": list(objects),
-            "operations": list(OPERATION_VOCABULARIES[operations_vocab]),
+            "operations": operations_of(operations_vocab),
             "callbackUrl": callback_url,
         }
         if bearer_token:
@@ -180,29 +160,13 @@ class OpenADR301:
         return parsing.notification(doc, self.keys, self.deviations)
 
     # ---- reports ------------------------------------------------------------------------------
-    def report(
-        self,
-        program_id: str,
-        event_id: str,
-        client_name: str,
-        sites: list[Site],
-        start_iso: str,
-        duration_iso: str,
-    ) -> Request:
+    def report(self, program_id: str, event_id: str, client_name: str, sites: list[Site], start_iso: str,
+               duration_iso: str) -> Request:
         """One report holding every given resource (the "ven" granularity building block)."""
         return self._report(program_id, event_id, client_name, f"{client_name} telemetry", sites, start_iso, duration_iso)
 
-    def reports(
-        self,
-        program_id: str,
-        event_id: str,
-        client_name: str,
-        sites: list[Site],
-        loads: list[LoadReading] | None,
-        start_iso: str,
-        duration_iso: str,
-        granularity: str,
-    ) -> list[Request]:
+    def reports(self, program_id: str, event_id: str, client_name: str, sites: list[Site],
+                loads: list[LoadReading] | None, start_iso: str, duration_iso: str, granularity: str) -> list[Request]:
         """The reports of one VEN for one interval: one ("ven"), one per resource, or one per load (its
         resourceName is the load's site, its reportName the load's name)."""
         args = (program_id, event_id, client_name)

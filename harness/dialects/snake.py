@@ -36,15 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from harness.dialects import (
-    OPERATION_VOCABULARIES,
-    LoadReading,
-    Request,
-    Site,
-    Token,
-    lenient,
-    parsing,
-)
+from harness.dialects import LoadReading, Request, Site, Token, lenient, operations_of, parsing
 from harness.dialects.openadr301 import OpenADR301
 
 NAME = "snake-case-example"
@@ -104,52 +96,27 @@ class SnakeCase(OpenADR301):
         }
         return Request("POST", "/events", json=body)
 
-    def subscribe(
-        self,
-        program_id: str | None,
-        client_name: str,
-        callback_url: str,
-        bearer_token: str | None,
-        objects: Sequence[str],
-        operations_vocab: str,
-    ) -> Request:
-        if operations_vocab not in OPERATION_VOCABULARIES:
-            raise ValueError(f"operations must be one of {', '.join(OPERATION_VOCABULARIES)}, got {operations_vocab!r}")
+    def subscribe(self, program_id: str | None, client_name: str, callback_url: str, bearer_token: str | None,
+                  objects: Sequence[str], operations_vocab: str) -> Request:
         op = {
             "objects": list(objects),
-            "operations": list(OPERATION_VOCABULARIES[operations_vocab]),
+            "operations": operations_of(operations_vocab),
             "callback_url": callback_url,
             "bearer_token": bearer_token,
         }
         body = {"client_name": client_name, "program_id": program_id, "object_operations": [op]}
         return Request("POST", "/subscriptions", json=body)
 
-    def report(
-        self,
-        program_id: str,
-        event_id: str,
-        client_name: str,
-        sites: list[Site],
-        start_iso: str,
-        duration_iso: str,
-    ) -> Request:
+    def report(self, program_id: str, event_id: str, client_name: str, sites: list[Site], start_iso: str,
+               duration_iso: str) -> Request:
         """A single site's reading as one report; this VTN has no multi-resource report (use `reports`)."""
         if len(sites) != 1:
             raise ValueError(f"{NAME} takes one report per reading: use reports(), got {len(sites)} sites")
         s = sites[0]
         return self._load_report(program_id, event_id, client_name, LoadReading(s.name, s.name, "site", s.energy_kwh, s.power_kw), start_iso, duration_iso)
 
-    def reports(
-        self,
-        program_id: str,
-        event_id: str,
-        client_name: str,
-        sites: list[Site],
-        loads: list[LoadReading] | None,
-        start_iso: str,
-        duration_iso: str,
-        granularity: str,
-    ) -> list[Request]:
+    def reports(self, program_id: str, event_id: str, client_name: str, sites: list[Site],
+                loads: list[LoadReading] | None, start_iso: str, duration_iso: str, granularity: str) -> list[Request]:
         """One POST per load reading whatever the granularity asked (without load readings, one per site)."""
         readings = loads if loads is not None else [LoadReading(s.name, s.name, "site", s.energy_kwh, s.power_kw) for s in sites]
         return [self._load_report(program_id, event_id, client_name, r, start_iso, duration_iso) for r in readings]
