@@ -161,12 +161,23 @@ def interval_period(value: object, path: str) -> None:
     _optional(ip, "randomizeStart", p, _duration, nullable=False)
 
 
-def interval(value: object, path: str) -> None:
-    iv = _obj(value, path)
-    p = path + "."
-    _integer(_req(iv, "id", p), p + "id")
-    _optional(iv, "intervalPeriod", p, interval_period, nullable=False)
-    _array(_req(iv, "payloads", p), p + "payloads", values_map)
+Check = Callable[[object, str], None]
+
+
+def interval_check(period: Check) -> Check:
+    """The check of one interval whose optional intervalPeriod is checked by `period` (3.0.1 and 3.1.0 differ)."""
+
+    def interval(value: object, path: str) -> None:
+        iv = _obj(value, path)
+        p = path + "."
+        _integer(_req(iv, "id", p), p + "id")
+        _optional(iv, "intervalPeriod", p, period, nullable=False)
+        _array(_req(iv, "payloads", p), p + "payloads", values_map)
+
+    return interval
+
+
+interval = interval_check(interval_period)
 
 
 _SCALARS = frozenset({int, float, str, bool})
@@ -299,12 +310,20 @@ def check_event(value: object) -> JsonObj:
     return body
 
 
-def _report_resource(value: object, path: str) -> None:
-    r = _obj(value, path)
-    p = path + "."
-    _name(_req(r, "resourceName", p), p + "resourceName")
-    _optional(r, "intervalPeriod", p, interval_period, nullable=False)
-    intervals(_req(r, "intervals", p), p + "intervals")
+def report_resource_check(period: Check, ivs: Check) -> Check:
+    """The check of one resource of a report, its interval period and intervals checked by `period` and `ivs`."""
+
+    def report_resource(value: object, path: str) -> None:
+        r = _obj(value, path)
+        p = path + "."
+        _name(_req(r, "resourceName", p), p + "resourceName")
+        _optional(r, "intervalPeriod", p, period, nullable=False)
+        ivs(_req(r, "intervals", p), p + "intervals")
+
+    return report_resource
+
+
+_report_resource = report_resource_check(interval_period, intervals)
 
 
 def check_report(value: object) -> JsonObj:
@@ -313,9 +332,7 @@ def check_report(value: object) -> JsonObj:
     object_id(_req(body, "eventID", ""), "eventID")
     _name(_req(body, "clientName", ""), "clientName")
     _nullable_str(body, "", "reportName")
-    _optional(
-        body, "payloadDescriptors", "", lambda v, p: _array(v, p, report_payload_descriptor), nullable=True
-    )
+    _optional(body, "payloadDescriptors", "", lambda v, p: _array(v, p, report_payload_descriptor), nullable=True)
     _array(_req(body, "resources", ""), "resources", _report_resource)
     return body
 

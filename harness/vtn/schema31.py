@@ -11,7 +11,7 @@ import re
 
 from harness.vtn.schema import (
     InvalidBody, JsonObj, _array, _body, _boolean, _duration, _fail, _integer, _name, _nullable_str, _number, _obj,
-    _optional, _req, _string, _values_maps, date_time, object_id, values_map,
+    _optional, _req, _string, _values_maps, date_time, interval_check, object_id, report_resource_check, values_map,
 )
 from harness.vtn.schema import intervals as _intervals
 
@@ -39,12 +39,7 @@ def interval_period(value: object, path: str) -> None:
     _optional(ip, "randomizeStart", p, _duration, nullable=False)
 
 
-def interval(value: object, path: str) -> None:
-    iv = _obj(value, path)
-    p = path + "."
-    _integer(_req(iv, "id", p), p + "id")
-    _optional(iv, "intervalPeriod", p, interval_period, nullable=False)
-    _array(_req(iv, "payloads", p), p + "payloads", values_map)
+interval = interval_check(interval_period)
 
 
 def intervals(value: object, path: str) -> None:
@@ -133,12 +128,7 @@ def check_event(value: object) -> JsonObj:
     return body
 
 
-def _report_resource(value: object, path: str) -> None:
-    r = _obj(value, path)
-    p = path + "."
-    _name(_req(r, "resourceName", p), p + "resourceName")
-    _optional(r, "intervalPeriod", p, interval_period, nullable=False)
-    intervals(_req(r, "intervals", p), p + "intervals")
+_report_resource = report_resource_check(interval_period, intervals)
 
 
 def check_report(value: object) -> JsonObj:
