@@ -45,9 +45,9 @@ from harness.core.profile import Profile, override, with_target_settings
 @click.option("--audit-rate", type=float, default=20.0, show_default=True, help="With --audit: page requests per second at most (50 reports a page).")
 @click.option("--cluster", metavar="ADDRESS|local:N", help="Run the shards on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N to start a LocalCluster of N workers. Needs `pip install 'harness[cluster]'`.")
 @click.option("--prometheus", metavar="[HOST:]PORT", help="Serve the run's metrics for Prometheus at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given; port 0: any free one, printed on stderr). See docs/metrics.md.")
-@click.option("--prometheus-linger", type=DURATION, default=15.0, show_default="15s", help="With --prometheus: at the end, keep serving the final counts until one scrape has read them, this long at most.")
+@click.option("--prometheus-linger", type=DURATION, default=15.0, help="With --prometheus: at the end, keep serving the final counts until one scrape has read them, this long at most (0s: close at once). [default: 15s]")
 @click.option("--otlp", metavar="URL", help="Push the run's metrics to an OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318 (/v1/metrics is added to a bare URL); flushed at the end.")
-@click.option("--otlp-interval", type=DURATION, default=10.0, show_default="10s", help="With --otlp: push this often while the run goes.")
+@click.option("--otlp-interval", type=DURATION, default=10.0, help="With --otlp: push this often while the run goes. [default: 10s]")
 def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None,
             audit: bool, audit_rate: float, prometheus: str | None, prometheus_linger: float, otlp: str | None,
             otlp_interval: float, **flags: Any) -> None:
