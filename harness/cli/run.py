@@ -44,12 +44,13 @@ from harness.core.profile import Profile, override, with_target_settings
 @click.option("--audit", "audit", is_flag=True, help="At the end, read every report the run sent back from the VTN (as the operator) and prove each stored once: an acknowledged report the VTN does not hold fails the run (see `harness audit`).")
 @click.option("--audit-rate", type=float, default=20.0, show_default=True, help="With --audit: page requests per second at most (50 reports a page).")
 @click.option("--cluster", metavar="ADDRESS|local:N", help="Run the shards on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N to start a LocalCluster of N workers. Needs `pip install 'harness[cluster]'`.")
+@click.option("--web", metavar="[HOST:]PORT", help="Serve a live dashboard of the run at http://HOST:PORT/ (HOST 127.0.0.1 unless given; port 0: any free one), updated every second; the URL is printed on stderr. See docs/dashboard.md.")
 @click.option("--prometheus", metavar="[HOST:]PORT", help="Serve the run's metrics for Prometheus at http://HOST:PORT/metrics (HOST 127.0.0.1 unless given; port 0: any free one, printed on stderr). See docs/metrics.md.")
 @click.option("--prometheus-linger", type=DURATION, default=15.0, help="With --prometheus: at the end, keep serving the final counts until one scrape has read them, this long at most (0s: close at once). [default: 15s]")
 @click.option("--otlp", metavar="URL", help="Push the run's metrics to an OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318 (/v1/metrics is added to a bare URL); flushed at the end.")
 @click.option("--otlp-interval", type=DURATION, default=10.0, help="With --otlp: push this often while the run goes. [default: 10s]")
 def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_thresholds: tuple[str, ...], cluster: str | None,
-            audit: bool, audit_rate: float, prometheus: str | None, prometheus_linger: float, otlp: str | None,
+            audit: bool, audit_rate: float, web: str | None, prometheus: str | None, prometheus_linger: float, otlp: str | None,
             otlp_interval: float, **flags: Any) -> None:
     """Simulate a VEN fleet against a VTN and report what it measured.
 
@@ -69,11 +70,14 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
 
     settings = AuditSettings(rate_per_s=audit_rate) if audit else None
     exporters = _exporters(prometheus, prometheus_linger, otlp, otlp_interval)
+    dashboard = _dashboard(web)
     session = RunSession(profile, out_dir, view, backend=backend, audit=settings, exporters=exporters,
-                         report=True)
+                         report=True, sinks=[dashboard] if dashboard else ())
     try:
         outcome = session.run()
     finally:
+        if dashboard:
+            dashboard.close()
         for e in exporters:
             e.close()  # a run that failed in set-up never told them it finished
             if getattr(e, "problem", None):
@@ -90,6 +94,17 @@ def run_cmd(profile_name: str | None, out_dir: str, quiet: bool, extra_threshold
     if aborted:  # the target refused the run at first contact: its status and detail, in one line
         click.echo(f"harness: error: {aborted['reason']}", err=True)
     sys.exit(outcome.exit_code)
+
+
+def _dashboard(web: str | None) -> Any:
+    """The live web dashboard, bound now (a bad or busy address ends the command before the run), or None."""
+    if web is None:
+        return None
+    from harness.sinks.web import WebDashboard
+
+    dashboard = WebDashboard(web)
+    click.echo(f"harness: web dashboard: {dashboard.url}", err=True)
+    return dashboard
 
 
 def _exporters(prometheus: str | None, linger_s: float, otlp: str | None, interval_s: float) -> list[Any]:

@@ -39,6 +39,7 @@ from harness.sinks.base import Fanout, Outcome, RunSink
 from harness.sinks.loginwatch import LoginWatch
 from harness.sinks.junit import JunitWriter
 from harness.sinks.resultsdir import ResultsWriter, make_run_dir
+from harness.sinks.web import WebDashboard
 
 
 class RunSession:
@@ -108,6 +109,9 @@ class RunSession:
             sinks = self.sinks(run_dir)
             sim_start = specs[0].sim_start_epoch_s  # fleet.replay's first sample; None: t0 (the same in every spec)
             firing = DrEventFiring(p, op, program_id, self.notes, sim_start)
+            for s in sinks:
+                if isinstance(s, WebDashboard):  # the live page shows each DR event as it is created
+                    s.fired = firing.fired
             faults = self.faults = FaultFiring(p, target, vtn, self.notes)
             self.setting_up(f"starting {len(specs)} worker{'s' if len(specs) > 1 else ''} for {p.vens:,} VENs")
             self.signals.interrupting = None  # from here the supervisor acts on signals: drain, then the verdict
