@@ -273,7 +273,8 @@ def _section_thresholds(data: RunData) -> str:
         rows.append(f"<tr>{pass_cell('passed', bool(t['passed']))}<td class=\"l\"><code>{esc(t['expr'])}</code>{abort}</td>"
                     f"{td(value, esc(shown))}{td(limit, limit_text)}<td class=\"l\">{esc(t.get('detail', ''))}</td></tr>")
     n_fail = sum(not t["passed"] for t in th)
-    head = (f"<p>{len(th) - n_fail} of {len(th)} thresholds held.</p>"
+    noun = "default gates" if data.summary.get("thresholds_source") == "default" else "thresholds"
+    head = (f"<p>{len(th) - n_fail} of {len(th)} {noun} held.</p>"
             '<table id="thresholds"><thead><tr><th class="l">result</th><th class="l">threshold</th><th>value</th>'
             '<th>limit</th><th class="l">detail</th></tr></thead>')
     title = ("Thresholds: default gates (the profile names none)" if data.summary.get("thresholds_source") == "default"
