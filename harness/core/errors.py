@@ -12,6 +12,9 @@ Pure. The class names are part of the results format (summary.json "errors" keys
     protocol          a response harness could not understand (bad JSON, missing id, ...)
     not_ready         an operation that was due but could not start (its VEN never provisioned)
     abandoned         in flight when the run stopped and the drain deadline passed
+    mqtt_connect      no MQTT connection to the broker (refused, timed out, CONNACK refusal)
+    mqtt_disconnect   the broker dropped an established MQTT connection (the VEN reconnects with back-off)
+    mqtt_subscribe    the broker refused a subscription (SUBACK 0x80) or never acknowledged it
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ TLS = "tls"
 PROTOCOL = "protocol"
 NOT_READY = "not_ready"
 ABANDONED = "abandoned"
+MQTT_CONNECT = "mqtt_connect"
+MQTT_DISCONNECT = "mqtt_disconnect"
+MQTT_SUBSCRIBE = "mqtt_subscribe"
 
 
 def http_class(status: int) -> str:

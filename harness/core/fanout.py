@@ -37,6 +37,7 @@ def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, 
         events.append({
             **{k: f[k] for k in ("id", "at_s", "level", "targeted")},
             "aware": len(times),
+            "never_received": max(0, f["targeted"] - len(times)),  # targeted VENs not aware by the end
             "learned_by": ways,  # poll, notification, startup_read (read after subscribing) -> VENs
             "fanout": aware.summary_ms(),
             "all_aware_after_s": round(aware.max_ns / 1e9, 3) if complete and times else None,
@@ -48,6 +49,7 @@ def event_fanout(fired: list[dict[str, Any]], results: RunResults) -> dict[str, 
         "events": events,
         "targeted": sum(f["targeted"] for f in fired),
         "aware": sum(e["aware"] for e in events),
+        "never_received": sum(e["never_received"] for e in events),
         "learned_by": dict(sorted(learned_by.items())),
     }
     out.update(all_aware.summary_ms())
@@ -63,3 +65,18 @@ def aware_curve(delays_s: list[float], points: int = CURVE_POINTS) -> list[list[
         return []
     ranks = sorted({round(i * (n - 1) / (points - 1)) for i in range(points)}) if n > points else range(n)
     return [[round(ordered[r], 4), r + 1] for r in ranks]
+
+
+def notifications(channel: str, counters: dict[str, int], vtn_mqtt: dict[str, Any] | None) -> dict[str, Any]:
+    """What the VENs' notification channel carried (summary.json "notifications"): received, not understood, for a
+    VEN the seeded targeting did not aim the event at, late (created while the VEN was disconnected); with the
+    embedded VTN's MQTT publisher, what it published in all and to the VENs' own event topics."""
+    out: dict[str, Any] = {"channel": channel, "received": counters.get("notifications", 0)}
+    for key, name in (("notification_not_understood", "not_understood"), ("notification_untargeted", "untargeted"),
+                      ("notification_late", "late"), ("mqtt_reconnects", "reconnects")):
+        out[name] = counters.get(key, 0)
+    if vtn_mqtt is not None:
+        families = vtn_mqtt.get("by_family") or {}
+        out["vtn_published"] = vtn_mqtt.get("published", 0)
+        out["vtn_published_ven_events"] = sum(n for f, n in families.items() if f.startswith("vens/{venID}/events/"))
+    return out

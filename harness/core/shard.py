@@ -112,6 +112,7 @@ class ShardSpec:
     warmup_s: float = 0.0
     events: str = "none"  # none | poll | webhook | mqtt: how VENs learn of DR events
     mqtt_qos: int = 1  # mqtt mode: QoS of the subscriptions (1: a persistent session)
+    dr_shares: tuple[float, ...] = ()  # the share of the fleet each of the profile's DR events targets (seeded)
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: delete each VEN's subscription when the run ends
     # Base path, operations vocabulary, granularity and TLS files; the SSLContext is built in the worker.

@@ -7,6 +7,7 @@ sharding.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy.typing as npt
 
 from harness.core.fleet import hash64, uniform01
 
+_DR_NAME = re.compile(r"-dr-(\d+)-\d+$")
 STREAM_TARGET = 102  # a random stream of its own (core/schedule.py uses 100, 101, 104)
 
 
@@ -23,6 +25,13 @@ def targeted(seed: int, event_index: int, ven_indices: npt.NDArray[np.int64], sh
         return np.ones(len(ven_indices), dtype=bool)
     u = uniform01(hash64(seed, STREAM_TARGET, event_index, np.asarray(ven_indices, dtype=np.uint64)))
     return u < share
+
+
+def dr_event_index(event_name: str | None) -> int | None:
+    """The index in the profile of a DR event the run's operator created, from its name (`{program}-dr-{i}-{t}`,
+    see harness.run.drevents); None for any other event."""
+    m = _DR_NAME.search(event_name or "")
+    return int(m.group(1)) if m else None
 
 
 def event_targets(ven_names: list[str] | None) -> list[dict[str, Any]] | None:

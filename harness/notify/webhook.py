@@ -9,13 +9,11 @@ the worker's loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
 from aiohttp import web
 
-from harness.core.errors import Failure
 from harness.dialects import Dialect, EventInfo
-from harness.net.wire import bearer, decode
+from harness.net.wire import bearer
+from harness.notify.notification import event_of
 
 
 class WebhookReceiver:
@@ -70,18 +68,9 @@ class WebhookReceiver:
             self._count("webhook_bad_token")
             return web.Response(status=401)
         self._count("notifications")
-        try:
-            doc: Any = decode(await request.read())
-        except Failure:
-            self._count("notification_not_understood")
-            return web.Response(status=200)
-        try:
-            note = self._dialect.parse_notification(doc)
-            events = self._dialect.parse_events([note.object]) if note is not None else []
-        except Failure:
-            note, events = None, []
-        if note is None or note.object_type not in ("EVENT", "UNKNOWN") or not events:
-            self._count("notification_not_understood")
-        elif note.operation != "DELETE":  # a deleted event asks nothing of a VEN
-            self._on_event(row, events[0])
+        ev = event_of(self._dialect, await request.read())
+        if isinstance(ev, str):
+            self._count(ev)
+        elif ev is not None:  # None: a deleted event asks nothing of a VEN
+            self._on_event(row, ev)
         return web.Response(status=200)

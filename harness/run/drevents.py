@@ -54,6 +54,8 @@ class DrEventFiring:
                 self.notes.append(f"DR event {i} not created: {exc}")
                 self.fired.append({**row, "error": str(exc)})  # fails the run's verdict (outcome.dr_reasons)
                 continue
+            # Fan-out counts from the POST of the event, not from the target grants a 3.1.0 operator made first.
+            row["created_epoch_s"] = max(created, self.operator.dr_sent_epoch_s)
             self.fired.append({**row, "id": event_id, "targeted": int(mask.sum())})
             self.notes.append(f"DR event {i} ({event_id}) created at {elapsed:.1f}s for {int(mask.sum())} VENs, "
                               f"SIMPLE level {e.level}")

@@ -44,6 +44,7 @@ class Operator:
         # (summary counter setup_transient_failures): an injected fault is counted by a VEN or here.
         self.transient_failures = 0
         self.token_url: str | None = None  # a discovered 3.1.0 tokenURL; None: {base}/auth/token
+        self.dr_sent_epoch_s = 0.0  # when the latest DR event's POST was sent
 
     def _call(self, req: Request, token: str | None = None, timeout_s: float | None = None) -> HttpReply:
         return call(self.base_url, req, token, self.timeout_s if timeout_s is None else timeout_s, self._ssl)
@@ -166,6 +167,7 @@ class Operator:
             targets = [self._grant(event_name, set(ven_names or ()))]
         if targets is not None and isinstance(req.json, dict):
             req.json["targets"] = targets
+        self.dr_sent_epoch_s = time.time()  # the fan-out's zero: after any 3.1.0 target grants, as the POST leaves
         try:
             return self.dialect.parse_id(decode(self._authed(req, f"create DR event {event_name!r}", (200, 201)).body))
         except Failure as f:

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import __version__
 from harness.core.exits import EXIT_ABORTED, EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SIGINT, EXIT_SIGTERM
-from harness.core.fanout import event_fanout
+from harness.core.fanout import event_fanout, notifications
 from harness.core.health import HealthLimits, judge
 from harness.core.profile import Profile
 from harness.core.recovery import faults_summary
@@ -46,6 +46,7 @@ class RunFacts:
     notes: Sequence[str] = field(default_factory=list)
     report_tag: str = ""  # the run's tag in every report id (harness.core.delivery)
     sim_start_epoch_s: float | None = None  # where simulated time starts (fleet.replay: the file's); None: t0
+    vtn_mqtt: dict[str, Any] | None = None  # the embedded VTN's MQTT publish counts at the end (3.1.0)
 
 
 def verdict(signals: Sequence[int], results: RunResults, limits: HealthLimits) -> tuple[str, int, list[str]]:
@@ -136,6 +137,8 @@ def _extra(p: Profile, results: RunResults, facts: RunFacts) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if facts.fired:
         extra["event_fanout"] = event_fanout([f for f in facts.fired if f["id"]], results)
+    if p.events in ("webhook", "mqtt"):
+        extra["notifications"] = notifications(p.events, results.counters, facts.vtn_mqtt)
     if results.faults:
         extra["faults"] = faults_summary(results, p.target_rate_per_s, p.interval_s, p.vens)
     if p.stages:

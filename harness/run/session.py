@@ -30,6 +30,7 @@ from harness.run.setup import (
     set_up_operator,
     shard_specs,
     start_embedded_vtn,
+    vtn_mqtt_counts,
     worker_count,
 )
 from harness.run.signals import SignalLog
@@ -120,6 +121,7 @@ class RunSession:
                 signals=self.signals, notes=self.notes, heartbeat_s=self.heartbeat_s, duties=[firing, faults],
             )
             ran = sup.run()
+            vtn_mqtt = vtn_mqtt_counts(vtn)
             for kind, dev in op.dialect.deviations.take().items():  # what the operator's calls tolerated
                 self.results.note_deviation(kind, dev.count, dev.example)
             if op.transient_failures:
@@ -127,7 +129,7 @@ class RunSession:
             self.results.faults = faults.finish()
             facts = RunFacts(started_epoch, ran.t0_epoch_s, self._measured_s(ran), target, program_id, event_id,
                              workers=len(specs), vtn_pid=vtn_pid, fired=firing.fired, notes=self.notes,
-                             report_tag=tag, sim_start_epoch_s=sim_start)
+                             report_tag=tag, sim_start_epoch_s=sim_start, vtn_mqtt=vtn_mqtt)
             outcome = self.finish(run_dir, facts, Fanout(sinks))
             ledger = write_ledger(run_dir, self.results.ledgers.values(), p.vens)
             if self.audit is not None:

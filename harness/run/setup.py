@@ -107,6 +107,27 @@ def _start_broker(stack: ExitStack, p: Profile) -> Any:
     return broker
 
 
+def vtn_mqtt_counts(vtn: Any, timeout_s: float = 10.0) -> dict[str, Any] | None:
+    """The embedded VTN's MQTT publish counts (GET /_harness/stats), once what it queued was sent; None without a
+    broker, or when the VTN does not answer (a run that killed it)."""
+    import json
+    import urllib.request
+
+    if vtn is None or vtn.broker is None:
+        return None
+    root = f"http://127.0.0.1:{vtn.port}/_harness/stats"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            with urllib.request.urlopen(root, timeout=timeout_s) as resp:  # noqa: S310 - the run's loopback VTN
+                mqtt: dict[str, Any] = json.loads(resp.read())["mqtt"]
+            if not (mqtt.get("queued") or mqtt.get("inflight") or mqtt.get("batches")) or time.monotonic() > deadline:
+                return mqtt
+            time.sleep(0.05)  # a poll interval of a predicate with a deadline: the publisher is draining
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def vtn_stop_s(signals: SignalLog) -> float:
     """How long the embedded VTN may take to finish in-flight requests: short once interrupted, shorter on
     a second signal (a stalled VTN must not hold the exit)."""
@@ -153,7 +174,8 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             credentials=creds.for_vens(lo, hi), dialect=p.dialect, time_scale=p.time_scale, meter_tick_s=p.meter_tick_s,
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
-            reconnect=p.reconnect, reread_s=p.reread_s, mqtt_qos=p.mqtt_qos, fault_ends_s=tuple(f.end_s for f in p.faults),
+            reconnect=p.reconnect, reread_s=p.reread_s, mqtt_qos=p.mqtt_qos,
+            dr_shares=tuple(e.share for e in p.dr_events), fault_ends_s=tuple(f.end_s for f in p.faults),
         )
         for i, (lo, hi) in enumerate(split(p.vens, n_workers))
     ]

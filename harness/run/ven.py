@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from time import (
     monotonic as _now,  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
 )
@@ -31,6 +32,9 @@ from harness.net.base import Transport
 from harness.net.wire import decode
 from harness.run.calls import VenCalls
 from harness.run.meterfeed import MeterFeed
+
+if TYPE_CHECKING:
+    from harness.run.mqttvens import MqttVens
 
 PAGE = 50  # events per page of a poll (OpenADR servers cap limit at 50)
 # How a VEN learned of an event: its own poll, a notification, or the read of current events after subscribing.
@@ -81,6 +85,7 @@ class ShardVens:
         self.learned: dict[str, dict[str, int]] = {}
         self.callback_base: str | None = None  # webhook mode: http://127.0.0.1:PORT/notify
         self.subscription_id: dict[int, str] = {}  # row -> id of its webhook subscription
+        self.mqtt: MqttVens | None = None  # mqtt mode: the VENs' MQTT side (set by the worker)
         # The delivery ledger: which reports were sent and acknowledged (None: the run tags no reports).
         self.book = LedgerBook(n) if spec.report_tag else None
 
@@ -147,8 +152,9 @@ class ShardVens:
             self.ven_id[row] = ven_id
             if not await self._create_resources(row, ven_id):
                 return False
-            if self.callback_base is not None:
-                if not await self._subscribe(row):
+            if self.callback_base is not None or self.mqtt is not None:
+                subscribed = await self._subscribe(row) if self.mqtt is None else await self.mqtt.subscribe(row, ven_id)
+                if not subscribed:
                     return False
                 await self.read_current_events(row)
         except Failure as f:

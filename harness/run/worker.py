@@ -36,6 +36,7 @@ from harness.net import transports
 from harness.net.base import Transport
 from harness.notify.webhook import WebhookReceiver
 from harness.run.lifecycle import POLL_EVENTS, REPORT, Lifecycle
+from harness.run.mqttvens import MqttVens
 from harness.run.probe import HealthProbe
 from harness.run.ven import ShardVens
 
@@ -106,7 +107,7 @@ class Worker:
         self._ctrl_msgs: asyncio.Queue[Any] = asyncio.Queue()
         self._ctrl_get: asyncio.Future[Any] | None = None  # the pending get() of _ctrl_msgs, kept across wake-ups
         self.bug: BaseException | None = None
-        self.receiver: WebhookReceiver | None = None
+        self.receiver: WebhookReceiver | MqttVens | None = None  # the notification channel
         self._closing: set[asyncio.Task[None]] = set()
 
     # ---- control pipe -------------------------------------------------------------------------
@@ -192,6 +193,8 @@ class Worker:
             self.receiver = WebhookReceiver(self.vens.callback_token, on_event, self.vens.shard.n_vens,
                                             self.vens.dialect)
             self.vens.callback_base = await self.receiver.start()
+        elif spec.events == "mqtt":
+            self.receiver = self.vens.mqtt = MqttVens(self.vens)
         self.t0 = t0
         if spec.stages:
             self.lifecycle.ramp(ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop), spec.stages, t0)

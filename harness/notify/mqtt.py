@@ -1,0 +1,156 @@
+"""The worker's MQTT channel: one gmqtt client per VEN (per-VEN mode), all in the worker's one event loop.
+
+Edge. Clients are created, connected, subscribed and disconnected inside the worker's loop (gmqtt needs no
+threads). A VEN connects, subscribes to the topics its VTN advertised and hands every message to the worker;
+connect failures, dropped connections and refused subscriptions are returned or reported as error classes.
+With QoS 1 the session is persistent (clean session off): the broker keeps the VEN's subscriptions and queues
+what is published while it is away. A dropped client reconnects after the profile's back-off (with jitter),
+drawn for each attempt. Only this module knows the client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import gmqtt  # type: ignore[import-untyped]
+from gmqtt.mqtt.constants import MQTTv311, UNLIMITED_RECONNECTS  # type: ignore[import-untyped]
+from gmqtt.mqtt.handler import MQTTConnectError  # type: ignore[import-untyped]
+
+from harness.core import errors
+from harness.core.errors import Failure
+
+SUBACK_REFUSED = 0x80
+
+
+def broker_address(uri: str) -> tuple[str, int] | None:
+    """(host, port) of a plain `mqtt://HOST[:PORT]` URI (1883 when absent); None for any other URI."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port or 1883
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("mqtt", "tcp") or not parts.hostname:
+        return None
+    return parts.hostname, port
+
+
+class _Reconnect(dict[str, Any]):
+    """gmqtt's per-client config, whose reconnect delay is the VEN's back-off for its current attempt."""
+
+    def __init__(self, delay_for: Callable[[int], float], state: Any) -> None:
+        super().__init__(reconnect_delay=0.0, reconnect_retries=UNLIMITED_RECONNECTS)
+        self._delay_for = delay_for
+        self._state = state  # gmqtt's ConnectionState: failed_connections counts attempts in a row
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "reconnect_delay":
+            return self._delay_for(int(self._state.failed_connections) + 1)
+        return super().__getitem__(key)
+
+
+class MqttChannel:
+    """`await open(row, ...)` per VEN, then messages reach `on_message(row, payload)`; `await close()` at the end.
+    `on_failure(error_class, message)` hears of dropped connections; `counters` are shipped with each delta."""
+
+    def __init__(self, on_message: Callable[[int, bytes], None], on_failure: Callable[[int, str, str], None],
+                 on_connected: Callable[[int, bool, float | None], None], *, qos: int, backoff: Callable[[int, int], float],
+                 timeout_s: float) -> None:
+        self._on_message = on_message
+        self._on_failure = on_failure
+        self._on_connected = on_connected  # (row, session kept, down since) after every reconnect
+        self.qos = qos
+        self._backoff = backoff  # (row, attempt) -> seconds
+        self.timeout_s = timeout_s
+        self.clients: dict[int, Any] = {}
+        self._subacks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
+        self.counters: dict[str, int] = {}
+        self.down_since: dict[int, float] = {}  # row -> wall time its connection dropped, until it is back
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    async def open(self, row: int, client_id: str, host: str, port: int, topics: list[str]) -> None:
+        """Connect this VEN and subscribe it to `topics` (one SUBSCRIBE); Failure (mqtt_connect or mqtt_subscribe)
+        when the broker cannot be reached, refuses, or does not acknowledge within the timeout."""
+        client = gmqtt.Client(client_id, clean_session=self.qos == 0)
+        client._connection_state.config = _Reconnect(lambda k: self._backoff(row, k), client._connection_state)
+        client.harness_row = row
+        client.on_message = self._message
+        client.on_subscribe = self._subscribed
+        client.on_disconnect = self._dropped
+        self.clients[row] = client
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await client.connect(host, port, version=MQTTv311, keepalive=60)
+        except (OSError, TimeoutError, MQTTConnectError) as exc:
+            await self._forget(row)
+            raise Failure(errors.MQTT_CONNECT, f"{host}:{port}: {type(exc).__name__}: {exc}") from None
+        client.on_connect = self._reconnected
+        granted = await self.subscribe(row, topics)
+        refused = [t for t, q in zip(topics, granted) if q >= SUBACK_REFUSED]
+        if refused:
+            raise Failure(errors.MQTT_SUBSCRIBE, f"the broker refused {', '.join(refused)}")
+
+    async def subscribe(self, row: int, topics: list[str]) -> tuple[int, ...]:
+        """One SUBSCRIBE for every topic; the granted QoS per topic (0x80: refused)."""
+        client = self.clients[row]
+        fut: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
+        self._subacks[row] = fut
+        client.subscribe([gmqtt.Subscription(t, qos=self.qos) for t in topics])
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await fut
+        except TimeoutError:
+            raise Failure(errors.MQTT_SUBSCRIBE, f"no SUBACK within {self.timeout_s:g}s") from None
+        finally:
+            self._subacks.pop(row, None)
+
+    # ---- client callbacks (in the loop, from gmqtt's packet handler) ------------------------------------
+
+    def _message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        self._count("mqtt_messages")
+        self._on_message(client.harness_row, payload)
+        return 0  # PUBACK
+
+    def _subscribed(self, client: Any, mid: int, granted: tuple[int, ...], properties: Any) -> None:
+        fut = self._subacks.get(client.harness_row)
+        if fut is not None and not fut.done():
+            fut.set_result(tuple(granted))
+
+    def _dropped(self, client: Any, packet: Any, exc: BaseException | None = None) -> None:
+        row = client.harness_row
+        if row not in self.clients or row in self.down_since:
+            return  # our own disconnect at the end, or a failed reconnect attempt of a client already down
+        self.down_since[row] = time.time()
+        self._on_failure(row, errors.MQTT_DISCONNECT, "the broker closed the MQTT connection; reconnecting")
+
+    def _reconnected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
+        row = client.harness_row
+        down = self.down_since.pop(row, None)
+        self._count("mqtt_reconnects")
+        session_kept = bool(flags)
+        if not session_kept:  # the broker forgot the session (and its subscriptions): subscribe again
+            self._count("mqtt_resubscribed")
+            client.subscribe([gmqtt.Subscription(s.topic, qos=self.qos) for s in client.subscriptions])
+        self._on_connected(row, session_kept, down)
+
+    # ---- the end -----------------------------------------------------------------------------------
+
+    async def _forget(self, row: int) -> None:
+        client = self.clients.pop(row, None)
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.disconnect(), 2.0)
+            except (OSError, TimeoutError, AttributeError, RuntimeError):
+                pass
+
+    async def close(self) -> None:
+        """Disconnect every client (a clean DISCONNECT: the broker keeps a persistent session, which is no
+        concern of a finished run)."""
+        rows = list(self.clients)
+        for i in range(0, len(rows), 500):
+            await asyncio.gather(*(self._forget(r) for r in rows[i:i + 500]), return_exceptions=True)
