@@ -328,6 +328,11 @@ def _conflict(kind: Kind, obj: JsonObj) -> Problem:
     return Problem(409, f"a {kind.object_type.lower()} with {field} {obj.get(field)!r} exists{scope}")
 
 
+async def _wake_injected_waits(app: web.Application) -> None:
+    # on_shutdown runs after the sites stop listening and before aiohttp waits for in-flight handlers.
+    app[VTN_KEY].mw.wake()
+
+
 def make_app(config: VtnConfig, *, clock: Callable[[], float] = time.monotonic) -> web.Application:
     """The VTN application; its store and notifier open on startup and close on cleanup. `clock` times
     token expiry (tests pass a fake one)."""
@@ -338,6 +343,7 @@ def make_app(config: VtnConfig, *, clock: Callable[[], float] = time.monotonic) 
     )
     app[VTN_KEY] = vtn
     app.cleanup_ctx.append(vtn.lifecycle)
+    app.on_shutdown.append(_wake_injected_waits)
     base = config.base_path
     r = app.router
     r.add_post(base + "/auth/token", vtn.token)

@@ -71,6 +71,40 @@ class Middlewares:
         self.requests: dict[str, dict[int | str, int]] = defaultdict(lambda: defaultdict(int))
         self.client_disconnects = 0
         self.started_at = time.monotonic()
+        # Injected waits (latency, service time, stalls) are not work the VTN owes anyone: on shutdown they end
+        # at once, so a faulted VTN stops as fast as a healthy one (the handlers then run and answer).
+        self.stopping = False
+        self._waits: set[asyncio.Future[None]] = set()
+
+    def wake(self) -> None:
+        """End every injected wait now and skip those to come (the VTN is shutting down)."""
+        self.stopping = True
+        for fut in self._waits:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _delay(self, seconds: float) -> None:
+        """Wait `seconds` to within a few tens of microseconds, or until `wake`. Loop timers fire on
+        whole-millisecond polls (up to 1 ms late, 0.5 ms on average), which would bias an injected 50 ms by
+        1 %: so wait on the timer until 1 ms before the deadline and yield the loop for the rest."""
+        if self.stopping:
+            return
+        deadline = time.monotonic() + seconds
+        if seconds > 0.001:
+            await self._wait(seconds - 0.001)
+        while time.monotonic() < deadline and not self.stopping:
+            await asyncio.sleep(0)
+
+    async def _wait(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, fut)
+        self._waits.add(fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._waits.discard(fut)
 
     @web.middleware
     async def count_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -96,7 +130,7 @@ class Middlewares:
             return await handler(request)
         fate = draw(f, fs.rng)
         if fate.delay_s > 0:
-            await _delay(fate.delay_s)
+            await self._delay(fate.delay_s)
         if fate.reset:
             fs.resets += 1
             _abort(request)
@@ -112,11 +146,11 @@ class Middlewares:
                 fs.queued += 1
             async with fs.semaphore:
                 if f.service_time:
-                    await _delay(f.service_time.sample(fs.rng))
+                    await self._delay(f.service_time.sample(fs.rng))
                 response = await handler(request)
         else:
             if f.service_time:
-                await _delay(f.service_time.sample(fs.rng))
+                await self._delay(f.service_time.sample(fs.rng))
             response = await handler(request)
         await self._hold_while_stalled()
         return response
@@ -124,7 +158,7 @@ class Middlewares:
     async def _hold_while_stalled(self) -> None:
         # time.monotonic, not loop.time (whole milliseconds on uvloop): a held response never leaves early.
         held = False
-        while True:
+        while not self.stopping:
             now = time.monotonic()
             end = self.faults.stall_until
             scheduled = stall_end_s(self.faults.faults.stalls, now - self.started_at)
@@ -137,7 +171,7 @@ class Middlewares:
             if not held:
                 self.faults.stalled += 1
                 held = True
-            await asyncio.sleep(end - now)
+            await self._wait(end - now)
 
     @web.middleware
     async def problems(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -164,15 +198,9 @@ class Middlewares:
             return problem_response(500, "internal error")
 
 
-async def _delay(seconds: float) -> None:
-    """Wait `seconds` to within a few tens of microseconds. Loop timers fire on whole-millisecond polls (up to
-    1 ms late, 0.5 ms on average), which would bias an injected 50 ms by 1 %: so sleep on the timer until 1 ms
-    before the deadline and yield the loop for the rest."""
-    deadline = time.monotonic() + seconds
-    if seconds > 0.001:
-        await asyncio.sleep(seconds - 0.001)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0)
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _abort(request: web.Request) -> None:

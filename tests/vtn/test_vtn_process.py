@@ -154,3 +154,30 @@ def test_embedded_vtn_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         vtn.stop()
     with sqlite3.connect(tmp_path / "vtn.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM programs").fetchone() == (1,)
+
+
+def test_a_faulted_vtn_stops_at_once_and_still_answers_what_it_held(tmp_path: Path) -> None:
+    """Injected waits are not work the VTN owes: a response held by a 600 s stall does not hold the stop (its
+    shutdown would wait 600 s for it, the parent 60 s before terminating: exit -15); the held request is
+    answered and the child exits 0."""
+    vtn = EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"), shutdown_timeout_s=600)).start()
+    try:
+        stall = urllib.request.Request(vtn.url.split("/openadr3")[0] + "/_harness/stall", method="POST",
+                                       data=json.dumps({"duration_s": 600}).encode(),
+                                       headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(stall, timeout=10).close()
+        answers: list[int] = []
+        held = threading.Thread(target=lambda: answers.append(
+            post_form(vtn.url + "/auth/token", {"grant_type": "client_credentials", "client_id": "bl",
+                                                "client_secret": "bl-secret"})[0]))
+        held.start()
+        stats_url = vtn.url.split("/openadr3")[0] + "/_harness/stats"
+        deadline = time.monotonic() + 20
+        while json.loads(urllib.request.urlopen(stats_url, timeout=10).read())["faults"]["stalled_responses"] < 1:
+            assert time.monotonic() < deadline, "the token request was never held"
+        code = vtn.stop(timeout=60.0)
+        held.join(20)
+    finally:
+        vtn.stop()
+    assert code == 0
+    assert answers == [200]
