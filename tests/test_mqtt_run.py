@@ -1,0 +1,44 @@
+"""VENs on MQTT through a real broker (Mosquitto, started and stopped by the run): one DR event to a seeded share
+of the fleet reaches exactly the VENs it targets, each by its notification, and nothing else is delivered."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from pathlib import Path
+
+from harness.core.profile import DrEvent, Profile
+from harness.core.targeting import targeted
+from harness.run.session import RunSession
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
+    reason="Mosquitto is not installed (.ci/run installs it)")
+
+VENS, SEED, SHARE = 200, 5, 0.5
+
+
+def test_200_vens_on_mqtt_one_dr_event_to_a_seeded_half_arrive_exactly(tmp_path: Path) -> None:
+    """200 VENs in 2 workers, QoS 1: the event targets the VENs the seed picks; every one of them is aware by its
+    own notification, none never-received, none received by a VEN it did not target, and the VENs received
+    exactly what the VTN published to the VENs' event topics."""
+    expected = int(targeted(SEED, 0, np.arange(VENS, dtype=np.int64), SHARE).sum())
+    assert 0 < expected < VENS
+    p = Profile(name="mqtt", vens=VENS, interval_s=1.0, reports_per_ven=5, workers=2, seed=SEED,
+                max_loop_lag_ms=5000, dialect="openadr-3.1.0", events="mqtt", mqtt_qos=1,
+                dr_events=(DrEvent(at_s=1.0, level=2, duration_s=60.0, share=SHARE),))
+    outcome = RunSession(p, tmp_path).run()
+    doc = outcome.summary
+    assert (outcome.exit_code, outcome.verdict) == (0, "pass"), doc.get("verdict_reasons")
+    assert doc["operations"]["report"]["ok"] == VENS * 5
+    fan = doc["event_fanout"]
+    (event,) = fan["events"]
+    assert (event["targeted"], event["aware"], event["never_received"]) == (expected, expected, 0)
+    assert event["learned_by"] == {"notification": expected}
+    n = doc["notifications"]
+    assert n["channel"] == "mqtt"
+    assert (n["received"], n["untargeted"], n["not_understood"], n["late"]) == (expected, 0, 0, 0)
+    assert n["vtn_published_ven_events"] == expected
+    assert not [k for k in doc["errors"] if k.startswith("mqtt")], doc["errors"]
