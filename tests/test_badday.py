@@ -23,6 +23,8 @@ def test_fault_specs_are_one_line_errors() -> None:
         ('[behaviour.reconnect]\nbackoff = "linear"', "behaviour.reconnect.backoff must be one of"),
         ('[behaviour.reconnect]\nbuffer = -1', "behaviour.reconnect.buffer"),
         ('[target]\nurl = "http://127.0.0.1:1"\n[[faults]]\nkind = "restart"\nat = "1s"', "needs the embedded VTN"),
+        ('[[faults]]\nkind = "broker_outage"\nat = "1s"\nduration = "2s"',
+         'faults[0].kind broker_outage needs behaviour.events = "mqtt"'),
     ]:
         with pytest.raises(ProfileError) as e:
             from_toml(text)

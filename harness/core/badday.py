@@ -24,6 +24,8 @@ FAULT_KINDS = {
     "slowdown": "every answer is delayed by `latency`",
     "errors": "a share `rate` of requests answered with `status`",
     "token_expiry": "every issued token expires at `at` (VENs get 401 and fetch new ones)",
+    "broker_outage": "the embedded VTN's MQTT broker is stopped for `duration`, then started on the same port "
+                     "(Mosquitto keeps its sessions and queued QoS 1 messages; the VTN queues what it publishes)",
 }
 OUTAGE_MODES = ("refuse", "stall")
 BACKOFF_KINDS = ("none", "fixed", "exponential")
@@ -141,6 +143,9 @@ def check(faults: tuple[TimedFault, ...], embedded_vtn: bool, reread_s: float | 
     if reread_s is not None and events != "webhook":
         return "behaviour.reread_after_notification needs behaviour.events = \"webhook\" (notifications to re-read after)"
     for i, f in enumerate(faults):
+        if f.kind == "broker_outage" and events != "mqtt":
+            return (f"faults[{i}].kind broker_outage needs behaviour.events = \"mqtt\" (VENs on the embedded "
+                    f"VTN's broker), got {events!r}")
         if not embedded_vtn:
             return (f"faults[{i}].kind {f.kind} needs the embedded VTN (no target.url): against another target "
                     "harness can only do what it does itself")

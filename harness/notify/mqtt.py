@@ -11,6 +11,7 @@ drawn for each attempt. Only this module knows the client library.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,10 @@ from gmqtt.mqtt.handler import MQTTConnectError  # type: ignore[import-untyped]
 
 from harness.core import errors
 from harness.core.errors import Failure
+
+# gmqtt logs every refused reconnect attempt at ERROR: with 10,000 clients a broker outage would print 10,000
+# lines a second. harness counts connects, disconnects and reconnects itself (error classes, summary.json).
+logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
 
 SUBACK_REFUSED = 0x80
 

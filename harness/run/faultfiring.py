@@ -47,6 +47,12 @@ class FaultFiring:
             self._end(self.profile.faults[i], row)
         return self.rows
 
+    def _broker(self) -> Any:
+        broker = getattr(self.vtn, "broker", None)
+        if broker is None:
+            raise RuntimeError("the embedded VTN has no MQTT broker")
+        return broker
+
     def _post(self, path: str, body: dict[str, Any]) -> None:
         req = urllib.request.Request(self.control + path, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -68,7 +74,9 @@ class FaultFiring:
                 self._post("faults", {**base, "errors": f"{f.status}:{f.rate:g}"})
             elif f.kind == "token_expiry":
                 self._post("expire_tokens", {})
-        except OSError as exc:
+            elif f.kind == "broker_outage":
+                self._broker().stop(timeout_s=5.0)  # SIGTERM: Mosquitto saves its sessions first
+        except (OSError, RuntimeError) as exc:
             self.notes.append(f"fault {row['index']} ({f.label()}) not applied: {exc}")
         self.active[row["index"]] = row
         self.notes.append(f"fault {row['index']} {f.label()} at {row['started_s']:.1f}s")
@@ -80,6 +88,8 @@ class FaultFiring:
                 self.vtn.start_again()
             elif f.kind in ("slowdown", "errors"):
                 self._post("faults", dict(self.profile.vtn_faults))
+            elif f.kind == "broker_outage":
+                self._broker().start()  # the same port and directory (its saved sessions)
         except (OSError, RuntimeError) as exc:
             self.notes.append(f"fault {row['index']} ({f.label()}) not undone: {exc}")
         row["ended_s"] = round(time.time() - self.t0, 3)
