@@ -138,6 +138,14 @@ def test_event_fanout_reads_the_summary_block() -> None:
     assert (one("event_fanout.max < 30s", s).passed, one("event_fanout.p99 < 5s", s).passed) == (True, False)
 
 
+def test_event_fanout_never_received_is_a_count_gate() -> None:
+    """event_fanout.never_received counts targeted VENs never aware (summary["event_fanout"]["never_received"])."""
+    lost = doc(event_fanout={"p99_ms": 900.0, "aware": 97, "targeted": 100, "never_received": 3})
+    assert (one("event_fanout.never_received == 0", lost).passed, one("event_fanout.never_received <= 3", lost).passed) == (False, True)
+    assert one("event_fanout.never_received == 0", lost).value == 3.0
+    assert "no data" in str(one("event_fanout.never_received == 0", doc()).detail)
+
+
 @pytest.mark.parametrize(
     ("comparator", "below", "equal", "above"),
     [

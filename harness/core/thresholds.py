@@ -140,8 +140,11 @@ def _resolve(expr: str, metric: str, limit_text: str) -> tuple[str, tuple[str, .
             return "recovery", (parts[1],), "count", metric
         raise _err(expr, f"unknown recovery metric {metric!r} (expected recovery.p100, recovery.lost or recovery.late)")
     if parts[0] == "event_fanout":
+        if parts[1:] == ["never_received"]:  # targeted VENs not aware of their event by the end, all events
+            return "fanout_count", ("never_received",), "count", metric
         if len(parts) != 2 or parts[1] not in STATS:
-            raise _err(expr, f"unknown metric {metric!r} (expected event_fanout.<{'|'.join(STATS)}>)")
+            raise _err(expr, f"unknown metric {metric!r} (expected event_fanout.<{'|'.join(STATS)}> or "
+                             "event_fanout.never_received)")
         return "fanout", (parts[1],), "ms", metric
     if len(parts) == 2 and parts[0] in LATENCY_METRICS:
         parts = [DEFAULT_OP, *parts]
@@ -258,6 +261,11 @@ def _value(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
             return None, "event fan-out was not measured in this run"
         v = fanout.get(f"{t.args[0]}_ms")
         return (None, "no VEN saw the event") if v is None else (float(v), "")
+    if t.kind == "fanout_count":
+        fanout = doc.get("event_fanout")
+        if not fanout:
+            return None, "event fan-out was not measured in this run"
+        return float(fanout[t.args[0]]), ""
     raise AssertionError(t.kind)  # pragma: no cover
 
 
