@@ -31,9 +31,10 @@ from harness.core.exits import ServeFailed, UsageError
 @click.option("--broker", "broker_url", metavar="mqtt://HOST:PORT", help="Publish to this running MQTT broker instead of starting one.")
 @click.option("--broker-kind", type=click.Choice(["auto", "mosquitto", "amqtt"]), default="auto", show_default=True, help="Which broker to start when there is no --broker.")
 @click.option("--mqtt-qos", type=click.Choice(["0", "1"]), default="1", show_default=True, help="QoS of every MQTT notification.")
+@click.option("--notification-case", type=click.Choice(["camel", "snake"]), default="camel", show_default=True, help="3.1.0 notification bodies: camelCase as the 3.1.0 document defines them, or snake_case as the Alliance's reference 3.1 VTN sends them.")
 def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[str, ...], access_log: bool,
         null: bool, processes: int, shared_ven_client: str | None, ven_credentials: str | None, mqtt: bool,
-        broker_url: str | None, broker_kind: str, mqtt_qos: str) -> None:
+        broker_url: str | None, broker_kind: str, mqtt_qos: str, notification_case: str) -> None:
     """Serve the embedded OpenADR VTN (aiohttp + SQLite) until Ctrl-C: 3.0.1 under /openadr3/3.0.1 and 3.1.0
     (with MQTT notifications) under /openadr3/3.1.0, from one store.
 
@@ -60,6 +61,7 @@ def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[
         token_ttl_s=token_ttl,
         faults=parsed,
         access_log=access_log,
+        notification_case=notification_case,
         bl_client_secret=os.environ.get(embedded.BL_SECRET_ENV, embedded.BL_SECRET),
         ven_client_secret=os.environ.get(embedded.VEN_SECRET_ENV, embedded.VEN_SECRET),
     )

@@ -93,6 +93,7 @@ class Profile:
     # Parsed at construction: strings or `{expr, abort_on_fail, grace}` tables become Threshold values.
     thresholds: tuple[Threshold, ...] = ()
     vtn_faults: dict[str, str] = field(default_factory=dict)
+    vtn_notification_case: str = "camel"  # vtn.notification_case: the embedded VTN's 3.1.0 notification bodies
     replay: ReplaySpec | None = None  # fleet.replay: measured load curves from CSV instead of the model's
     capacity: dict[str, Any] = field(default_factory=dict)  # the [capacity] table, validated by harness.core.capacity
 
@@ -195,6 +196,8 @@ def validate(p: Profile) -> None:
         raise _fail(str(exc)) from None
     if (problem := badday.check(p.faults, p.target is None, p.reread_s, p.events)) is not None:
         raise _fail(problem)
+    if p.vtn_notification_case not in ("camel", "snake"):
+        raise _fail(f"vtn.notification_case must be \"camel\" or \"snake\", got {p.vtn_notification_case!r}")
     if p.target is not None:
         u = urlparse(p.target)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -252,6 +255,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "stages": ("stages", "stages"),
     "thresholds": ("thresholds", "thresholds"),
     "vtn.faults": ("vtn_faults", "strmap"),
+    "vtn.notification_case": ("vtn_notification_case", "str"),
     "capacity": ("capacity", "table"),
 }
 

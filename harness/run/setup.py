@@ -84,7 +84,8 @@ def start_embedded_vtn(stack: ExitStack, p: Profile, run_dir: Path, signals: Sig
     from harness.vtn import EmbeddedVtn, VtnConfig  # the embedded VTN is optional at import time
 
     auth = embedded_vtn_auth(creds) if creds is not None else {}
-    config = VtnConfig(db_path=str(run_dir / "vtn.sqlite"), **_vtn_faults(p), **auth)
+    config = VtnConfig(db_path=str(run_dir / "vtn.sqlite"), notification_case=p.vtn_notification_case,
+                       **_vtn_faults(p), **auth)
     broker = _start_broker(stack, p) if p.dialect == embedded.DIALECT_31 else None
     if broker is not None:
         config = replace(config, mqtt_url=broker.url, mqtt_qos=p.mqtt_qos)

@@ -16,6 +16,9 @@ from harness.vtn.faults import Faults
 VEN_CLIENT_ID_PATTERN = r"^ven-[A-Za-z0-9_.-]{1,120}$"
 
 
+NOTIFICATION_CASES = ("camel", "snake")
+
+
 @dataclass(frozen=True)
 class VtnConfig:
     host: str = "127.0.0.1"
@@ -47,6 +50,9 @@ class VtnConfig:
     mqtt_uris: tuple[str, ...] = ()
     mqtt_qos: int = 1
     mqtt_connect_timeout_s: float = 10.0
+    # 3.1.0 notification bodies: "camel" as the 3.1.0 document defines them, or "snake" (every key snake_case) as
+    # the Alliance's reference VTN sends them.
+    notification_case: str = "camel"
     access_log: bool = False
     # The null VTN (harness.vtn.null): canned answers at wire speed, nothing stored, no auth or faults — for
     # measuring harness itself. `processes` > 1 serves one port from several processes (SO_REUSEPORT): each
@@ -66,6 +72,8 @@ class VtnConfig:
             parse_mqtt_url(self.mqtt_url)
         for uri in self.mqtt_uris:
             parse_mqtt_url(uri, "mqtt_uris")
+        if self.notification_case not in NOTIFICATION_CASES:
+            raise ValueError(f"notification_case must be one of {', '.join(NOTIFICATION_CASES)}, got {self.notification_case!r}")
         if self.mqtt_qos not in (0, 1):
             raise ValueError(f"mqtt_qos must be 0 or 1, got {self.mqtt_qos}")
         if not self.mqtt_connect_timeout_s > 0:

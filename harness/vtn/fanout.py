@@ -7,6 +7,8 @@ subscriber is filtered by its program, its targets and object privacy as the Def
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, Iterable, Iterator
 
 import orjson
@@ -25,6 +27,33 @@ def notification(object_type: str, operation: str, obj: dict[str, Any]) -> bytes
     targets = obj.get("targets")
     return orjson.dumps({"objectType": object_type, "operation": operation, "object": obj,
                          "targets": targets if targets else None})
+
+
+def snake_case(body: bytes) -> bytes:
+    """A notification as the Alliance's reference 3.1 VTN sends it: every key snake_case (`objectType` ->
+    `object_type`, `intervalPeriod` -> `interval_period`), values unchanged."""
+    return orjson.dumps(_snake(orjson.loads(body)))
+
+
+def _snake(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_SNAKE.sub(r"_\1", k).lower() if isinstance(k, str) else k: _snake(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
+
+
+_SNAKE = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def snake_messages(messages: Iterator[Message]) -> Iterator[Message]:
+    """`mqtt_messages` with snake_case payloads (one conversion per distinct payload)."""
+    done: dict[bytes, bytes] = {}
+    for m in messages:
+        payload = done.get(m.payload)
+        if payload is None:
+            payload = done[m.payload] = snake_case(m.payload)
+        yield m._replace(payload=payload)
 
 
 def mqtt_messages(object_type: str, operation: str, obj: dict[str, Any], index: TargetIndex) -> Iterator[Message]:

@@ -296,12 +296,14 @@ class Api31:
 
     def notify(self, kind: Kind, operation: str, obj: JsonObj) -> None:
         vtn = self.vtn
+        snake = vtn.config.notification_case == "snake"  # the reference 3.1 VTN's bodies (VTNS.md)
         subs = (orjson.loads(b) for b in vtn.store.bodies(SUBSCRIPTIONS31))
         for callbacks, body in fanout.webhook_posts(subs, kind.object_type, operation, obj, self.index,
                                                     vtn.config.bl_client_id):
-            vtn.notifier.post(callbacks, body)
+            vtn.notifier.post(callbacks, fanout.snake_case(body) if snake else body)
         if vtn.publisher is not None:
-            vtn.publisher.publish(fanout.mqtt_messages(kind.object_type, operation, obj, self.index))
+            messages = fanout.mqtt_messages(kind.object_type, operation, obj, self.index)
+            vtn.publisher.publish(fanout.snake_messages(messages) if snake else messages)
 
     # ---- notifiers -----------------------------------------------------------------------------------
 
