@@ -368,3 +368,27 @@ def test_resolve_granularity() -> None:
     assert [resolve_granularity(d, g) for g in (None, "ven", "resource", "load")] == ["ven", "ven", "resource", "load"]
     with pytest.raises(ValueError, match="target.granularity must be one of ven, resource, load, got 'x'"):
         resolve_granularity(d, "x")
+
+
+def test_a_notification_a_ven_cannot_act_on_names_the_event_to_read_by_id() -> None:
+    """The 3.1.0 notification is an event a VEN can act on; the same body snake_cased (as the reference 3.1 VTN
+    sends it: no programID, no intervalPeriod to read) is ReadById(its id); without an id it is not understood."""
+    import orjson
+
+    from harness.dialects import get
+    from harness.notify.notification import NOT_UNDERSTOOD, ReadById, event_of
+    from harness.vtn.fanout import notification, snake_case
+
+    d = get("openadr-3.1.0")
+    obj = {"id": "7", "objectType": "EVENT", "programID": "1", "eventName": "p-dr-0-1",
+           "intervalPeriod": {"start": "2026-12-06T10:01:00Z", "duration": "PT30M"},
+           "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [2]}]}]}
+    camel = event_of(d, notification("EVENT", "CREATE", obj))
+    assert not isinstance(camel, (str, ReadById)) and camel is not None
+    assert (camel.id, camel.program_id, camel.duration_s, camel.signal.level) == ("7", "1", 1800.0, 2)
+    snake = snake_case(notification("EVENT", "CREATE", obj))
+    assert b'"program_id"' in snake and b'"interval_period"' in snake
+    assert event_of(d, snake) == ReadById("7")
+    no_id = orjson.loads(snake)
+    del no_id["object"]["id"]
+    assert event_of(d, orjson.dumps(no_id)) == NOT_UNDERSTOOD

@@ -71,3 +71,23 @@ def test_broker_stopped_mid_run_every_ven_reconnects_and_qos1_delivers_what_it_m
     assert doc["operations"]["report"]["ok"] == vens * 8
     (fault,) = doc["faults"]["faults"]
     assert fault["kind"] == "broker_outage" and fault["ended_s"] is not None and doc["faults"]["reports"]["lost"] == 0
+
+
+def test_snake_case_notifications_are_read_by_id_and_only_then_make_vens_aware(tmp_path: Path) -> None:
+    """The embedded VTN sends notifications as the reference 3.1 VTN does (snake_case keys: no program, no
+    interval period a 3.1.0 VEN can read). Each targeted VEN reads the event by id (GET /events/{id}) and is aware
+    by that read, not by the notification: 60 read_event ok, 60 learned by read_by_id."""
+    vens = 60
+    p = Profile(name="snake-notes", vens=vens, interval_s=1.0, reports_per_ven=4, workers=2, seed=SEED,
+                max_loop_lag_ms=5000, dialect="openadr-3.1.0", events="mqtt",
+                dr_events=(DrEvent(at_s=1.0, level=2, duration_s=60.0, share=1.0),),
+                vtn_notification_case="snake")
+    outcome = RunSession(p, tmp_path).run()
+    doc = outcome.summary
+    assert (outcome.exit_code, outcome.verdict) == (0, "pass"), doc.get("reasons")
+    (event,) = doc["event_fanout"]["events"]
+    assert (event["targeted"], event["aware"], event["never_received"]) == (vens, vens, 0), event
+    assert event["learned_by"] == {"read_by_id": vens}
+    n = doc["notifications"]
+    assert (n["received"], n["unusable"], n["not_understood"]) == (vens, vens, 0), n
+    assert (doc["operations"]["read_event"]["ok"], doc["operations"]["read_event"]["errors"]) == (vens, 0)

@@ -72,7 +72,8 @@ def notifications(channel: str, counters: dict[str, int], vtn_mqtt: dict[str, An
     VEN the seeded targeting did not aim the event at, late (created while the VEN was disconnected); with the
     embedded VTN's MQTT publisher, what it published in all and to the VENs' own event topics."""
     out: dict[str, Any] = {"channel": channel, "received": counters.get("notifications", 0)}
-    for key, name in (("notification_not_understood", "not_understood"), ("notification_untargeted", "untargeted"),
+    for key, name in (("notification_not_understood", "not_understood"), ("notification_unusable", "unusable"),
+                      ("notification_untargeted", "untargeted"),
                       ("notification_late", "late"), ("mqtt_reconnects", "reconnects")):
         out[name] = counters.get(key, 0)
     if vtn_mqtt is not None:

@@ -120,6 +120,9 @@ class OpenADR301:
     def find_events(self, program_id: str, skip: int = 0, limit: int = 50) -> Request:
         return Request("GET", f"/events?{urlencode({'programID': program_id, 'skip': skip, 'limit': limit})}")
 
+    def read_event(self, event_id: str) -> Request:
+        return Request("GET", f"/events/{quote(event_id)}")
+
     def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request:
         body = {
             "objectType": "EVENT",

@@ -13,15 +13,17 @@ from aiohttp import web
 
 from harness.dialects import Dialect, EventInfo
 from harness.net.wire import bearer
-from harness.notify.notification import event_of
+from harness.notify.notification import UNUSABLE, ReadById, event_of
 
 
 class WebhookReceiver:
     def __init__(
-        self, token_for: Callable[[int], str], on_event: Callable[[int, EventInfo], None], n_rows: int, dialect: Dialect
+        self, token_for: Callable[[int], str], on_event: Callable[[int, EventInfo], None], n_rows: int, dialect: Dialect,
+        on_unusable: Callable[[int, str], None] | None = None,
     ) -> None:
         self._token_for = token_for
         self._on_event = on_event
+        self._on_unusable = on_unusable  # (row, event id): the VEN reads an event its notification did not describe
         self._dialect = dialect  # the worker's: what its parsers tolerate is counted with the worker's deviations
         self._n_rows = n_rows
         self._runner: web.AppRunner | None = None
@@ -71,6 +73,10 @@ class WebhookReceiver:
         ev = event_of(self._dialect, await request.read())
         if isinstance(ev, str):
             self._count(ev)
+        elif isinstance(ev, ReadById):
+            self._count(UNUSABLE)
+            if self._on_unusable is not None:
+                self._on_unusable(row, ev.event_id)
         elif ev is not None:  # None: a deleted event asks nothing of a VEN
             self._on_event(row, ev)
         return web.Response(status=200)

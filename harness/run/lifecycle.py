@@ -155,6 +155,18 @@ class Lifecycle:
         self.in_flight[task] = op
         task.add_done_callback(functools.partial(self._finished, row))
 
+    def side_task(self, op: str, coro: Coroutine[Any, Any, Any]) -> None:
+        """Work a VEN starts outside its schedule (reading an event a notification named): drained and, at the
+        deadline, abandoned like every operation, without holding the VEN's scheduled work."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.in_flight[task] = op
+        task.add_done_callback(self._side_done)
+
+    def _side_done(self, task: asyncio.Task[Any]) -> None:
+        self.in_flight.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            self._on_bug(task.exception())  # type: ignore[arg-type]
+
     def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
         self.in_flight.pop(task, None)
         self.busy[row] = False

@@ -23,7 +23,7 @@ from harness.core.targeting import dr_event_index, targeted
 from harness.dialects import EventInfo, Request
 from harness.net.wire import decode
 from harness.notify.mqtt import MqttChannel, broker_address
-from harness.notify.notification import event_of
+from harness.notify.notification import UNUSABLE, ReadById, event_of
 
 if TYPE_CHECKING:
     from harness.run.ven import ShardVens
@@ -121,6 +121,10 @@ class MqttVens:
             self._count(ev)
             return
         if ev is None:
+            return
+        if isinstance(ev, ReadById):
+            self._count(UNUSABLE)
+            self.vens.read_by_id(row, ev.event_id)
             return
         if not self._targets(row, ev):
             self._count("notification_untargeted")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from time import (
     monotonic as _now,  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
 )
@@ -31,6 +31,7 @@ from harness.meter import Meter, simple_level_shed
 from harness.net.base import Transport
 from harness.net.wire import decode
 from harness.run.calls import VenCalls
+from harness.notify.notification import usable
 from harness.run.meterfeed import MeterFeed
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 PAGE = 50  # events per page of a poll (OpenADR servers cap limit at 50)
 # How a VEN learned of an event: its own poll, a notification, or the read of current events after subscribing.
 POLL, NOTIFICATION, STARTUP_READ = "poll", "notification", "startup_read"
+READ_BY_ID = "read_by_id"  # how a VEN learned of an event a notification named but did not describe usably
+READ_EVENT = "read_event"  # the operation: GET /events/{id}
 
 
 @dataclass
@@ -86,6 +89,10 @@ class ShardVens:
         self.callback_base: str | None = None  # webhook mode: http://127.0.0.1:PORT/notify
         self.subscription_id: dict[int, str] = {}  # row -> id of its webhook subscription
         self.mqtt: MqttVens | None = None  # mqtt mode: the VENs' MQTT side (set by the worker)
+        # Reads by id of events a notification named unusably: (row, event id) asked once; the worker's lifecycle
+        # runs them (drained and abandoned with the rest).
+        self.reads_by_id: set[tuple[int, str]] = set()
+        self.side_task: Callable[[str, Coroutine[Any, Any, Any]], None] = _no_side_tasks
         # The delivery ledger: which reports were sent and acknowledged (None: the run tags no reports).
         self.book = LedgerBook(n) if spec.report_tag else None
 
@@ -226,6 +233,31 @@ class ShardVens:
                 return
             skip += PAGE
 
+    def read_by_id(self, row: int, event_id: str) -> None:
+        """A notification named an event the VEN cannot act on from its body: read the event by id, as a real VEN
+        does (once per VEN and event); the VEN is aware when that read is usable."""
+        if (row, event_id) in self.reads_by_id:
+            return
+        self.reads_by_id.add((row, event_id))
+        self.side_task(READ_EVENT, self._read_event(row, event_id))
+
+    async def _read_event(self, row: int, event_id: str) -> None:
+        reply = await self.calls.authed(READ_EVENT, row, self.dialect.read_event(event_id), _now(), (200,))
+        if reply is None or reply.status != 200:
+            return
+        try:
+            doc = decode(reply.body)
+            events = self.dialect.parse_events(doc if isinstance(doc, list) else [doc])
+        except Failure as f:
+            self.rec.fail(READ_EVENT, f.error_class, f"{self.ven_name(row)}: {f.message}")
+            return
+        for ev in events:
+            if usable(ev):
+                self.on_event(row, ev, READ_BY_ID)
+            else:
+                self.rec.fail(READ_EVENT, errors.PROTOCOL, f"{self.ven_name(row)}: event {event_id} read by id "
+                                                          "names no program or interval period")
+
     def _targets_row(self, ev: EventInfo, row: int) -> bool:
         """No targets: the whole program. Otherwise the VEN must be named (3.0.1 VEN_NAME values, flattened;
         a linear scan costs no more than parsing the event did)."""
@@ -313,3 +345,8 @@ class ShardVens:
         self.last_ok[row] = _now()
         feed.note_shed_reported(row, now_sim)
         return True
+
+
+def _no_side_tasks(op: str, coro: Coroutine[Any, Any, Any]) -> None:
+    coro.close()
+    raise RuntimeError(f"{op}: ShardVens.side_task is not set (the worker sets it to its lifecycle's)")

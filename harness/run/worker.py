@@ -161,6 +161,7 @@ class Worker:
         # then reports from the next slot on; with no startup window beyond one interval that is slot 0.
         online = startup_slots(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s, spec.startup_s)
         self.lifecycle = Lifecycle(self.vens, self.rec, online, spec.reports_per_ven, self._go_offline, self._on_bug)
+        self.vens.side_task = self.lifecycle.side_task
         collector.freeze()  # the shard, meter and VEN state live for the run: out of the collector's walks
         self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
         msg = await self._ctrl_msgs.get()
@@ -191,7 +192,7 @@ class Worker:
         if spec.events == "webhook":
             on_event = self.vens.on_event if spec.reread_s is None else self._notified
             self.receiver = WebhookReceiver(self.vens.callback_token, on_event, self.vens.shard.n_vens,
-                                            self.vens.dialect)
+                                            self.vens.dialect, self.vens.read_by_id)
             self.vens.callback_base = await self.receiver.start()
         elif spec.events == "mqtt":
             self.receiver = self.vens.mqtt = MqttVens(self.vens)
