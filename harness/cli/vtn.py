@@ -60,8 +60,7 @@ def vtn_cmd(host: str, port: int, db_path: str, token_ttl: float, faults: tuple[
         db_path=db_path,
         token_ttl_s=token_ttl,
         faults=parsed,
-        access_log=access_log,
-        notification_case=notification_case,
+        access_log=access_log, notification_case=notification_case,
         bl_client_secret=os.environ.get(embedded.BL_SECRET_ENV, embedded.BL_SECRET),
         ven_client_secret=os.environ.get(embedded.VEN_SECRET_ENV, embedded.VEN_SECRET),
     )

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from harness.core import badday, embedded
 from harness.core.credentials import check_credential_keys
+from harness.core.drevent import DrEvent as DrEvent, check as check_dr_events  # DrEvent importable from here
 from harness.core.exits import ProfileError as ProfileError  # raised here, importable from here
 from harness.core.fleet import SITE_KINDS
 from harness.core.keys import unknown_key
@@ -27,18 +28,8 @@ from harness.core.units import parse_duration
 CONNECTION_MODES = ("per-ven", "pooled")
 EVENT_MODES = ("none", "poll", "webhook", "mqtt")
 # The measured operations (summary.json "operations" keys) a per-operation timeout can name.
-OPERATIONS = ("token", "auth_server", "create_ven", "find_ven", "create_resource", "subscribe", "report", "poll_events")
-
-
-@dataclass(frozen=True)
-class DrEvent:
-    """A demand-response event the operator creates during the run."""
-
-    at_s: float  # run time at which the operator creates the event
-    level: int = 2  # OpenADR SIMPLE level 0..3
-    duration_s: float = 300.0
-    notice_s: float = 0.0  # the event starts this long after it is created
-    share: float = 1.0  # fraction of the fleet targeted (chosen from the seed)
+OPERATIONS = ("token", "auth_server", "create_ven", "find_ven", "create_resource", "subscribe", "report", "poll_events",
+              "read_event")
 
 
 @dataclass(frozen=True)
@@ -182,13 +173,8 @@ def validate(p: Profile) -> None:
         raise _fail(f"behaviour.mqtt_qos must be 0 or 1, got {p.mqtt_qos}")
     if p.dr_events and p.events == "none":
         raise _fail("dr_events need behaviour.events = \"poll\", \"webhook\" or \"mqtt\" so VENs can learn of them")
-    for i, e in enumerate(p.dr_events):
-        if not 0 <= e.level <= 3:
-            raise _fail(f"dr_events[{i}].level must be 0..3 (SIMPLE), got {e.level}")
-        if not 0 < e.share <= 1:
-            raise _fail(f"dr_events[{i}].share must be in (0, 1], got {e.share}")
-        if e.duration_s <= 0:
-            raise _fail(f"dr_events[{i}].duration must be > 0, got {e.duration_s}")
+    if (problem := check_dr_events(p.dr_events)) is not None:
+        raise _fail(problem)
     try:
         check_credential_keys(p.ven_client_id, p.ven_credentials, p.ven_token_env, p.shared_token, p.token_url,
                               p.bl_client_id)

@@ -255,18 +255,19 @@ def _value(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
         return float(ops[DEFAULT_OP]["rate_per_s"]) / float(target), ""
     if t.kind == "recovery":
         return _recovery(t, doc)
-    if t.kind == "fanout":
-        fanout = doc.get("event_fanout")
-        if not fanout:
-            return None, "event fan-out was not measured in this run"
-        v = fanout.get(f"{t.args[0]}_ms")
-        return (None, "no VEN saw the event") if v is None else (float(v), "")
-    if t.kind == "fanout_count":
-        fanout = doc.get("event_fanout")
-        if not fanout:
-            return None, "event fan-out was not measured in this run"
-        return float(fanout[t.args[0]]), ""
+    if t.kind in ("fanout", "fanout_count"):
+        return _fanout(t, doc)
     raise AssertionError(t.kind)  # pragma: no cover
+
+
+def _fanout(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
+    fanout = doc.get("event_fanout")
+    if not fanout:
+        return None, "event fan-out was not measured in this run"
+    if t.kind == "fanout_count":
+        return float(fanout[t.args[0]]), ""
+    v = fanout.get(f"{t.args[0]}_ms")
+    return (None, "no VEN saw the event") if v is None else (float(v), "")
 
 
 def _recovery(t: Threshold, doc: Mapping[str, Any]) -> tuple[float | None, str]:
