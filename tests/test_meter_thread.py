@@ -142,3 +142,48 @@ def test_a_meter_built_before_the_start_is_known_steps_as_one_built_at_it() -> N
         assert "before the first step" in str(e)
     else:
         raise AssertionError("set_start after a step must fail")
+
+
+def test_randomize_start_spreads_each_vens_shed_by_its_own_seeded_delay() -> None:
+    """An event with randomizeStart PT10M: each of 30 VENs sheds from start + its own delay in [0, 600 s) for the
+    event's whole duration — seeded (the same again for the same run), spread (not one instant); without it every
+    VEN sheds from the start."""
+    from dataclasses import replace
+
+    from harness.core.targeting import randomized_starts
+
+    shard = build_shard(FLEET, SEED, 0, 30)
+    start = START + 3 * TICK
+    spread = replace(_event(start, 2), randomize_start_s=600.0)
+
+    def queued(ev: EventInfo) -> list[tuple[float, float]]:
+        vens = _vens(Meter(shard, SEED, START, TICK))
+
+        async def learn() -> None:
+            vens.t0 = asyncio.get_running_loop().time()  # the simulated clock is at START, before the event
+            for row in range(shard.n_vens):
+                vens.on_event(row, ev)
+
+        asyncio.run(learn())
+        return [(s, e) for _, _, s, e, _ in vens.feed.dr_queue]
+
+    got = queued(spread)
+    delays = np.array([s - start for s, _ in got])
+    assert len(got) == 30 and all(e - s == 3600.0 for s, e in got)
+    assert delays.min() >= 0.0 and delays.max() < 600.0 and len(set(delays.round(6))) == 30
+    np.testing.assert_allclose(delays, randomized_starts(SEED, "ev-1", np.arange(30), 600.0), atol=1e-6)
+    assert queued(spread) == got  # seeded
+    assert {s for s, _ in queued(_event(start, 2))} == {start}
+
+
+def test_randomize_start_is_read_from_the_interval_period() -> None:
+    from harness.dialects import get
+
+    d = get("openadr-3.1.0")
+    (ev,) = d.parse_events([{"id": "1", "programID": "p", "intervalPeriod": {
+        "start": "2026-12-06T10:00:00Z", "duration": "PT1H", "randomizeStart": "PT5M"},
+        "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}]}])
+    assert ev.randomize_start_s == 300.0
+    (plain,) = d.parse_events([{"id": "2", "programID": "p", "intervalPeriod": {"start": "2026-12-06T10:00:00Z",
+                                "duration": "PT1H"}, "intervals": []}])
+    assert plain.randomize_start_s == 0.0

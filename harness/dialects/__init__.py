@@ -98,6 +98,7 @@ class EventInfo:
     signal: Signal
     created_epoch_s: float | None
     targets: tuple[str, ...]  # target values (3.0.1 valuesMaps flattened); () targets everyone
+    randomize_start_s: float = 0.0  # intervalPeriod.randomizeStart: each VEN starts up to this much later
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Keys:
     program_name: str = "programName"
     event_name: str = "eventName"
     interval_period: str = "intervalPeriod"
+    randomize_start: str = "randomizeStart"
     event_duration: str = "duration"  # 3.1.0 event.duration (loops the intervals)
     created: str = "createdDateTime"
     modified: str = "modificationDateTime"
@@ -100,6 +101,8 @@ def event(item: dict[str, Any], keys: Keys, dev: Deviations) -> EventInfo | None
     period = _dict(item.get(keys.interval_period))
     first_period = _dict(intervals[0].get(keys.interval_period)) if intervals else {}
     start = parse_time(period.get("start", first_period.get("start")), dev, "event start")
+    spread = period.get(keys.randomize_start, first_period.get(keys.randomize_start))
+    randomize = parse_duration(spread, dev, "randomizeStart") if spread is not None else None
     return EventInfo(
         id=eid,
         program_id=program_id or "",
@@ -109,6 +112,7 @@ def event(item: dict[str, Any], keys: Keys, dev: Deviations) -> EventInfo | None
         signal=_signal(intervals),
         created_epoch_s=parse_time(item.get(keys.created), dev, "event created") if keys.created else None,
         targets=targets(item.get("targets")),
+        randomize_start_s=randomize if randomize is not None and 0 < randomize < math.inf else 0.0,
     )
 
 

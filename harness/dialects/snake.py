@@ -45,6 +45,7 @@ KEYS = parsing.Keys(
     program_name="program_name",
     event_name="event_name",
     interval_period="interval_period",
+    randomize_start="randomize_start",
     event_duration="duration",
     created="created_at",
     modified="",  # this VTN keeps no modification time: not a deviation

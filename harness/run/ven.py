@@ -26,6 +26,7 @@ from harness.core.fleet import FleetShard, site_name
 from harness.core.recorder import Recorder
 from harness.core.shard import ShardSpec
 from harness.core.simclock import SimClock, iso_duration, rfc3339
+from harness.core.targeting import randomized_starts
 from harness.dialects import Dialect, EventInfo, Site, resolve_granularity
 from harness.meter import Meter, simple_level_shed
 from harness.net.base import Transport
@@ -288,6 +289,10 @@ class ShardVens:
         ways = self.learned.setdefault(ev.id, {})
         ways[how] = ways.get(how, 0) + 1
         if start is not None and end is not None and level > 0:
+            if ev.randomize_start_s > 0:  # the VEN starts (and ends) its shed its own seeded while later
+                delay = float(randomized_starts(self.spec.seed, ev.id, np.array([self.spec.ven_start + row]),
+                                                ev.randomize_start_s)[0])
+                start, end = start + delay, end + delay
             self.feed.queue_shed(row, ev.id, start, end, simple_level_shed(min(level, 3)))
 
     # ---- reports ------------------------------------------------------------------------------
