@@ -58,7 +58,7 @@ def test_run_writes_a_report_findings_first_and_configuration_last(run_dir: Path
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     at = [page.index(f'id="{s}"') for s in ORDER]
     assert at == sorted(at)
-    assert re.search(r'<ul class="reasons" id="why"><li>pass: 4 of 4 default gates held</li>', page)
+    assert re.search(r'<ul class="reasons" id="why"><li>pass: 5 of 5 default gates held</li>', page)  # 4, and with a DR event: never_received == 0
     assert "{'" not in page and "at_s=" not in page and "fanout=" not in page
     [ev] = doc["event_fanout"]["events"]
     assert ev["aware_curve"][-1][1] == ev["aware"] == ev["targeted"] > 0  # every targeted VEN learned of it

@@ -40,6 +40,7 @@ DEFAULT_GATES = (
     "provisioning.ok_rate >= 99%",
     "report.ok >= 1",
 )
+DR_GATE = "event_fanout.never_received == 0"  # a default gate too when the run creates DR events
 
 _EXPR = re.compile(r"^\s*(?P<metric>[^\s<>=!]+)\s*(?P<cmp><=|>=|==|!=|<|>)\s*(?P<limit>\S(?:.*\S)?)\s*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -80,13 +81,14 @@ class ThresholdResult:
     failed_attempt: bool = False  # the latency statistic landed on a failed attempt (value is inf)
 
 
-def default_gates() -> tuple[Threshold, ...]:
-    return tuple(replace(parse(e), is_default=True) for e in DEFAULT_GATES)
+def default_gates(dr_events: bool = False) -> tuple[Threshold, ...]:
+    """The default gates; with DR events, also that every targeted VEN learned of its event."""
+    return tuple(replace(parse(e), is_default=True) for e in DEFAULT_GATES + ((DR_GATE,) if dr_events else ()))
 
 
-def gates(named: Sequence[Threshold]) -> tuple[Threshold, ...]:
+def gates(named: Sequence[Threshold], dr_events: bool = False) -> tuple[Threshold, ...]:
     """What a run is judged by: the thresholds it names, or else the default gates."""
-    return tuple(named) if named else default_gates()
+    return tuple(named) if named else default_gates(dr_events)
 
 
 def _err(expr: str, what: str) -> ValueError:

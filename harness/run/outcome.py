@@ -71,7 +71,7 @@ def conclude(p: Profile, results: RunResults, facts: RunFacts, run_dir: Path, *,
     invalid_reasons = list(reasons) if name == "invalid" else []
     doc = summary(run=manifest(p, facts), results=results, measured_s=facts.measured_s, verdict=name,
                   reasons=reasons, thresholds=[], extra=_extra(p, results, facts))
-    checks = evaluate(gates(p.thresholds) if default_gates else p.thresholds, doc)  # none named: the default gates
+    checks = evaluate(gates(p.thresholds, bool(p.dr_events)) if default_gates else p.thresholds, doc)  # none named: the default gates
     if abort is not None:
         checks = mark_aborted(checks, *abort)
     reasons = reasons + failure_reasons(checks) + dr_reasons(facts.fired)

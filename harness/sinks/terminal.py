@@ -131,7 +131,7 @@ def gates_line(snap: Snapshot) -> Text:
     """What the run will be judged by: the profile's thresholds, or the default gates when it names none."""
     named = snap.profile.thresholds
     which = "thresholds" if named else "default gates (the profile names no thresholds)"
-    return Text(f"judged by {which}: " + "; ".join(t.expr for t in gates(named)), style="dim")
+    return Text(f"judged by {which}: " + "; ".join(t.expr for t in gates(named, bool(snap.profile.dr_events))), style="dim")
 
 
 def provisioning_bar(snap: Snapshot) -> RenderableType | None:

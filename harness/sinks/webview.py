@@ -129,7 +129,7 @@ def thresholds(p: Profile, results: RunResults, elapsed_s: float) -> list[dict[s
     """Each threshold (or default gate) judged on the run so far: how it stands, not the verdict."""
     doc = summary(run={"name": p.name, "target_report_rate_per_s": p.target_rate_per_s}, results=results,
                   measured_s=max(1e-9, elapsed_s - results.warmup_windows), verdict="running", reasons=[], thresholds=[])
-    return to_json(evaluate(gates(p.thresholds), doc))
+    return to_json(evaluate(gates(p.thresholds, bool(p.dr_events)), doc))
 
 
 def fanout(p: Profile, results: RunResults, fired: list[dict[str, Any]]) -> list[dict[str, Any]]:
