@@ -1,5 +1,5 @@
 """Dialects: every request body conforms to the OpenAPI documents (3.0.1, 3.1.0; each operation and granularity),
-and every interop deviation in the OpenADR digest (README: Dialects and targets) is tolerated and noted, never raised."""
+and every interop deviation in the OpenADR digest (docs/targets.md) is tolerated and noted, never raised."""
 
 from __future__ import annotations
 

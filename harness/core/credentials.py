@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-# How VENs get their tokens (Credentials.ven_mode; the README's "Credentials" section shows one example each).
+# How VENs get their tokens (Credentials.ven_mode; docs/targets.md "Credentials" shows one example each).
 PER_VEN = "per-ven"  # client id ven_client_prefix + venName, the VEN secret (the embedded VTN's default)
 SHARED = "shared"  # one client id for every VEN, the VEN secret; one token per VEN, or per worker (shared_token)
 FILE = "file"  # a credentials file: per VEN its own client id and secret, or its own pre-issued token

@@ -62,7 +62,7 @@ class Profile:
     ven_secret_env: str = embedded.VEN_SECRET_ENV
     provisioning_client_id: str | None = None  # a privileged credential that creates VENs and resources
     provisioning_secret_env: str = embedded.PROVISIONING_SECRET_ENV
-    ven_client_id: str | None = None  # how VENs log in (README "Credentials"): one shared VEN client id
+    ven_client_id: str | None = None  # how VENs log in (docs/targets.md "Credentials"): one shared VEN client id
     shared_token: bool = False  # with ven_client_id: one token per worker instead of one per VEN
     ven_credentials: str | None = None  # a CSV file: venName, clientID, secret (or token) per VEN
     ven_token_env: str | None = None  # a variable holding one pre-issued bearer token for every VEN

@@ -15,7 +15,7 @@ FIRST_CONTACT_OPS = ("token", "create_ven")  # what every VEN does first, in ord
 FIRST_N = 10  # this many failures in a row, and not one success, prove it (fewer when the fleet is smaller)
 NOT_FINAL = frozenset({408, 425, 429})  # 4xx that may pass: timeout, too early, throttled
 _LOGIN_HINT = ("check how VENs log in: target.ven_client_id / ven_credentials / ven_token_env and the secret in "
-               "target.ven_secret_env (README: Credentials)")
+               "target.ven_secret_env (docs/targets.md: Credentials)")
 HINTS = {  # (operation, status) -> what to check; status 0: any other
     ("token", 0): _LOGIN_HINT,
     ("create_ven", 401): "the VTN refused the VENs' tokens: " + _LOGIN_HINT,
