@@ -91,7 +91,8 @@ def test_every_request_without_body_exists_in_the_spec(name: str) -> None:
     """Lookups, paging, unsubscribe, token and (3.1.0) auth discovery are operations of the spec; the token
     form is a valid clientCredentialRequest."""
     d, version = get(name), SPEC[name]
-    reqs = [d.find_ven("harness-ven-0000001"), d.find_program("p"), d.find_events("1", skip=50, limit=50), d.unsubscribe("9"), d.token("ven-a", "s")]
+    reqs = [d.find_ven("harness-ven-0000001"), d.find_program("p"), d.find_events("1", skip=50, limit=50), d.unsubscribe("9"), d.token("ven-a", "s"),
+            d.read_event("7")]
     if (auth := d.auth_server()) is not None:
         reqs.append(auth)
     assert [e for r in reqs for e in path_errors(version, r)] == []
