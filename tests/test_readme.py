@@ -139,3 +139,31 @@ def test_the_readmes_separate_vtn_example_runs_as_written(tmp_path: Path) -> Non
     finally:
         vtn.terminate()
         vtn.communicate(timeout=20)  # reads and closes its stderr
+
+
+def _profile_names(text: str) -> set[str]:
+    """Profiles a page names: `--profile NAME`, `--profile profiles/NAME.toml`, `profiles/NAME.toml`."""
+    names = set()
+    for token in re.findall(r"--profile\s+([^\s`'\"|)]+)", text):
+        token = token.rstrip(".,;:")
+        if token.endswith(".toml"):
+            token = token.removeprefix("profiles/").removesuffix(".toml")
+        if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", token):  # not NAME|FILE, a placeholder
+            names.add(token)
+    return names | set(re.findall(r"(?<![\w/])profiles/([a-z0-9_-]+)\.toml", text))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_profile_named_exists(page: Path) -> None:
+    missing = sorted(n for n in _profile_names(page.read_text(encoding="utf-8"))
+                     if not (ROOT / "profiles" / f"{n}.toml").exists())
+    assert missing == []
+
+
+def test_the_profiles_page_lists_every_shipped_profile() -> None:
+    assert "smoke" in _profile_names(README.read_text(encoding="utf-8"))  # the check above is not vacuous
+    page = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    rows = {n for line in page.splitlines() if line.startswith("| `") for n in
+            re.findall(r"`([a-z0-9-]+)`", line.split("|")[1])}
+    shipped = {p.stem for p in (ROOT / "profiles").glob("*.toml")}
+    assert rows == shipped
