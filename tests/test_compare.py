@@ -46,7 +46,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("runs")
     base, base_results = measured_run(root / "base", 0.02)
     same, _ = measured_run(root / "same", 0.02)
-    slow, _ = measured_run(root / "slow", 0.1)
+    # 25x the base's delay: a loaded box adds ~100 ms to the base's tail (seen: p95 105-127 ms with two CPU hogs),
+    # never the 480 ms between them, so every judged percentile moves the same way under any load.
+    slow, _ = measured_run(root / "slow", 0.5)
     return {"base": base, "same": same, "slow": slow, "base_results": base_results}
 
 
@@ -72,7 +74,7 @@ def test_histograms_round_trip_exactly(runs: dict[str, Any]) -> None:
 
 def test_two_runs_against_the_same_vtn_pass(runs: dict[str, Any]) -> None:
     """Same VTN, same delay: no regression at 50 % (a loaded box moves a 20 ms tail by 10-25 % between identical
-    runs; the slow run below moves it by 400 %); the CLI exits 0 and says so."""
+    runs; the slow run below moves it by thousands of %); the CLI exits 0 and says so."""
     rows = compare(RunData(*read_run(runs["base"])), RunData(*read_run(runs["same"])), Settings(tolerance=0.5))
     assert [(r.op, r.quantity, r.base, r.new) for r in regressions(rows)] == []
     result = invoke(runs["base"], runs["same"], "--tolerance", "50%")
@@ -80,14 +82,15 @@ def test_two_runs_against_the_same_vtn_pass(runs: dict[str, Any]) -> None:
     assert result.output.splitlines()[-1] == "0 regressions beyond 50%"
 
 
-def test_a_vtn_made_five_times_as_slow_is_flagged(runs: dict[str, Any]) -> None:
-    """Reports answered in 100 ms instead of 20 ms: report p50 and p90 service and response time regress by ~400 %
-    (the injected 80 ms over the base's own measured time, so machine load cannot make it a close call); exit 1."""
+def test_a_vtn_made_25_times_as_slow_is_flagged(runs: dict[str, Any]) -> None:
+    """Reports answered in 500 ms instead of 20 ms: report p50 and p90 service and response time regress by more
+    than 100 % (the injected 480 ms over the base's own measured time, so machine load cannot make it a close
+    call); exit 1."""
     rows = compare(RunData(*read_run(runs["base"])), RunData(*read_run(runs["slow"])))
     for quantity in ("service_time.p50", "response_time.p50", "service_time.p90", "response_time.p90"):
         r = row(rows, "report", quantity)
         assert r.mark == REGRESSION
-        assert r.new is not None and r.new >= 100.0  # the injected delay is a floor under every new latency
+        assert r.new is not None and r.new >= 500.0  # the injected delay is a floor under every new latency
         assert r.change_pct is not None and r.change_pct > 100.0
     assert {r.op for r in regressions(rows)} == {"report"}  # 40 tokens and VENs: too few samples to judge
     result = invoke(runs["base"], runs["slow"], "--tolerance", "10%")
