@@ -142,8 +142,11 @@ def test_times_are_measured_below_the_millisecond() -> None:
     vtn = FakeVtn()
     out, _ = run_worker(spec(reports_per_ven=2), vtn)
     service = merged(out).totals["report"].service
-    p50_ns, p99_ns = service.percentile_ns(50), service.percentile_ns(99)
-    assert 0 < p50_ns < 1_000_000 and p99_ns < 1_000_000, (p50_ns, p99_ns)
+    # Resolution, not speed: the median and the fastest are below 1 ms and not whole milliseconds (a loaded box
+    # may push the tail past 1 ms; a millisecond clock would make every value 0 or a multiple of 1 ms).
+    p50_ns, min_ns = service.percentile_ns(50), service.min_ns
+    assert 0 < min_ns <= p50_ns < 1_000_000, (min_ns, p50_ns)
+    assert p50_ns % 1_000_000 != 0 and min_ns % 1_000_000 != 0
 
 
 def test_the_scheduler_sleeps_between_due_operations_instead_of_spinning() -> None:
