@@ -11,11 +11,9 @@ drawn for each attempt. Only this module knows the client library.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import gmqtt  # type: ignore[import-untyped]
 from gmqtt.mqtt.constants import MQTTv311, UNLIMITED_RECONNECTS  # type: ignore[import-untyped]
@@ -23,24 +21,9 @@ from gmqtt.mqtt.handler import MQTTConnectError  # type: ignore[import-untyped]
 
 from harness.core import errors
 from harness.core.errors import Failure
-
-# gmqtt logs every refused reconnect attempt at ERROR: with 10,000 clients a broker outage would print 10,000
-# lines a second. harness counts connects, disconnects and reconnects itself (error classes, summary.json).
-logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
+import harness.net.mqtt  # noqa: F401  (quiets the client library's log)
 
 SUBACK_REFUSED = 0x80
-
-
-def broker_address(uri: str) -> tuple[str, int] | None:
-    """(host, port) of a plain `mqtt://HOST[:PORT]` URI (1883 when absent); None for any other URI."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port or 1883
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("mqtt", "tcp") or not parts.hostname:
-        return None
-    return parts.hostname, port
 
 
 class _Reconnect(dict[str, Any]):

@@ -22,7 +22,8 @@ from harness.core.errors import Failure
 from harness.core.targeting import dr_event_index, targeted
 from harness.dialects import EventInfo, Request
 from harness.net.wire import decode
-from harness.notify.mqtt import MqttChannel, broker_address
+from harness.net.mqtt import broker_address
+from harness.notify.mqtt import MqttChannel
 from harness.notify.notification import UNUSABLE, ReadById, event_of
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from harness.core import embedded
 from harness.core.credentials import VenLogin
+from harness.net.mqtt import parse_mqtt_url
 from harness.vtn.faults import Faults
 
 VEN_CLIENT_ID_PATTERN = r"^ven-[A-Za-z0-9_.-]{1,120}$"
@@ -117,15 +117,3 @@ class VtnConfig:
         return secrets.get(client_id)
 
 
-def parse_mqtt_url(url: str, what: str = "broker") -> tuple[str, int]:
-    """(host, port) of `mqtt://HOST[:PORT]` (port 1883 when absent); a bad URL is a ValueError naming it."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{what} must be mqtt://HOST:PORT with a port 1..65535, got {url!r}") from None
-    if parts.scheme.lower() != "mqtt" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-        raise ValueError(f"{what} must be mqtt://HOST:PORT, got {url!r}")
-    if port == 0:
-        raise ValueError(f"{what} port must be 1..65535, got {url!r}")
-    return parts.hostname, port or 1883
