@@ -356,7 +356,7 @@ def _listening_child(pid: int) -> int:
 
 def test_second_sigint_during_a_stalled_drain_exits_promptly(tmp_path: Path) -> None:
     """The embedded VTN stalls 60 s; Ctrl-C starts a drain that cannot finish; a second Ctrl-C exits 130 within 2 s,
-    the summary is still written, and no process is left."""
+    the summary is still written (report.html is left to `harness report`), and no process is left."""
     with _harness("run", "--vens", "40", "--interval", "500ms", "--duration", "120s", "--workers", "2",
                   cwd=tmp_path) as proc:
         _wait_for_line(proc, _reports_flow)
@@ -372,6 +372,9 @@ def test_second_sigint_during_a_stalled_drain_exits_promptly(tmp_path: Path) -> 
     doc = json.loads(next(tmp_path.glob("runs/*/summary.json")).read_text())
     assert doc["verdict"] == "interrupted" and doc["reasons"][0] == "stopped by SIGINT"
     assert "second signal: stopping workers now" in doc["run"]["notes"]
+    run_dir = next(tmp_path.glob("runs/*"))
+    assert not (run_dir / "report.html").exists()  # the plots wait for `harness report`, not the operator
+    assert f"report.html not written (second signal: stopped now; draw it with `harness report {run_dir.relative_to(tmp_path)}`)" in err
     assert "Traceback" not in err
     assert_no_processes_left()
 

@@ -138,6 +138,9 @@ class RunSession:
                 _, doc = audit_run(run_dir, op, self.audit, ledger=ledger)
                 outcome = replace(outcome, summary=doc, verdict=doc["verdict"],
                                   exit_code=exit_code_for(doc, outcome.exit_code))
+            if self.report and len(self.signals.received) > 1:  # "stop now": the plots can be drawn later
+                return replace(outcome, report_error=f"second signal: stopped now; draw it with "
+                                                     f"`harness report {run_dir}`")
             return self._with_report(outcome) if self.report else outcome
 
     @staticmethod
