@@ -24,9 +24,10 @@ def _set_faults(vtn: EmbeddedVtn, faults: dict[str, str]) -> None:
 
 
 def test_fixed_50ms_delay_shows_in_service_time_p50(tmp_path: Path) -> None:
-    """With 50 ms added, report service p50 is within 2 % of 50 ms plus the loopback overhead measured first
-    (0.2 % on a quiet box here; on a heavily loaded box an idle VTN wakes 1-2 ms late, which a raw aiohttp
-    client sees too — the test is meant for a machine that runs only it, as CI does)."""
+    """With 50 ms added, report service p50 is 50 ms plus the loopback overhead measured first: never below
+    50 ms, and off by at most 2 % or by the base run's own p50-to-p90 spread, whichever is larger (0.2 % on a
+    quiet box here; with two CPU hogs and the suite beside it an idle VTN wakes a few ms late, which a raw
+    aiohttp client sees too, and the base run's spread shows how late)."""
     with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"))) as vtn:
         p = Profile(name="base", target=vtn.url, vens=50, interval_s=0.5, reports_per_ven=6, workers=1, seed=4,
                     max_loop_lag_ms=5000)
@@ -36,7 +37,10 @@ def test_fixed_50ms_delay_shows_in_service_time_p50(tmp_path: Path) -> None:
     assert base["ok"] == slow["ok"] == 300
     expected_ms = 50.0 + base["service_time"]["p50_ms"]
     measured = slow["service_time"]["p50_ms"]
-    assert abs(measured - expected_ms) <= 0.02 * expected_ms, (base["service_time"], slow["service_time"])
+    spread_ms = base["service_time"]["p90_ms"] - base["service_time"]["p50_ms"]
+    assert measured >= 50.0, slow["service_time"]
+    assert abs(measured - expected_ms) <= max(0.02 * expected_ms, spread_ms), (base["service_time"],
+                                                                                slow["service_time"])
 
 
 def test_a_2s_stall_shows_in_response_time_not_in_service_time(tmp_path: Path) -> None:
