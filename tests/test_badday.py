@@ -22,13 +22,54 @@ def test_fault_specs_are_one_line_errors() -> None:
         ('[[faults]]\nkind = "outage"\nat = "1s"\nduration = "2s"\nwhen = 1', "unknown key 'faults[0].when'"),
         ('[behaviour.reconnect]\nbackoff = "linear"', "behaviour.reconnect.backoff must be one of"),
         ('[behaviour.reconnect]\nbuffer = -1', "behaviour.reconnect.buffer"),
-        ('[target]\nurl = "http://127.0.0.1:1"\n[[faults]]\nkind = "restart"\nat = "1s"', "needs the embedded VTN"),
+        ('[target]\nurl = "http://127.0.0.1:1"\n[[faults]]\nkind = "restart"\nat = "1s"',
+         'needs the embedded VTN (no target.url): against another target harness can only do what it does itself '
+         '(kind = "drop_connections")'),
         ('[[faults]]\nkind = "broker_outage"\nat = "1s"\nduration = "2s"',
          'faults[0].kind broker_outage needs behaviour.events = "mqtt"'),
     ]:
         with pytest.raises(ProfileError) as e:
             from_toml(text)
         assert part in str(e.value) and "\n" not in str(e.value)
+
+
+def test_drop_connections_is_the_fault_an_external_target_allows() -> None:
+    p = from_toml('[target]\nurl = "http://127.0.0.1:1"\n[[faults]]\nkind = "drop_connections"\nat = "1s"')
+    assert [(f.kind, f.at_s, f.duration_s) for f in p.faults] == [("drop_connections", 1.0, 0.0)]
+
+
+def test_drop_connections_on_an_external_target_reconnects_every_ven_once(tmp_path: Path) -> None:
+    """A VTN harness did not start (an EmbeddedVtn given as target.url): at 2.5 s every VEN's connection is closed.
+    Each VEN opened one connection before and opens exactly one after; every report is acknowledged; every VEN
+    reports again after the drop, and the report, the live line and the final table show the fault."""
+    from rich.console import Console
+
+    from harness.reports.run import write_report
+    from harness.sinks.base import Snapshot
+    from harness.sinks.terminal import faults_line, faults_table
+    from harness.vtn import EmbeddedVtn, VtnConfig
+
+    vens = 60
+    with EmbeddedVtn(VtnConfig(db_path=str(tmp_path / "vtn.sqlite"))) as vtn:
+        p = Profile(name="drop", target=vtn.url, vens=vens, interval_s=1.0, reports_per_ven=6, workers=2, seed=8,
+                    max_loop_lag_ms=5000, max_cpu_percent=100, faults=(TimedFault("drop_connections", at_s=2.5),))
+        outcome = RunSession(p, tmp_path).run()
+    doc = outcome.summary
+    c = doc["counters"]
+    assert doc["operations"]["report"]["ok"] == vens * 6 and doc["operations"]["report"]["errors"] == 0
+    assert c["connections_dropped"] == vens  # per-VEN mode: one transport per VEN, each dropped once
+    assert c["connections_opened"] == 2 * vens, c  # one before the drop and one after, per VEN
+    row = doc["faults"]["faults"][0]
+    assert row["kind"] == "drop_connections" and row["vens_reported_after"] == vens and row["recovered"]
+    assert row["every_ven_back_after_s"] is not None and row["every_ven_back_after_s"] <= p.interval_s + 1
+    html = write_report(outcome.run_dir).read_text()
+    assert 'id="sec-faults"' in html and 'id="fig-fault-0"' in html and "drop_connections" in html
+    console = Console(width=200, record=True)
+    console.print(faults_table(doc))
+    text = console.export_text()
+    assert "Faults and recovery" in text and "#0 drop_connections" in text
+    live = faults_line(Snapshot(p, outcome.results, 3.0, "running", vtn.url))
+    assert live is not None and "#0 drop_connections 2." in live.plain
 
 
 def test_full_jitter_is_seeded_and_bounded() -> None:
@@ -62,6 +103,9 @@ def test_restart_buffered_reports_are_sent_late_and_counted_exactly(tmp_path: Pa
     # Within the back-off's bound: every first try after the restart is at most one cap away, then one interval
     # of reports at the target rate.
     assert f["recovery"]["p100_s"] is not None and f["recovery"]["p100_s"] <= p.reconnect.max_delay_s() + p.interval_s
+    row = f["faults"][0]  # recovery is the later of "rate back" and "every VEN back", each within the bound
+    assert row["every_ven_back_after_s"] is not None and row["every_ven_back_after_s"] <= p.reconnect.max_delay_s() + 1
+    assert row["recovery_s"] == max(row["rate_back_after_s"], row["every_ven_back_after_s"])
     assert outcome.verdict in ("pass", "fail")
     series = (outcome.run_dir / "series.csv").read_text()
     assert ",fault:restart," in series  # the fault is a band in the time series

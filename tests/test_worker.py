@@ -68,7 +68,7 @@ def test_count_mode_sends_exact_totals_and_closes_everything() -> None:
     assert vtn.accepted == {"POST /reports": 60, "POST /vens": 20, "POST /vens/*/resources": 40}
     assert (res.ok("report"), res.ok("token"), res.ok("create_ven"), res.ok("create_resource")) == (60, 20, 20, 40)
     assert res.errors == {}
-    assert len(w.transports) == 0  # closed and dropped
+    assert len(w.conns.per_ven) == 0  # closed and dropped
     names = {r["clientName"] for r in vtn.reports}
     assert len(names) == 20 and all(len(r["resources"]) == 2 for r in vtn.reports)
 

@@ -17,7 +17,7 @@ from harness.core.keys import unknown_key
 from harness.core.units import parse_duration
 
 STREAM_BACKOFF = 105  # each stream number is used once (core/schedule.py, core/stages.py, core/targeting.py)
-# kind -> what it does to the embedded VTN (external targets: drop_connections only, which harness does itself)
+# kind -> what it does (to the embedded VTN, but drop_connections, which harness does itself: any target)
 FAULT_KINDS = {
     "outage": "the VTN does not answer: mode \"refuse\" (process stopped, connections refused) or \"stall\" (held)",
     "restart": "the VTN process is killed and started again on the same port and store (its tokens die with it)",
@@ -26,7 +26,11 @@ FAULT_KINDS = {
     "token_expiry": "every issued token expires at `at` (VENs get 401 and fetch new ones)",
     "broker_outage": "the embedded VTN's MQTT broker is stopped for `duration`, then started on the same port "
                      "(Mosquitto keeps its sessions and queued QoS 1 messages; the VTN queues what it publishes)",
+    "drop_connections": "harness closes every VEN's HTTP connection at `at` (a network drop or load-balancer "
+                        "failover): each VEN's next request connects again; any target",
 }
+EXTERNAL_KINDS = ("drop_connections",)  # what harness can do to a VTN it did not start
+INSTANT_KINDS = ("token_expiry", "restart", "drop_connections")  # duration optional (0: the fault is an instant)
 OUTAGE_MODES = ("refuse", "stall")
 BACKOFF_KINDS = ("none", "fixed", "exponential")
 JITTERS = ("none", "full")
@@ -102,7 +106,7 @@ def _fault(key: str, t: dict[str, Any]) -> TimedFault:
     if "at" not in t:
         raise ValueError(f"{key}.at is required (run time the fault starts, e.g. \"30s\")")
     at, dur = _duration(f"{key}.at", t["at"]), _duration(f"{key}.duration", t.get("duration", 0))
-    if kind not in ("token_expiry", "restart") and dur <= 0:
+    if kind not in INSTANT_KINDS and dur <= 0:
         raise ValueError(f"{key}.duration must be > 0 for a {kind}, got {t.get('duration')!r}")
     mode = t.get("mode", "refuse")
     if mode not in OUTAGE_MODES:
@@ -146,7 +150,7 @@ def check(faults: tuple[TimedFault, ...], embedded_vtn: bool, reread_s: float | 
         if f.kind == "broker_outage" and events != "mqtt":
             return (f"faults[{i}].kind broker_outage needs behaviour.events = \"mqtt\" (VENs on the embedded "
                     f"VTN's broker), got {events!r}")
-        if not embedded_vtn:
+        if not embedded_vtn and f.kind not in EXTERNAL_KINDS:
             return (f"faults[{i}].kind {f.kind} needs the embedded VTN (no target.url): against another target "
-                    "harness can only do what it does itself")
+                    'harness can only do what it does itself (kind = "drop_connections")')
     return None

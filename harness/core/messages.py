@@ -90,7 +90,7 @@ class WorkerDelta:
     vens_ready: int
     vens_done: int
     is_final: bool = False
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # summed over workers; "max:<name>" keeps the largest
     aware: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants VENs learned of it
     shed: dict[str, list[float]] = field(default_factory=dict)  # DR event id -> instants of first shed reports
     # Protocol deviation kind -> one example (its count is the counter deviation:<kind>).

@@ -1,7 +1,9 @@
 """Recovery from each timed fault, read from the per-second windows: summary.json `faults`.
 
-Pure. Recovered: from the fault's end, the first second from which the report rate over one report interval is within
-5 % of the target, provided every VEN has had a report acknowledged after the fault's end (by the run's end). Peaks (all requests, token requests, VENs' in-flight requests) are over the fault and its recovery.
+Pure. Recovered: the report rate is back (from the fault's end, the first second from which the report rate over one
+report interval is within 5 % of the target) and every VEN has had a report acknowledged after the fault's end;
+recovery_s is the later of the two instants, from the fault's end (the workers ship each shard's instant its last
+VEN to report again did, as counter max:every_ven_back_ms:<fault>). Peaks (all requests, token requests, VENs' in-flight requests) are over the fault and its recovery.
 """
 
 from __future__ import annotations
@@ -50,12 +52,17 @@ def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: fl
         around = range(start_w, upto)
         reported = results.counters.get(f"reported_after_fault:{f['index']}", 0)
         recovered = back is not None and reported >= vens  # the rate is back and every VEN has reported since
+        last_back_ms = results.counters.get(f"max:every_ven_back_ms:{f['index']}")
+        every_back = None if reported < vens or last_back_ms is None else round(max(0.0, last_back_ms / 1000 - end), 3)
+        rate_back = None if back is None else round(max(0.0, back - end), 3)
         rows.append({
             **f,
-            "rate_back_after_s": None if back is None else round(max(0.0, back - end), 3),
+            "rate_back_after_s": rate_back,
             "vens_reported_after": reported,
+            "every_ven_back_after_s": every_back,
             "recovered": recovered,
-            "recovery_s": round(max(0.0, back - end), 3) if recovered and back is not None else None,
+            "recovery_s": max(rate_back, every_back) if recovered and rate_back is not None and every_back is not None
+            else None,
             # From the second the fault ends in: answered ok (what the VTN served), and every attempt (refused too).
             "peak_ok_per_s": max((served.get(w, 0) for w in range(int(end), upto)), default=0),
             "peak_requests_per_s": max((requests.get(w, 0) for w in range(int(end), upto)), default=0),

@@ -149,8 +149,8 @@ class RunResults:
             mine = self.learned.setdefault(ev, {})
             for how, n in ways.items():
                 mine[how] = mine.get(how, 0) + n
-        for k, v in delta.counters.items():
-            self.counters[k] = self.counters.get(k, 0) + v
+        for k, v in delta.counters.items():  # summed over workers, but "max:..." counters, which keep the largest
+            self.counters[k] = max(self.counters.get(k, v), v) if k.startswith("max:") else self.counters.get(k, 0) + v
         for kind, example in delta.deviations.items():
             self.deviations.setdefault(kind, example)
         if delta.ledger is not None:

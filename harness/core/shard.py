@@ -124,6 +124,7 @@ class ShardSpec:
     report_tag: str = ""  # the run's tag in every report id (core.delivery); "": reports carry no id
     reread_s: float | None = None  # webhook mode: re-read the events this long after a notification (None: never)
     fault_ends_s: tuple[float, ...] = ()  # run time each [[faults]] entry ends (who reported after it)
+    drops_at_s: tuple[float, ...] = ()  # run times of the drop_connections faults (the worker closes its connections)
     reconnect: Backoff = Backoff()  # after a failed attempt: the VEN's back-off and how many reports it keeps
 
     @property

@@ -12,11 +12,21 @@ import ssl
 import aiohttp
 
 from harness.dialects import Request
-from harness.net.base import Reply
+from harness.net.base import CONNECTS, Reply
 from harness.net.failures import classify
 from harness.net.wire import prepare, retry_after
 
 __all__ = ["AiohttpTransport"]
+
+
+async def _connected(*_: object) -> None:
+    CONNECTS.opened += 1
+
+
+def _counting_connects() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(_connected)
+    return trace
 
 
 class AiohttpTransport:
@@ -42,7 +52,8 @@ class AiohttpTransport:
             total=timeout_s, sock_connect=connect_timeout_s or min(timeout_s, 5.0)
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",), raise_for_status=False
+            connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",), raise_for_status=False,
+            trace_configs=[_counting_connects()],
         )
 
     async def send(self, req: Request, token: str | None = None) -> Reply:

@@ -8,6 +8,7 @@ h1client.H1Transport (plain http, the hot path), aiotransport.AiohttpTransport (
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple, Protocol
 
 from harness.dialects import Request
@@ -18,6 +19,16 @@ class Reply(NamedTuple):  # one per response: a NamedTuple is built in half a fr
     body: bytes
     retry_after_s: float | None = None
     retried: bool = False  # sent twice: the first attempt met a kept-alive connection the server had closed
+
+
+class _Connects(threading.local):
+    """TCP connections the transports of this thread have opened: a worker's loop is its thread's only loop, so the
+    worker ships the rise over its run as counter `connections_opened`. Bumped once per connect, never per request."""
+
+    opened = 0
+
+
+CONNECTS = _Connects()
 
 
 class Transport(Protocol):

@@ -21,7 +21,7 @@ from harness.core import errors
 from harness.core.errors import Failure
 from harness.dialects import Request
 from harness.net.aiotransport import AiohttpTransport
-from harness.net.base import Reply, Transport
+from harness.net.base import CONNECTS, Reply, Transport
 from harness.net.failures import classify_connect
 from harness.net.wire import bearer, encode, headers, retry_after
 
@@ -290,6 +290,7 @@ class H1Transport:
             self._open -= 1
             self._wake()
             raise classify_connect(exc) from None
+        CONNECTS.opened += 1
         return conn, False
 
     def _release(self, conn: _Conn) -> None:

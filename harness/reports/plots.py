@@ -163,6 +163,52 @@ def plot_throughput(data: RunData) -> str:
     return svg(fig, "fig-throughput", "throughput over time")
 
 
+def plot_fault(data: RunData, f: dict[str, Any]) -> str:
+    """One fault zoomed: the main operation's ok/s and errors/s (top) and its response p50/p99 (bottom), from a few
+    seconds before the fault to a few after its recovery, the fault a red band and its recovery instant a line."""
+    op = data.main_operation
+    cols = data.series.get(op, {})
+    interval = float((data.summary.get("run", {}).get("profile") or {}).get("interval_s") or 1.0)
+    pad = max(5.0, 2 * interval)
+    end = f["ended_s"] if f["ended_s"] is not None else f["started_s"]
+    back = end + f["recovery_s"] if f.get("recovery_s") is not None else None
+    last = float(data.seconds[-1]) if data.seconds.size else end
+    first = float(data.seconds[0]) if data.seconds.size else 0.0
+    lo, hi = max(first - 0.5, f["started_s"] - pad), min(last + 0.5, (back if back is not None else last) + pad)
+    fig, (top, bottom) = figure(4.2, 2)
+    sel = (data.seconds >= lo) & (data.seconds <= hi)
+    x = data.seconds[sel]
+    c = data.colour(op)
+    if "ok" in cols:
+        top.plot(x, cols["ok"][sel], color=c, label=f"{op} ok/s", drawstyle="steps-mid")
+        if np.nansum(cols["errors"][sel]) > 0:
+            top.plot(x, cols["errors"][sel], color=c, linestyle=":", linewidth=1.3, label=f"{op} errors/s",
+                     drawstyle="steps-mid")
+    target = data.summary.get("run", {}).get("target_report_rate_per_s")
+    if isinstance(target, (int, float)) and target > 0:
+        top.axhline(target, color="#111827", linestyle="--", linewidth=0.9, label="target rate")
+    top.set_ylabel("per second")
+    top.set_ylim(bottom=0)
+    values: list[float] = []
+    for key, width, label in (("response_p99_ms", 1.7, "response p99"), ("response_p50_ms", 0.9, "response p50")):
+        if key in cols:
+            y = cols[key][sel]
+            bottom.plot(x, y, color=c, linewidth=width, label=label)
+            values += [float(v) for v in y if np.isfinite(v) and v > 0]
+    latency_y(bottom, values)
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("time since start (s)")
+    for ax in (top, bottom):
+        ax.axvspan(f["started_s"], max(end, f["started_s"] + 0.5), color="#f4c7c3", zorder=0, linewidth=0,
+                   label="fault" if ax is top else None)
+        if back is not None:
+            ax.axvline(back, color="#15803d", linewidth=1.2, label="recovered" if ax is top else None)
+        ax.set_xlim(lo, hi)
+    legend_right(top)
+    legend_right(bottom)
+    return svg(fig, f"fig-fault-{f['index']}", f"fault {f['index']} and its recovery")
+
+
 def plot_latency_time(data: RunData) -> str:
     from matplotlib.lines import Line2D
 

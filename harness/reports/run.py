@@ -23,7 +23,7 @@ from harness.reports.kit import (
     page, pass_cell, safe_url, swatch, td,
 )
 from harness.reports.plots import (
-    plot_distribution, plot_errors, plot_health, plot_latency_time, plot_stages, plot_throughput, plot_style,
+    plot_distribution, plot_errors, plot_fault, plot_health, plot_latency_time, plot_stages, plot_throughput, plot_style,
     require_matplotlib,
 )
 from harness.sinks.resultsdir import write_bytes_atomic
@@ -44,6 +44,7 @@ def render_html(data: RunData) -> str:
             _section_latency_time(data),
             _section_distribution(data),
             _section_stages(data),
+            _section_faults(data),
             _section_operations(data),
             _section_errors(data),
             _section_deviations(data),
@@ -310,6 +311,32 @@ def _section_stages(data: RunData) -> str:
         fig = _figure_html(plot_stages(flat, x_key, y_keys), "fig-stages",
                            f"p99 latencies per stage against {esc(x_key or 'the stage number')}.")
     return f'<section id="sec-stages"><h2>Stages</h2>{fig}{generic_table(stages, "stages")}</section>'
+
+
+FAULT_COLUMNS = ("index", "label", "started_s", "ended_s", "rate_back_after_s", "every_ven_back_after_s",
+                 "vens_reported_after", "recovered", "recovery_s", "peak_ok_per_s", "peak_requests_per_s",
+                 "peak_token_requests_per_s", "peak_outstanding", "requests_during")
+
+
+def _section_faults(data: RunData) -> str:
+    """The profile's timed faults: how the VTN came back from each (summary.json `faults`), and each one zoomed."""
+    doc = data.summary.get("faults")
+    rows = doc.get("faults") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not rows:
+        return ""
+    rep = doc.get("reports") or {}
+    intro = (f"<p>Reports due {fmt_num(rep.get('due', 0))}, sent {fmt_num(rep.get('sent', 0))} "
+             f"({fmt_num(rep.get('late', 0))} of them late), lost {fmt_num(rep.get('lost', 0))}. Recovered: the report "
+             "rate is back within 5 % of the target and every VEN has had a report acknowledged after the fault's end; "
+             "recovery_s is the later of the two, from the end.</p>")
+    table = generic_table([{k: r.get(k) for k in FAULT_COLUMNS} for r in rows], "faults")
+    figs = "".join(
+        _figure_html(plot_fault(data, r), f"fig-fault-{r['index']}",
+                     f"Fault {r['index']} ({esc(r['label'])}) zoomed: {esc(data.main_operation)} ok/s and errors/s "
+                     "against the target rate (top), response p99 and p50 (bottom); red band: the fault; green line: "
+                     "recovered.")
+        for r in rows) if data.series else NO_SERIES
+    return f'<section id="sec-faults"><h2>Faults and recovery</h2>{intro}{table}{figs}</section>'
 
 
 def write_report(run_dir: Path) -> Path:

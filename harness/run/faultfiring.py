@@ -76,6 +76,7 @@ class FaultFiring:
                 self._post("expire_tokens", {})
             elif f.kind == "broker_outage":
                 self._broker().stop(timeout_s=5.0)  # SIGTERM: Mosquitto saves its sessions first
+            # drop_connections: the workers close their connections at `at` on their own clocks (worker.py)
         except (OSError, RuntimeError) as exc:
             self.notes.append(f"fault {row['index']} ({f.label()}) not applied: {exc}")
         self.active[row["index"]] = row

@@ -114,6 +114,7 @@ class RunSession:
                 if isinstance(s, WebDashboard):  # the live page shows each DR event as it is created
                     s.fired = firing.fired
             faults = self.faults = FaultFiring(p, target, vtn, self.notes)
+            self.results.faults = faults.rows  # the live view shows each fault as it starts and ends
             self.setting_up(f"starting {len(specs)} worker{'s' if len(specs) > 1 else ''} for {p.vens:,} VENs")
             self.signals.interrupting = None  # from here the supervisor acts on signals: drain, then the verdict
             sup = self.supervisor = Supervisor(

@@ -177,6 +177,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
             reconnect=p.reconnect, reread_s=p.reread_s, mqtt_qos=p.mqtt_qos,
             dr_shares=tuple(e.share for e in p.dr_events), fault_ends_s=tuple(f.end_s for f in p.faults),
+            drops_at_s=tuple(f.at_s for f in p.faults if f.kind == "drop_connections"),
         )
         for i, (lo, hi) in enumerate(split(p.vens, n_workers))
     ]

@@ -83,6 +83,9 @@ class ShardVens:
         self.reports_ok = np.zeros(n, dtype=np.int32)
         self.last_ok = np.full(n, -np.inf)  # loop time of each VEN's latest acknowledged report
         self.t0 = 0.0  # loop time of run start; set by the worker at Start
+        # [[faults]]: each fault's end in loop time (set at start) and each VEN's first acknowledged report after it
+        self.fault_ends: tuple[float, ...] = ()
+        self.back_at = np.full((len(spec.fault_ends_s), n), np.nan)
         # DR events: per event, which rows know it; awareness instants (epoch s) to ship.
         self.event_seen: dict[str, npt.NDArray[np.bool_]] = {}
         self.aware: dict[str, list[float]] = {}
@@ -103,6 +106,7 @@ class ShardVens:
     def start(self, t0: float, clock: SimClock) -> None:
         """The run starts at loop time t0, with the simulated clock it maps to."""
         self.t0, self.clock = t0, clock
+        self.fault_ends = tuple(t0 + end_s for end_s in self.spec.fault_ends_s)
 
     def now_sim(self) -> float:
         return self.clock.at(_now() - self.t0)
@@ -347,7 +351,11 @@ class ShardVens:
         feed.commit(lo, hi, energy, load_energy)
         self.last_report_sim_s[row] = now_sim
         self.reports_ok[row] += 1
-        self.last_ok[row] = _now()
+        now = _now()
+        for i, end in enumerate(self.fault_ends):  # the first acknowledgement after a fault's end: back
+            if self.last_ok[row] <= end < now:
+                self.back_at[i, row] = now
+        self.last_ok[row] = now
         feed.note_shed_reported(row, now_sim)
         return True
 

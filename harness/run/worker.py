@@ -3,7 +3,8 @@
 Edge. `main(spec, ctrl, out)` is the process entry (module level, picklable arguments only). Scheduling is
 done by this loop's timers; every session is created and closed inside this loop; the worker never writes
 to the terminal — it sends messages up `out` and takes commands from the `ctrl` pipe. What a VEN does when an
-operation falls due is the lifecycle's (lifecycle.py); the worker keeps time, transports and deltas.
+operation falls due is the lifecycle's (lifecycle.py); the worker keeps time and deltas; its transports are
+connections.py's.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from harness.meter import Meter
 from harness.net import transports
 from harness.net.base import Transport
 from harness.notify.webhook import WebhookReceiver
+from harness.run.connections import Connections, TransportFactory
 from harness.run.lifecycle import POLL_EVENTS, REPORT, Lifecycle
 from harness.run.mqttvens import MqttVens
 from harness.run.probe import HealthProbe
@@ -66,8 +68,6 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
 
 
 MIN_SLEEP_S = 0.001  # the scheduler's shortest sleep: uvloop's timer resolution
-# (spec, connections, source addresses): a transport the worker's VENs (one VEN, or the shard's pool) send through.
-TransportFactory = Callable[[ShardSpec, int, tuple[str, ...]], Transport]
 
 
 def default_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()) -> Transport:
@@ -90,12 +90,10 @@ class Worker:
         self, spec: ShardSpec, ctrl: Connection, out: Sink, transport_factory: TransportFactory = default_transport
     ) -> None:
         self.spec = spec
-        self._make_transport = transport_factory
         self.ctrl = ctrl
         self.out = out
         self.rec = Recorder()
-        self.transports: dict[int, Transport] = {}
-        self.pooled: Transport | None = None
+        self.conns = Connections(spec, transport_factory)
         self.stop_reason: str | None = None
         self.drain_s = 5.0
         self.deltas_sent = 0
@@ -108,7 +106,6 @@ class Worker:
         self._ctrl_get: asyncio.Future[Any] | None = None  # the pending get() of _ctrl_msgs, kept across wake-ups
         self.bug: BaseException | None = None
         self.receiver: WebhookReceiver | MqttVens | None = None  # the notification channel
-        self._closing: set[asyncio.Task[None]] = set()
 
     # ---- control pipe -------------------------------------------------------------------------
     def _on_ctrl(self) -> None:
@@ -126,25 +123,6 @@ class Worker:
             self.bug = exc
             self._ctrl_msgs.put_nowait(Stop(drain_s=0.0, reason="worker bug"))
 
-    # ---- transports ---------------------------------------------------------------------------
-    def transport_for(self, row: int) -> Transport:
-        if self.pooled is not None:
-            return self.pooled
-        t = self.transports.get(row)
-        if t is None:
-            source = self.spec.target_settings.source_for(self.spec.ven_start + row)
-            t = self.transports[row] = self._make_transport(self.spec, 1, (source,) if source else ())
-        return t
-
-    def _go_offline(self, row: int) -> None:
-        """A VEN ramped out of the fleet drops its connection (it keeps its identity for a later ramp-up)."""
-        transport = self.transports.pop(row, None)
-        if transport is None:
-            return
-        task = asyncio.get_running_loop().create_task(transport.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
     # ---- main ---------------------------------------------------------------------------------
     async def run(self) -> None:
         spec = self.spec
@@ -155,12 +133,13 @@ class Worker:
         # is the same whatever the fleet. The simulated start is t0's instant unless set, so it is set at Start.
         provisional = spec.sim_start_epoch_s if spec.sim_start_epoch_s is not None else time.time()
         meter = Meter(shard, spec.seed, provisional, spec.meter_tick_s, replay=spec.replay)
-        self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.transport_for,
+        self.vens = ShardVens(spec, shard, meter, dialects.get(spec.dialect), self.rec, self.conns.transport_for,
                               SimClock(provisional, spec.time_scale))
         # Each VEN comes online (provisions) at report slot online_slot[row], spread over the startup window,
         # then reports from the next slot on; with no startup window beyond one interval that is slot 0.
         online = startup_slots(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s, spec.startup_s)
-        self.lifecycle = Lifecycle(self.vens, self.rec, online, spec.reports_per_ven, self._go_offline, self._on_bug)
+        self.lifecycle = Lifecycle(self.vens, self.rec, online, spec.reports_per_ven, self.conns.go_offline,
+                                   self._on_bug)
         self.vens.side_task = self.lifecycle.side_task
         collector.freeze()  # the shard, meter and VEN state live for the run: out of the collector's walks
         self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
@@ -187,7 +166,7 @@ class Worker:
         meter.set_start(sim_start)
         self.vens.start(t0, SimClock(sim_start, spec.time_scale))
         if spec.connection == "pooled":
-            self.pooled = self._make_transport(spec, spec.pool_size, spec.target_settings.source_addresses)
+            self.conns.open_pool()
         await self.vens.discover_token_url()  # 3.1.0 /auth/server, once per worker, inside the start margin
         if spec.events == "webhook":
             on_event = self.vens.on_event if spec.reread_s is None else self._notified
@@ -197,8 +176,14 @@ class Worker:
         elif spec.events == "mqtt":
             self.receiver = self.vens.mqtt = MqttVens(self.vens)
         self.t0 = t0
+        for at_s in spec.drops_at_s:  # [[faults]] drop_connections: on this loop's clock, like the schedule
+            asyncio.get_running_loop().call_at(t0 + at_s, self._drop_connections)
         if spec.stages:
             self.lifecycle.ramp(ranks(spec.seed, spec.fleet.vens, spec.ven_start, spec.ven_stop), spec.stages, t0)
+
+    def _drop_connections(self) -> None:
+        if self.stop_reason is None:  # draining: the connections close anyway
+            self.conns.drop_all()
 
     def _notified(self, row: int, ev: Any) -> None:
         """behaviour.reread_after_notification: a VEN told of an event it did not know re-reads the events later."""
@@ -358,6 +343,13 @@ class Worker:
         done = self.vens.reports_done(self.spec.reports_per_ven or 1 << 30)
         for i, end_s in enumerate(self.spec.fault_ends_s if final else ()):  # VENs that reported after each fault
             counters[f"reported_after_fault:{i}"] = int(np.count_nonzero(self.vens.last_ok > self.t0 + end_s))
+            back = self.vens.back_at[i]
+            if np.isfinite(back).any():  # the instant (ms since t0) this shard's last VEN to report again did
+                counters[f"max:every_ven_back_ms:{i}"] = int(np.ceil((np.nanmax(back) - self.t0) * 1000))
+        if final:
+            counters["connections_opened"] = self.conns.opened()
+            if self.conns.dropped:
+                counters["connections_dropped"] = self.conns.dropped
         self.out.put(
             WorkerDelta(self.spec.worker_id, window, ops, errs, health, life.ready_count(), done, final, counters,
                         facts.aware, facts.shed, deviations=facts.deviations, learned=facts.learned,
@@ -371,13 +363,9 @@ class Worker:
         if self._meter_task is not None:
             self._meter_task.cancel()
             await asyncio.gather(self._meter_task, return_exceptions=True)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
         if self.receiver is not None:
             await self.receiver.close()
-        closing = list(self.transports.values()) + ([self.pooled] if self.pooled else [])
-        await asyncio.gather(*(t.close() for t in closing), return_exceptions=True)
-        self.transports.clear()
+        await self.conns.close()
         try:
             asyncio.get_running_loop().remove_reader(self.ctrl.fileno())
         except (OSError, ValueError):

@@ -144,8 +144,50 @@ def provisioning_bar(snap: Snapshot) -> RenderableType | None:
     return Columns([Text("VENs provisioning", style="bold"), bar, Text(f"{ready:,}/{due:,}")])
 
 
+def faults_line(snap: Snapshot) -> Text | None:
+    """The profile's timed faults so far: each one in force (red) or over (recovery measured from its end)."""
+    rows = snap.results.faults
+    if not rows:
+        return None
+    words = []
+    for f in rows:
+        if f["ended_s"] is None:
+            words.append(f"#{f['index']} {f['label']} IN FORCE since {f['started_s']:.1f}s")
+        else:
+            words.append(f"#{f['index']} {f['label']} {f['started_s']:.1f}-{f['ended_s']:.1f}s")
+    pending = len(snap.profile.faults) - len(rows)
+    style = "bold red" if any(f["ended_s"] is None for f in rows) else "yellow"
+    return Text("faults: " + "; ".join(words) + (f"; {pending} to come" if pending else ""), style=style)
+
+
+def _sec(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}s"
+
+
+def faults_table(doc: dict[str, Any]) -> Table | None:
+    """Each timed fault and how the VTN came back from it (summary.json `faults`)."""
+    rows = (doc.get("faults") or {}).get("faults") or []
+    if not rows:
+        return None
+    t = Table(title="Faults and recovery", title_justify="left")
+    for col in ("fault", "at", "ended", "rate back", "every VEN back", "recovery", "peak req/s", "peak tokens/s"):
+        t.add_column(col, justify="left" if col == "fault" else "right")
+    for f in rows:
+        every = (_sec(f.get("every_ven_back_after_s")) if f.get("every_ven_back_after_s") is not None
+                 else f"{f.get('vens_reported_after', 0):,} VENs")
+        t.add_row(f"#{f['index']} {f['label']}", _sec(f["started_s"]), _sec(f["ended_s"]), _sec(f.get("rate_back_after_s")),
+                  every, _sec(f.get("recovery_s")) if f.get("recovered") else "[red]not recovered[/]",
+                  f"{f.get('peak_requests_per_s', 0):,}", f"{f.get('peak_token_requests_per_s', 0):,}")
+    rep = doc["faults"].get("reports") or {}
+    t.caption = (f"reports due {rep.get('due', 0):,}, sent {rep.get('sent', 0):,} ({rep.get('late', 0):,} late), "
+                 f"lost {rep.get('lost', 0):,}")
+    return t
+
+
 def live_renderable(snap: Snapshot) -> RenderableType:
     parts: list[RenderableType] = [header(snap), gates_line(snap)]
+    if (faults := faults_line(snap)) is not None:
+        parts.append(faults)
     if (bar := provisioning_bar(snap)) is not None:
         parts.append(bar)
     parts.append(operations_table(snap.results))
@@ -169,6 +211,7 @@ def plain_line(snap: Snapshot) -> str:
         f"[{snap.elapsed_s:7.1f}s] {snap.phase} vens={ready}/{snap.profile.vens}{stage} "
         f"reports={rep.ok if rep else 0} rate={r.rate('report', 3):.1f}/s (target {snap.profile.target_rate_per_s:.1f}) "
         f"report_p99={_ms(p99)}ms errors={errors}"
+        + "".join(f" fault={f['label']}" for f in r.faults if f["ended_s"] is None)
     )
 
 
@@ -209,6 +252,9 @@ def final_report(console: Console, doc: dict[str, Any], results: RunResults, run
     if errs is not None:
         console.print(errs)
     console.print(workers_table(results))
+    faults_t = faults_table(doc)
+    if faults_t is not None:
+        console.print(faults_t)
     gates_t = thresholds_table(doc)
     if gates_t is not None:
         console.print(gates_t)
