@@ -150,46 +150,23 @@ def test_every_subpackage_ships_in_the_wheel() -> None:
 
 MAX_MODULE_LINES = 400  # a module reads at a sitting
 MAX_FUNCTION_LINES = 60
-# Over the limits on the day the limits landed, each being split by the helper who owns it (issue 14); remove an
-# entry when its file is split. A file not listed here must keep within the limits.
-TOO_LONG_ALLOWED = {
-}
-LONG_FUNCTIONS_ALLOWED = {
-    "harness/core/profile.py:validate",  # profile.py is being extended (issue 13, credential modes): split after
-    "harness/core/profile.py:_convert",
-}
 
 
 def test_modules_and_functions_read_at_a_sitting() -> None:
-    """No module over 400 lines, no function over 60 (from `def` to its last line), outside the allow-lists."""
+    """No module over 400 lines, no function over 60 (from `def` to its last line): no exceptions (the allow-lists
+    of the day the limits landed are empty and gone)."""
     root = PKG.parent
     long_modules, long_functions = [], []
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(root).as_posix()
         text = path.read_text(encoding="utf-8")
-        if len(text.splitlines()) > MAX_MODULE_LINES and rel not in TOO_LONG_ALLOWED:
+        if len(text.splitlines()) > MAX_MODULE_LINES:
             long_modules.append(f"{rel}: {len(text.splitlines())} lines")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = (node.end_lineno or node.lineno) - node.lineno + 1
-                if lines > MAX_FUNCTION_LINES and f"{rel}:{node.name}" not in LONG_FUNCTIONS_ALLOWED:
+                if lines > MAX_FUNCTION_LINES:
                     long_functions.append(f"{rel}:{node.lineno} {node.name}: {lines} lines")
     assert (long_modules, long_functions) == ([], [])
 
 
-def test_allow_lists_hold_only_what_is_still_too_long() -> None:
-    """An allow-list entry whose file or function is short enough now must be removed, so the lists only shrink."""
-    root = PKG.parent
-    stale = [rel for rel in TOO_LONG_ALLOWED
-             if not (root / rel).is_file() or len((root / rel).read_text(encoding="utf-8").splitlines()) <= MAX_MODULE_LINES]
-    for entry in LONG_FUNCTIONS_ALLOWED:
-        rel, name = entry.split(":")
-        path = root / rel
-        sizes = [] if not path.is_file() else [
-            (n.end_lineno or n.lineno) - n.lineno + 1
-            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
-        ]
-        if not any(s > MAX_FUNCTION_LINES for s in sizes):
-            stale.append(entry)
-    assert stale == []

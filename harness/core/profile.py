@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from harness.core import badday, embedded
@@ -25,6 +26,7 @@ from harness.core.target import KEYS as TARGET_KEYS, TargetSettings, from_table 
 from harness.core.thresholds import Threshold, from_spec
 from harness.core.units import parse_duration
 
+T = TypeVar("T")
 CONNECTION_MODES = ("per-ven", "pooled")
 EVENT_MODES = ("none", "poll", "webhook", "mqtt")
 # The measured operations (summary.json "operations" keys) a per-operation timeout can name.
@@ -118,6 +120,33 @@ def _thresholds(items: Any) -> tuple[Threshold, ...]:
 
 
 def validate(p: Profile) -> None:
+    """Every setting in its range, then the settings that depend on each other."""
+    _validate_ranges(p)
+    _validate_combinations(p)
+
+
+def _validate_combinations(p: Profile) -> None:
+    if p.events == "mqtt" and p.dialect != embedded.DIALECT_31:
+        raise _fail(f"behaviour.events = \"mqtt\" needs target.dialect = \"{embedded.DIALECT_31}\", got {p.dialect!r}")
+    if p.mqtt_qos not in (0, 1) or isinstance(p.mqtt_qos, bool):
+        raise _fail(f"behaviour.mqtt_qos must be 0 or 1, got {p.mqtt_qos}")
+    if p.dr_events and p.events == "none":
+        raise _fail("dr_events need behaviour.events = \"poll\", \"webhook\" or \"mqtt\" so VENs can learn of them")
+    if (problem := check_dr_events(p.dr_events)) is not None:
+        raise _fail(problem)
+    _or_fail(check_credential_keys, p.ven_client_id, p.ven_credentials, p.ven_token_env, p.shared_token, p.token_url,
+             p.bl_client_id)
+    if (problem := badday.check(p.faults, p.target is None, p.reread_s, p.events)) is not None:
+        raise _fail(problem)
+    if p.vtn_notification_case not in ("camel", "snake"):
+        raise _fail(f"vtn.notification_case must be \"camel\" or \"snake\", got {p.vtn_notification_case!r}")
+    if p.target is not None:
+        u = urlparse(p.target)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
+
+
+def _validate_ranges(p: Profile) -> None:
     for i, st in enumerate(p.stages):
         if st.duration_s <= 0:
             raise _fail(f"stages[{i}].duration must be > 0, got {st.duration_s}")
@@ -167,27 +196,6 @@ def validate(p: Profile) -> None:
         raise _fail(f"behaviour.events must be one of {', '.join(EVENT_MODES)}, got {p.events!r}")
     if p.poll_interval_s <= 0:
         raise _fail(f"behaviour.poll_interval must be > 0, got {p.poll_interval_s}")
-    if p.events == "mqtt" and p.dialect != embedded.DIALECT_31:
-        raise _fail(f"behaviour.events = \"mqtt\" needs target.dialect = \"{embedded.DIALECT_31}\", got {p.dialect!r}")
-    if p.mqtt_qos not in (0, 1) or isinstance(p.mqtt_qos, bool):
-        raise _fail(f"behaviour.mqtt_qos must be 0 or 1, got {p.mqtt_qos}")
-    if p.dr_events and p.events == "none":
-        raise _fail("dr_events need behaviour.events = \"poll\", \"webhook\" or \"mqtt\" so VENs can learn of them")
-    if (problem := check_dr_events(p.dr_events)) is not None:
-        raise _fail(problem)
-    try:
-        check_credential_keys(p.ven_client_id, p.ven_credentials, p.ven_token_env, p.shared_token, p.token_url,
-                              p.bl_client_id)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    if (problem := badday.check(p.faults, p.target is None, p.reread_s, p.events)) is not None:
-        raise _fail(problem)
-    if p.vtn_notification_case not in ("camel", "snake"):
-        raise _fail(f"vtn.notification_case must be \"camel\" or \"snake\", got {p.vtn_notification_case!r}")
-    if p.target is not None:
-        u = urlparse(p.target)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise _fail(f"target must be an http(s) URL like http://127.0.0.1:8080/openadr3/3.0.1, got {p.target!r}")
 
 
 # TOML layout: section.key -> Profile field, and how to read the value.
@@ -264,15 +272,14 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             raise _fail(f"{key} must be a number, got {value!r}")
         return float(value)
     if kind in ("duration", "duration_ms"):
-        try:
-            return parse_duration(value, key) * (1000.0 if kind == "duration_ms" else 1.0)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
+        return _or_fail(parse_duration, value, key) * (1000.0 if kind == "duration_ms" else 1.0)
+    return _convert_structured(key, kind, value)
+
+
+def _convert_structured(key: str, kind: str, value: Any) -> Any:
+    """The settings that are lists or tables: faults, reconnect, thresholds, stages, DR events, timeouts, ..."""
     if kind in ("faults", "reconnect"):
-        try:
-            return badday.parse_faults(key, value) if kind == "faults" else badday.parse_backoff(key, value)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
+        return _or_fail(badday.parse_faults if kind == "faults" else badday.parse_backoff, key, value)
     if kind == "thresholds":
         if not isinstance(value, list):
             raise _fail(f"{key} must be a list of expressions or tables, got {value!r}")
@@ -305,10 +312,7 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             out_t[op] = _convert(f"{key}.{op}", "duration", v)
         return out_t
     if kind == "replay":
-        try:
-            return replay_spec(key, value)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
+        return _or_fail(replay_spec, key, value)
     if kind == "mix":
         if not isinstance(value, dict) or not value:
             raise _fail(f"{key} must be a table of site kind = weight, got {value!r}")
@@ -319,6 +323,14 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             out.append((str(k), float(v)))
         return tuple(out)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _or_fail(parse: Callable[..., T], *args: Any) -> T:
+    """parse(*args), its ValueError (a one-line message naming the key) raised as the profile's error."""
+    try:
+        return parse(*args)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _dr_event(key: str, t: dict[str, Any]) -> DrEvent:
@@ -356,10 +368,7 @@ def from_mapping(doc: dict[str, Any], base: Profile | None = None) -> Profile:
         name, kind = _KEYS[key]
         values[name] = _convert(key, kind, value)
     if settings:
-        try:
-            values["target_settings"] = target_from_table(settings)
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
+        values["target_settings"] = _or_fail(target_from_table, settings)
     return replace(base or Profile(), **values)
 
 

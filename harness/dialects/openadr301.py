@@ -125,7 +125,7 @@ class OpenADR301:
 
     def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request:
         body = {
-            "objectType": "EVENT",
+            **self._object_type("EVENT"),
             "programID": program_id,
             "eventName": event_name,
             "intervalPeriod": {"start": start_iso, "duration": duration_iso},
@@ -133,6 +133,10 @@ class OpenADR301:
             "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [level]}]}],
         }
         return Request("POST", "/events", json=body)
+
+    def _object_type(self, name: str) -> dict[str, str]:
+        """The objectType a 3.0 body carries (3.1.0 bodies carry none: the server owns it)."""
+        return {"objectType": name}
 
     def parse_events(self, doc: Any) -> list[EventInfo]:
         return parsing.events(doc, self.keys, self.deviations)

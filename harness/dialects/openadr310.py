@@ -45,15 +45,8 @@ class OpenADR310(OpenADR301):
     def create_program(self, program_name: str) -> Request:
         return Request("POST", "/programs", json={"programName": program_name, "payloadDescriptors": [SIMPLE_DESCRIPTOR]})
 
-    def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request:
-        body = {
-            "programID": program_id,
-            "eventName": event_name,
-            "intervalPeriod": {"start": start_iso, "duration": duration_iso},
-            "payloadDescriptors": [SIMPLE_DESCRIPTOR],
-            "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [level]}]}],
-        }
-        return Request("POST", "/events", json=body)
+    def _object_type(self, name: str) -> dict[str, str]:
+        return {}
 
     def _subscription_head(self) -> dict[str, Any]:
         return {}

@@ -29,20 +29,13 @@ class InvalidBody(ValueError):
     """The request body does not match the schema; the message says where and why."""
 
 
+# JSON's name for a value's type (bool before int: a bool is an int in Python).
+_TYPE_NAMES = ((type(None), "null"), (bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"),
+               (dict, "object"))
+
+
 def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    return next((name for t, name in _TYPE_NAMES if isinstance(value, t)), type(value).__name__)
 
 
 def _fail(path: str, expected: str, value: object) -> InvalidBody:
@@ -225,34 +218,34 @@ def _nullable_str(obj: JsonObj, p: str, *keys: str) -> None:
         _optional(obj, key, p, _string, nullable=True)
 
 
-def event_payload_descriptor(value: object, path: str) -> None:
+def _descriptor(value: object, path: str, *strings: str) -> tuple[JsonObj, str]:
     d = _obj(value, path)
     p = path + "."
     _name(_req(d, "payloadType", p), p + "payloadType")
     _optional(d, "objectType", p, _string, nullable=False)
-    _nullable_str(d, p, "units", "currency")
+    _nullable_str(d, p, *strings)
+    return d, p
+
+
+def _quality(d: JsonObj, p: str) -> None:
+    _optional(d, "accuracy", p, _number, nullable=True)
+    _optional(d, "confidence", p, lambda v, q: _integer(v, q, 0, 100), nullable=True)
+
+
+def event_payload_descriptor(value: object, path: str) -> None:
+    _descriptor(value, path, "units", "currency")
 
 
 def report_payload_descriptor(value: object, path: str) -> None:
-    d = _obj(value, path)
-    p = path + "."
-    _name(_req(d, "payloadType", p), p + "payloadType")
-    _optional(d, "objectType", p, _string, nullable=False)
-    _nullable_str(d, p, "readingType", "units")
-    _optional(d, "accuracy", p, _number, nullable=True)
-    _optional(d, "confidence", p, lambda v, q: _integer(v, q, 0, 100), nullable=True)
+    _quality(*_descriptor(value, path, "readingType", "units"))
 
 
 def _any_payload_descriptor(value: object, path: str) -> None:
     d = _obj(value, path)
     if d.get("objectType") == "REPORT_PAYLOAD_DESCRIPTOR":
         report_payload_descriptor(d, path)
-    else:
-        event_payload_descriptor(d, path)
-        p = path + "."
-        _nullable_str(d, p, "readingType")
-        _optional(d, "accuracy", p, _number, nullable=True)
-        _optional(d, "confidence", p, lambda v, q: _integer(v, q, 0, 100), nullable=True)
+    else:  # an event's descriptor, with a report's optional fields allowed
+        _quality(*_descriptor(d, path, "units", "currency", "readingType"))
 
 
 def report_descriptor(value: object, path: str) -> None:
@@ -327,13 +320,20 @@ _report_resource = report_resource_check(interval_period, intervals)
 
 
 def check_report(value: object) -> JsonObj:
+    return report_body(value, _report_resource, report_payload_descriptor, program_id=True)
+
+
+def report_body(value: object, resource: Check, descriptor: Check, *, program_id: bool) -> JsonObj:
+    """A report's body, its resources and payload descriptors checked by the version's own checks: 3.0 names its
+    program and event; 3.1.0 its event alone."""
     body = _body(value)
-    object_id(_req(body, "programID", ""), "programID")
+    if program_id:
+        object_id(_req(body, "programID", ""), "programID")
     object_id(_req(body, "eventID", ""), "eventID")
     _name(_req(body, "clientName", ""), "clientName")
     _nullable_str(body, "", "reportName")
-    _optional(body, "payloadDescriptors", "", lambda v, p: _array(v, p, report_payload_descriptor), nullable=True)
-    _array(_req(body, "resources", ""), "resources", _report_resource)
+    _optional(body, "payloadDescriptors", "", lambda v, p: _array(v, p, descriptor), nullable=True)
+    _array(_req(body, "resources", ""), "resources", resource)
     return body
 
 

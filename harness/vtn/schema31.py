@@ -11,7 +11,8 @@ import re
 
 from harness.vtn.schema import (
     InvalidBody, JsonObj, _array, _body, _boolean, _duration, _fail, _integer, _name, _nullable_str, _number, _obj,
-    _optional, _req, _string, _values_maps, date_time, interval_check, object_id, report_resource_check, values_map,
+    _optional, _req, _string, _values_maps, date_time, interval_check, object_id, report_body, report_resource_check,
+    values_map,
 )
 from harness.vtn.schema import intervals as _intervals
 
@@ -132,13 +133,7 @@ _report_resource = report_resource_check(interval_period, intervals)
 
 
 def check_report(value: object) -> JsonObj:
-    body = _body(value)
-    object_id(_req(body, "eventID", ""), "eventID")
-    _name(_req(body, "clientName", ""), "clientName")
-    _nullable_str(body, "", "reportName")
-    _optional(body, "payloadDescriptors", "", lambda v, p: _array(v, p, report_payload_descriptor), nullable=True)
-    _array(_req(body, "resources", ""), "resources", _report_resource)
-    return body
+    return report_body(value, _report_resource, report_payload_descriptor, program_id=False)
 
 
 def _object_operation(value: object, path: str) -> None:
