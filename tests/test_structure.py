@@ -170,3 +170,18 @@ def test_modules_and_functions_read_at_a_sitting() -> None:
     assert (long_modules, long_functions) == ([], [])
 
 
+
+
+# Cross-cutting tests live at the top of tests/: the structure of the package, the README's promises, fuzzing of
+# inputs that reach several layers.
+TOP_LEVEL_TESTS = {"test_structure.py", "test_readme.py", "test_fuzz.py"}
+
+
+def test_tests_mirror_the_package() -> None:
+    """Each test module lives in the tests/ folder named for the package folder it tests (tests/core/ for
+    harness/core/, ...), and every tests/ folder names a package folder: a new test has one obvious home."""
+    tests = PKG.parent / "tests"
+    packages = {d.name for d in PKG.iterdir() if (d / "__init__.py").is_file()}
+    folders = {d.name for d in tests.iterdir() if d.is_dir() and any(d.glob("test_*.py"))}
+    assert folders <= packages, folders - packages
+    assert {p.name for p in tests.glob("test_*.py")} == TOP_LEVEL_TESTS

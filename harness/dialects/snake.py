@@ -26,7 +26,7 @@ Writing a dialect for another VTN
        my-vtn = "my_package.dialect:MyVtnDialect"
 
    then select it per target: `[target] dialect = "my-vtn"` in a profile.
-5. Test it like tests/test_snake_dialect.py does: a small aiohttp server that speaks the VTN's language on
+5. Test it like tests/dialects/test_snake_dialect.py does: a small aiohttp server that speaks the VTN's language on
    127.0.0.1 port 0, and the dialect's request flow sent through the real transport.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.sinks.webview import MAX_POINTS, Timeline
-from tests.test_report import CHROMIUM, chromium
+from tests.reports.test_report import CHROMIUM, chromium
 
 VENS, REPORTS = 30, 15  # a report a second for 15 s: long enough for a few reads
 PROFILE = f"""name = "web"

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.cli.options import anchored, load_profile
 from harness.core.fleet import FleetSpec
 from harness.core.profile import from_toml
-from tests.test_replay_run import _csv
+from tests.run.test_replay_run import _csv
 
 VENS = 6
 NAMES = [FleetSpec(vens=VENS).ven_name(i) for i in range(VENS)]

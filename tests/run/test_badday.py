@@ -145,7 +145,7 @@ def test_thundering_herd_no_jitter_peaks_at_least_3x_full_jitter(tmp_path: Path)
 
     from harness.cli.options import load_profile
 
-    shipped = Path(__file__).resolve().parents[1] / "profiles"
+    shipped = Path(__file__).resolve().parents[2] / "profiles"
     herd, spread = (replace(load_profile(str(shipped / f"{name}.toml")), workers=2, max_loop_lag_ms=5000,
                             max_cpu_percent=100) for name in ("thundering-herd", "thundering-herd-jitter"))
     docs = [RunSession(p, tmp_path / p.name).run().summary for p in (herd, spread)]

@@ -17,7 +17,7 @@ from harness.core.results import METRIC_KEYS, METRICS, RunResults, summary
 from harness.reports.folder import read_run
 from harness.sinks.resultsdir import read_histograms, write_histograms, write_json
 from tests.doubles import FakeVtn
-from tests.test_worker import merged, run_worker, spec
+from tests.run.test_worker import merged, run_worker, spec
 
 VENS, REPORTS, INTERVAL_S = 40, 5, 0.2
 

@@ -18,7 +18,7 @@ from harness.core.profile import Profile
 from harness.run.audit import AuditError, AuditSettings, read_back, read_ledger
 from harness.run.session import RunSession
 from harness.vtn import EmbeddedVtn, VtnConfig, parse_faults
-from tests.test_reliability import OnFirstReports, control
+from tests.run.test_reliability import OnFirstReports, control
 
 
 def _profile(target: str | None, **kw: Any) -> Profile:

@@ -9,7 +9,7 @@ import pytest
 
 from harness.core.profile import Profile, ProfileError, from_toml, override
 
-PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
 def test_full_profile_parses() -> None:

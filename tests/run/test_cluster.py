@@ -212,7 +212,7 @@ def test_malformed_address_is_a_usage_error(address: str) -> None:
 def test_remote_workers_cannot_use_a_loopback_target() -> None:
     """Shards on other machines cannot reach a VTN on this machine's loopback: a usage error, not lost shards."""
     from harness.run.cluster import _check_reachable_target
-    from tests.test_worker import spec
+    from tests.run.test_worker import spec
 
     local = spec(target="http://127.0.0.1:8080/openadr3/3.0.1")
     _check_reachable_target([local], ["tcp://127.0.0.1:4000"])

@@ -19,7 +19,7 @@ from harness.dialects import Request
 from harness.host import limits
 from harness.net.h1client import H1Transport
 from tests.doubles import FakeVtn
-from tests.test_worker import run_worker, spec
+from tests.run.test_worker import run_worker, spec
 
 PORTS = 28_232  # Linux's default 32768..60999
 PER_ADDRESS = PORTS - limits.FD_HEADROOM

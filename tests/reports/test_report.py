@@ -115,7 +115,7 @@ def build_run(run_dir: Path, vens: int = VENS, workers: int = WORKERS, reports: 
         "target": "http://ven:s3cr3t@127.0.0.1:8080/openadr3/3.0.1", "embedded_vtn": False,
         "started_at": "2025-01-01T00:00:00Z", "workers": workers, "target_report_rate_per_s": vens / interval_s,
         "versions": {"harness": "0.1.0", "python": sys.version.split()[0], "numpy": np.__version__},
-        "machine": {"platform": sys.platform, "cpus": os.cpu_count()}, "notes": ["built by tests/test_report.py"],
+        "machine": {"platform": sys.platform, "cpus": os.cpu_count()}, "notes": ["built by tests/reports/test_report.py"],
     }
     doc = summary(run=run, results=res, measured_s=measured_s, verdict="pass", reasons=[], thresholds=[])
     checks = evaluate(profile.thresholds, doc)

@@ -242,7 +242,7 @@ def test_capacity_usage_errors_are_one_line_exit_2(args: list[str], message: str
 
 def test_shipped_profiles_parse_and_are_listed(tmp_path: Path) -> None:
     """smoke, city, ramp, dr-event and capacity parse; capacity tables make valid plans; `profiles` lists each."""
-    root = Path(__file__).resolve().parents[1] / "profiles"
+    root = Path(__file__).resolve().parents[2] / "profiles"
     names = {p.stem for p in root.glob("*.toml")}
     assert {"smoke", "city", "ramp", "dr-event", "capacity"} <= names
     for path in sorted(root.glob("*.toml")):

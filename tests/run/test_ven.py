@@ -22,7 +22,7 @@ from harness.run.session import RunSession
 from tests import odd_server
 from tests.doubles import FakeVtn
 from tests.snake_server import SnakeServer
-from tests.test_worker import merged, run_worker, spec
+from tests.run.test_worker import merged, run_worker, spec
 
 
 def _load_names(shard: FleetShard) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from harness.run.session import RunSession
 from harness.sinks.base import Outcome
-from tests.test_report import CHROMIUM, PROBE, chromium
+from tests.reports.test_report import CHROMIUM, PROBE, chromium
 
 VENS, REPORTS = 40, 3
 PROFILE = f"""name = "every-run"

@@ -11,7 +11,7 @@ from harness.core.profile import Profile
 from harness.core.results import WindowOp
 from harness.run.session import RunSession
 from harness.sinks.base import BaseSink, Outcome, RunInfo, Snapshot
-from tests.test_faults import KillingBackend
+from tests.run.test_faults import KillingBackend
 
 
 class Recorder(BaseSink):
