@@ -243,3 +243,42 @@ def test_cli_runs_on_a_local_cluster(tmp_path: Path) -> None:
     doc = json.loads(summary.read_text())
     assert doc["operations"]["report"]["ok"] == 20 and doc["errors"] == {}
     assert len(doc["workers"]) == 2  # the default: one shard per worker of the cluster
+
+
+def test_web_dashboard_works_the_same_on_a_cluster(tmp_path: Path) -> None:
+    """`harness run --cluster local:2 --web 127.0.0.1:0`: the dashboard's snapshot (what the page draws; the page
+    itself is read in Chromium by tests/sinks/test_web.py) grows while the shards run on Dask workers, shows both
+    shards, and ends with the run's exact total."""
+    import json
+    import re
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--cluster", "local:2", "--vens", "20", "--interval", "1s",
+         "--reports-per-ven", "10", "--quiet", "--web", "127.0.0.1:0", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[int] = []
+    try:
+        assert proc.stderr is not None
+        m = re.fullmatch(r"harness: web dashboard: (http://127\.0\.0\.1:\d+/)\n", proc.stderr.readline())
+        assert m is not None
+        deadline, snap = time.monotonic() + 90, {}
+        while time.monotonic() < deadline and proc.poll() is None and (len(set(seen)) < 2 or not seen[-1]):
+            try:
+                with urllib.request.urlopen(m.group(1) + "api/snapshot", timeout=5) as r:
+                    snap = json.loads(r.read())
+            except OSError:  # the run ended between the poll and the read
+                break
+            if snap.get("phase") == "running" and snap.get("reports_ok"):
+                seen.append(snap["reports_ok"])
+            time.sleep(0.3)  # a poll interval, not a synchronisation: the loop waits on the values it reads
+        assert len(set(seen)) >= 2 and seen == sorted(seen), seen  # the count grew while the run went on
+        assert {w["worker"] for w in snap["workers"]} == {0, 1}
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    (summary,) = tmp_path.glob("runs/*/summary.json")
+    assert json.loads(summary.read_text())["operations"]["report"]["ok"] == 200
