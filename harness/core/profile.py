@@ -48,6 +48,7 @@ class Profile:
     workers: int = 0  # 0: one per core
     seed: int = 1
     connection: str = "per-ven"
+    mqtt_connection: str | None = None  # MQTT VENs: their own connections or pooled; None: as `connection`
     pool_size: int = 256
     timeout_s: float = 10.0
     drain_s: float = 5.0
@@ -168,8 +169,9 @@ def _validate_ranges(p: Profile) -> None:
         raise _fail(f"run.reports_per_ven must be > 0, got {p.reports_per_ven}")
     if p.workers < 0:
         raise _fail(f"run.workers must be >= 0, got {p.workers}")
-    if p.connection not in CONNECTION_MODES:
-        raise _fail(f"behaviour.connection must be one of {', '.join(CONNECTION_MODES)}, got {p.connection!r}")
+    for key, mode in (("connection", p.connection), ("mqtt_connection", p.mqtt_connection or p.connection)):
+        if mode not in CONNECTION_MODES:
+            raise _fail(f"behaviour.{key} must be one of {', '.join(CONNECTION_MODES)}, got {mode!r}")
     if p.pool_size <= 0:
         raise _fail(f"behaviour.pool_size must be > 0, got {p.pool_size}")
     if p.timeout_s <= 0:
@@ -239,6 +241,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "run.heartbeat": ("heartbeat_s", "duration"),
     "behaviour.events": ("events", "str"),
     "behaviour.mqtt_qos": ("mqtt_qos", "int"),
+    "behaviour.mqtt_connection": ("mqtt_connection", "str"),
     "behaviour.poll_interval": ("poll_interval_s", "duration"),
     "behaviour.unsubscribe": ("unsubscribe", "bool"),
     "behaviour.reread_after_notification": ("reread_s", "duration"),
@@ -325,8 +328,7 @@ def _convert_structured(key: str, kind: str, value: Any) -> Any:
     raise AssertionError(kind)  # pragma: no cover
 
 
-def _or_fail(parse: Callable[..., T], *args: Any) -> T:
-    """parse(*args), its ValueError (a one-line message naming the key) raised as the profile's error."""
+def _or_fail(parse: Callable[..., T], *args: Any) -> T:  # parse(*args); its ValueError as the profile's error
     try:
         return parse(*args)
     except ValueError as exc:

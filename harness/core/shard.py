@@ -112,6 +112,7 @@ class ShardSpec:
     warmup_s: float = 0.0
     events: str = "none"  # none | poll | webhook | mqtt: how VENs learn of DR events
     mqtt_qos: int = 1  # mqtt mode: QoS of the subscriptions (1: a persistent session)
+    mqtt_pooled: bool = False  # mqtt mode: the VENs share pool_size MQTT connections (else one each)
     dr_shares: tuple[float, ...] = ()  # the share of the fleet each of the profile's DR events targets (seeded)
     poll_interval_s: float = 30.0
     unsubscribe: bool = False  # webhook mode: delete each VEN's subscription when the run ends

@@ -1,6 +1,6 @@
 """3.1.0 VENs on MQTT, as real 3.1 VENs are: each asks its VTN for the broker (`GET /notifiers`) and for its
-topics (`/notifiers/mqtt/topics/...`), connects (one MQTT connection per VEN), subscribes and learns of events
-from what arrives.
+topics (`/notifiers/mqtt/topics/...`), connects (one MQTT connection per VEN; pooled, the worker's `pool_size`
+connections shared by its VENs), subscribes and learns of events from what arrives.
 
 Edge (awaits the VEN's HTTP calls and the worker's MqttChannel, in the worker's loop). Topics are discovered,
 never assumed: the VEN's own event topics (`vens/{venID}/events`), else its program's. Every notification is
@@ -42,7 +42,8 @@ class MqttVens:
         backoff = spec.reconnect
         self.channel = MqttChannel(self._message, self._failed, self._connected, qos=spec.mqtt_qos,
                                    backoff=lambda row, k: backoff.delay(spec.seed, spec.ven_start + row, k),
-                                   timeout_s=spec.timeout_s)
+                                   timeout_s=spec.timeout_s, pool=spec.pool_size if spec.mqtt_pooled else 0,
+                                   pool_id=f"harness-{spec.report_tag or spec.seed}-w{spec.worker_id}")
         self.outage: dict[int, tuple[float, float]] = {}  # row -> (down, up) wall times of its latest outage
 
     @property

@@ -176,6 +176,7 @@ def shard_specs(p: Profile, n_workers: int, target: str, program_id: str, event_
             warmup_s=p.warmup_s, events=p.events, poll_interval_s=p.poll_interval_s, unsubscribe=p.unsubscribe,
             target_settings=p.target_settings, stages=p.stages, startup_s=p.startup_s, report_tag=report_tag,
             reconnect=p.reconnect, reread_s=p.reread_s, mqtt_qos=p.mqtt_qos,
+            mqtt_pooled=(p.mqtt_connection or p.connection) == "pooled",
             dr_shares=tuple(e.share for e in p.dr_events), fault_ends_s=tuple(f.end_s for f in p.faults),
             drops_at_s=tuple(f.at_s for f in p.faults if f.kind == "drop_connections"),
         )

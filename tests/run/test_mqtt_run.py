@@ -21,14 +21,17 @@ pytestmark = pytest.mark.skipif(
 VENS, SEED, SHARE = 200, 5, 0.5
 
 
-def test_200_vens_on_mqtt_one_dr_event_to_a_seeded_half_arrive_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mqtt_connection", ["per-ven", "pooled"])
+def test_200_vens_on_mqtt_one_dr_event_to_a_seeded_half_arrive_exactly(tmp_path: Path, mqtt_connection: str) -> None:
     """200 VENs in 2 workers, QoS 1: the event targets the VENs the seed picks; every one of them is aware by its
     own notification, none never-received, none received by a VEN it did not target, and the VENs received
-    exactly what the VTN published to the VENs' event topics."""
+    exactly what the VTN published to the VENs' event topics. Pooled: 8 MQTT connections (4 per worker) carry the
+    200 VENs' subscriptions, and each message reaches the one VEN whose topic it came on."""
     expected = int(targeted(SEED, 0, np.arange(VENS, dtype=np.int64), SHARE).sum())
     assert 0 < expected < VENS
     p = Profile(name="mqtt", vens=VENS, interval_s=1.0, reports_per_ven=5, workers=2, seed=SEED,
                 max_loop_lag_ms=5000, dialect="openadr-3.1.0", events="mqtt", mqtt_qos=1,
+                mqtt_connection=mqtt_connection, pool_size=8,
                 dr_events=(DrEvent(at_s=1.0, level=2, duration_s=60.0, share=SHARE),))
     outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
@@ -45,8 +48,9 @@ def test_200_vens_on_mqtt_one_dr_event_to_a_seeded_half_arrive_exactly(tmp_path:
     assert not [k for k in doc["errors"] if k.startswith("mqtt")], doc["errors"]
 
 
-@pytest.mark.parametrize("qos", [1, 0])
-def test_broker_stopped_mid_run_every_ven_reconnects_and_qos1_delivers_what_it_missed(tmp_path: Path, qos: int) -> None:
+@pytest.mark.parametrize(("qos", "pooled"), [(1, False), (0, False), (1, True)])
+def test_broker_stopped_mid_run_every_ven_reconnects_and_qos1_delivers_what_it_missed(tmp_path: Path, qos: int,
+                                                                                     pooled: bool) -> None:
     """The broker is down from 2 s to 4 s; the DR event (to every VEN) is created at 2.5 s, while it is down. The
     VTN's publisher reconnects within 0.25 s of the broker's return and publishes; the VENs (fixed 1.5 s back-off)
     are still away. Every VEN reconnects to its persistent session. QoS 1: the broker kept the notification for
@@ -57,17 +61,18 @@ def test_broker_stopped_mid_run_every_ven_reconnects_and_qos1_delivers_what_it_m
                 max_loop_lag_ms=5000, dialect="openadr-3.1.0", events="mqtt", mqtt_qos=qos,
                 dr_events=(DrEvent(at_s=2.5, level=2, duration_s=60.0, share=1.0),),
                 faults=(TimedFault("broker_outage", at_s=2.0, duration_s=2.0),),
-                reconnect=Backoff("fixed", base_s=1.5))
+                reconnect=Backoff("fixed", base_s=1.5), mqtt_connection="pooled" if pooled else "per-ven", pool_size=8)
     outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     (event,) = doc["event_fanout"]["events"]
     got = vens if qos == 1 else 0
+    connections = 8 if pooled else vens  # pooled: 4 shared connections in each of the 2 workers
     assert (event["targeted"], event["aware"], event["never_received"]) == (vens, got, vens - got), event
     assert event["learned_by"] == ({"notification": vens} if qos == 1 else {})
     n = doc["notifications"]
-    assert (n["received"], n["late"], n["untargeted"], n["reconnects"]) == (got, got, 0, vens), n
+    assert (n["received"], n["late"], n["untargeted"], n["reconnects"]) == (got, got, 0, connections), n
     assert n["vtn_published_ven_events"] == vens
-    assert doc["errors"]["mqtt_disconnect"]["count"] == vens
+    assert doc["errors"]["mqtt_disconnect"]["count"] == connections
     assert doc["operations"]["report"]["ok"] == vens * 8
     (fault,) = doc["faults"]["faults"]
     assert fault["kind"] == "broker_outage" and fault["ended_s"] is not None and doc["faults"]["reports"]["lost"] == 0
