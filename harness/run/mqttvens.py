@@ -128,12 +128,17 @@ class MqttVens:
             self._count(UNUSABLE)
             self.vens.read_by_id(row, ev.event_id)
             return
+        self.judge(row, ev)
+        self.vens.on_event(row, ev)
+
+    def judge(self, row: int, ev: EventInfo) -> None:
+        """Count a notified event (from its notification, or read by id after one it could not use) that does not
+        target this VEN (`notification_untargeted`) or was created while the VEN was away (`notification_late`)."""
         if not self._targets(row, ev):
             self._count("notification_untargeted")
         outage = self.outage.get(row)
         if outage is not None and ev.created_epoch_s is not None and outage[0] <= ev.created_epoch_s <= outage[1]:
             self._count("notification_late")
-        self.vens.on_event(row, ev)
 
     def _targets(self, row: int, ev: EventInfo) -> bool:
         """Whether the run's seeded targeting aims this DR event at this VEN (events not the operator's: yes)."""

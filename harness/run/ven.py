@@ -258,6 +258,8 @@ class ShardVens:
             return
         for ev in events:
             if usable(ev):
+                if self.mqtt is not None:  # what the notification would have been judged on, had it been usable
+                    self.mqtt.judge(row, ev)
                 self.on_event(row, ev, READ_BY_ID)
             else:
                 self.rec.fail(READ_EVENT, errors.PROTOCOL, f"{self.ven_name(row)}: event {event_id} read by id "

@@ -48,27 +48,31 @@ def test_200_vens_on_mqtt_one_dr_event_to_a_seeded_half_arrive_exactly(tmp_path:
     assert not [k for k in doc["errors"] if k.startswith("mqtt")], doc["errors"]
 
 
-@pytest.mark.parametrize(("qos", "pooled"), [(1, False), (0, False), (1, True)])
+@pytest.mark.parametrize(("qos", "pooled", "case"), [(1, False, "camel"), (0, False, "camel"), (1, True, "camel"),
+                                                    (1, False, "snake")])
 def test_broker_stopped_mid_run_every_ven_reconnects_and_qos1_delivers_what_it_missed(tmp_path: Path, qos: int,
-                                                                                     pooled: bool) -> None:
+                                                                                     pooled: bool, case: str) -> None:
     """The broker is down from 2 s to 4 s; the DR event (to every VEN) is created at 2.5 s, while it is down. The
     VTN's publisher reconnects within 0.25 s of the broker's return and publishes; the VENs (fixed 1.5 s back-off)
     are still away. Every VEN reconnects to its persistent session. QoS 1: the broker kept the notification for
     each: all 100 received afterwards, counted late, not lost. QoS 0: the broker kept nothing: 100 never
-    received — said, not hidden. Either way the VTN published exactly 100 to the VENs' topics."""
+    received — said, not hidden. Either way the VTN published exactly 100 to the VENs' topics. Snake-case
+    notifications (unusable: each VEN reads the event by id) are judged late all the same."""
     vens = 100
     p = Profile(name="broker-outage", vens=vens, interval_s=1.0, reports_per_ven=8, workers=2, seed=SEED,
                 max_loop_lag_ms=5000, dialect="openadr-3.1.0", events="mqtt", mqtt_qos=qos,
                 dr_events=(DrEvent(at_s=2.5, level=2, duration_s=60.0, share=1.0),),
                 faults=(TimedFault("broker_outage", at_s=2.0, duration_s=2.0),),
-                reconnect=Backoff("fixed", base_s=1.5), mqtt_connection="pooled" if pooled else "per-ven", pool_size=8)
+                reconnect=Backoff("fixed", base_s=1.5), mqtt_connection="pooled" if pooled else "per-ven", pool_size=8,
+                vtn_notification_case=case)
     outcome = RunSession(p, tmp_path).run()
     doc = outcome.summary
     (event,) = doc["event_fanout"]["events"]
     got = vens if qos == 1 else 0
     connections = 8 if pooled else vens  # pooled: 4 shared connections in each of the 2 workers
     assert (event["targeted"], event["aware"], event["never_received"]) == (vens, got, vens - got), event
-    assert event["learned_by"] == ({"notification": vens} if qos == 1 else {})
+    how = "notification" if case == "camel" else "read_by_id"
+    assert event["learned_by"] == ({how: vens} if qos == 1 else {})
     n = doc["notifications"]
     assert (n["received"], n["late"], n["untargeted"], n["reconnects"]) == (got, got, 0, connections), n
     assert n["vtn_published_ven_events"] == vens
