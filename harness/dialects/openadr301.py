@@ -124,12 +124,13 @@ class OpenADR301:
         return Request("GET", f"/events/{quote(event_id)}")
 
     def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request:
+        k = self.keys
         body = {
             **self._object_type("EVENT"),
-            "programID": program_id,
-            "eventName": event_name,
-            "intervalPeriod": {"start": start_iso, "duration": duration_iso},
-            "payloadDescriptors": [SIMPLE_DESCRIPTOR],
+            k.program_id: program_id,
+            k.event_name: event_name,
+            k.interval_period: {"start": start_iso, "duration": duration_iso},
+            **self._event_descriptors(),
             "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [level]}]}],
         }
         return Request("POST", "/events", json=body)
@@ -137,6 +138,10 @@ class OpenADR301:
     def _object_type(self, name: str) -> dict[str, str]:
         """The objectType a 3.0 body carries (3.1.0 bodies carry none: the server owns it)."""
         return {"objectType": name}
+
+    def _event_descriptors(self) -> dict[str, Any]:
+        """What a created event says of its payloads (a dialect whose VTN takes no descriptors sends nothing)."""
+        return {"payloadDescriptors": [SIMPLE_DESCRIPTOR]}
 
     def parse_events(self, doc: Any) -> list[EventInfo]:
         return parsing.events(doc, self.keys, self.deviations)

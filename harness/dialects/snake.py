@@ -88,14 +88,13 @@ class SnakeCase(OpenADR301):
     def find_events(self, program_id: str, skip: int = 0, limit: int = 50) -> Request:
         return Request("GET", f"/events?{urlencode({'program_id': program_id, 'skip': skip, 'limit': limit})}")
 
-    def create_event(self, program_id: str, event_name: str, start_iso: str, duration_iso: str, level: int) -> Request:
-        body = {
-            "program_id": program_id,
-            "event_name": event_name,
-            "interval_period": {"start": start_iso, "duration": duration_iso},
-            "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [level]}]}],
-        }
-        return Request("POST", "/events", json=body)
+    def _object_type(self, name: str) -> dict[str, str]:
+        """Its bodies name no objectType (`create_event` is OpenADR301's, in this VTN's field names: `keys`)."""
+        return {}
+
+    def _event_descriptors(self) -> dict[str, Any]:
+        """Its events carry no payload descriptors."""
+        return {}
 
     def subscribe(self, program_id: str | None, client_name: str, callback_url: str, bearer_token: str | None,
                   objects: Sequence[str], operations_vocab: str) -> Request:

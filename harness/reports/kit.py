@@ -203,7 +203,12 @@ def generic_table(rows: list[dict[str, Any]], table_id: str) -> str:
             else:
                 cells.append(f'<td class="l">{esc(setting(k, v))}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return table(table_id, head, "".join(body))
+
+
+def table(table_id: str, head: str, rows: str) -> str:
+    """A table with one header row of `head`'s cells over `rows` (each a whole `<tr>`)."""
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def flatten(r: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from harness.reports.fanout import section_fanout
 from harness.reports.folder import RunData, load_run
 from harness.reports.kit import (
     PCT_KEYS, VERDICT_COLOURS, badge, cards, clip, esc, figure_html, flatten, fmt_ms, fmt_num, fmt_pct, generic_table,
-    page, pass_cell, safe_url, swatch, td,
+    page, pass_cell, safe_url, swatch, table, td,
 )
 from harness.reports.plots import (
     plot_distribution, plot_errors, plot_fault, plot_health, plot_latency_time, plot_stages, plot_throughput, plot_style,
@@ -114,9 +114,8 @@ def _target_suffix(run: dict[str, Any]) -> str:
 
 def _section_operations(data: RunData) -> str:
     ops = data.summary.get("operations", {})
-    head = ('<tr><th class="l">operation</th><th>ok</th><th>errors</th><th>error rate</th><th>ok/s</th>'
-            '<th class="l">latency (ms)</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th>'
-            "<th>mean</th></tr>")
+    head = ('<th class="l">operation</th><th>ok</th><th>errors</th><th>error rate</th><th>ok/s</th>'
+            '<th class="l">latency (ms)</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th>')
     rows = []
     for op in data.operations:
         o = ops.get(op)
@@ -141,7 +140,7 @@ def _section_operations(data: RunData) -> str:
         "coordinated omission); <b>service</b> = done − sent (the VTN's time per request); <b>start lag</b> = "
         "sent − intended (how late harness or a VEN's queue started the request). Latencies are of successful "
         "operations; ok/s is over the measured time.</p>"
-        f'<table id="operations"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>{_warmup_note(data)}</section>'
+        f'{table("operations", head, "".join(rows))}{_warmup_note(data)}</section>'
     )
 
 
@@ -220,9 +219,8 @@ def _section_errors(data: RunData) -> str:
             f'<td class="ex">{esc(clip(str(e.get("example", "")), 400))}</td></tr>'
             for cls, op, e in sorted(per_op, key=lambda r: (-int(r[2].get("count", 0)), r[0], r[1]))
         )
-        parts.append('<table id="errors"><thead><tr><th class="l">class</th><th class="l">operation</th>'
-                     '<th>count</th><th>share</th><th class="l">example</th></tr></thead>'
-                     f"<tbody>{rows}</tbody></table>")
+        parts.append(table("errors", '<th class="l">class</th><th class="l">operation</th><th>count</th><th>share</th>'
+                           '<th class="l">example</th>', rows))
     parts.append("</section>")
     return "".join(parts)
 
@@ -251,9 +249,9 @@ def _section_health(data: RunData) -> str:
             f'<td class="l">{esc(clip((w.get("detail") or "").strip().splitlines()[-1] if (w.get("detail") or "").strip() else "", 120))}</td></tr>'
             for w in workers
         )
-        parts.append('<table id="workers"><thead><tr><th class="l">worker</th><th>pid</th><th>VENs</th>'
-                     '<th class="l">status</th><th>ok</th><th>errors</th><th>loop lag max (ms)</th><th>CPU max (%)</th>'
-                     f'<th>RSS max (MiB)</th><th class="l">detail</th></tr></thead><tbody>{rows}</tbody></table>')
+        parts.append(table("workers", '<th class="l">worker</th><th>pid</th><th>VENs</th><th class="l">status</th>'
+                           '<th>ok</th><th>errors</th><th>loop lag max (ms)</th><th>CPU max (%)</th>'
+                           '<th>RSS max (MiB)</th><th class="l">detail</th>', rows))
     parts.append("</section>")
     return "".join(parts)
 
@@ -275,12 +273,12 @@ def _section_thresholds(data: RunData) -> str:
                     f"{td(value, esc(shown))}{td(limit, limit_text)}<td class=\"l\">{esc(t.get('detail', ''))}</td></tr>")
     n_fail = sum(not t["passed"] for t in th)
     noun = "default gates" if data.summary.get("thresholds_source") == "default" else "thresholds"
-    head = (f"<p>{len(th) - n_fail} of {len(th)} {noun} held.</p>"
-            '<table id="thresholds"><thead><tr><th class="l">result</th><th class="l">threshold</th><th>value</th>'
-            '<th>limit</th><th class="l">detail</th></tr></thead>')
+    checks = table("thresholds", '<th class="l">result</th><th class="l">threshold</th><th>value</th><th>limit</th>'
+                 '<th class="l">detail</th>', "".join(rows))
     title = ("Thresholds: default gates (the profile names none)" if data.summary.get("thresholds_source") == "default"
              else "Thresholds")
-    return f'<section id="sec-thresholds"><h2>{title}</h2>{head}<tbody>{"".join(rows)}</tbody></table></section>'
+    return (f'<section id="sec-thresholds"><h2>{title}</h2><p>{len(th) - n_fail} of {len(th)} {noun} held.</p>'
+            f"{checks}</section>")
 
 
 def _section_deviations(data: RunData) -> str:
@@ -294,8 +292,7 @@ def _section_deviations(data: RunData) -> str:
         for kind, d in sorted(devs.items(), key=lambda kv: (-int(kv[1].get("count", 0)), kv[0])))
     return ('<section id="sec-deviations"><h2>Protocol deviations</h2><p>Replies and notifications that deviate '
             "from the OpenADR spec, tolerated (never a failed operation) and counted: each kind with one example.</p>"
-            '<table id="deviations"><thead><tr><th class="l">kind</th><th>count</th><th class="l">example</th></tr>'
-            f"</thead><tbody>{rows}</tbody></table></section>")
+            + table("deviations", '<th class="l">kind</th><th>count</th><th class="l">example</th>', rows) + "</section>")
 
 
 def _section_stages(data: RunData) -> str:

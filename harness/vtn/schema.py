@@ -295,9 +295,7 @@ def check_event(value: object) -> JsonObj:
     _optional(body, "priority", "", lambda v, p: _integer(v, p, 0), nullable=True)
     _optional(body, "targets", "", _values_maps, nullable=True)
     _optional(body, "reportDescriptors", "", lambda v, p: _array(v, p, report_descriptor), nullable=True)
-    _optional(
-        body, "payloadDescriptors", "", lambda v, p: _array(v, p, event_payload_descriptor), nullable=True
-    )
+    _optional(body, "payloadDescriptors", "", lambda v, p: _array(v, p, event_payload_descriptor), nullable=True)
     _optional(body, "intervalPeriod", "", interval_period, nullable=False)
     intervals(_req(body, "intervals", ""), "intervals")
     return body
@@ -346,12 +344,14 @@ def _operation(value: object, path: str) -> None:
         raise _fail(path, f"one of {', '.join(sorted(OPERATIONS))}", value)
 
 
-def _object_operation(value: object, path: str) -> None:
+def object_operation(value: object, path: str, operation: Callable[[object, str], object] = _operation,
+                     url_min: int = 0, url_max: int | None = None) -> None:
+    """One subscription's objectOperation; 3.1.0 names its operations by any string and bounds the URL's length."""
     op = _obj(value, path)
     p = path + "."
     _array(_req(op, "objects", p), p + "objects", _string)
-    _array(_req(op, "operations", p), p + "operations", _operation)
-    url = _string(_req(op, "callbackUrl", p), p + "callbackUrl")
+    _array(_req(op, "operations", p), p + "operations", operation)
+    url = _string(_req(op, "callbackUrl", p), p + "callbackUrl", url_min, url_max)
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", url):
         raise _fail(p + "callbackUrl", "an absolute URI (http://host/path)", url)
     _optional(op, "bearerToken", p, _string, nullable=True)
@@ -361,7 +361,7 @@ def check_subscription(value: object) -> JsonObj:
     body = _body(value)
     _name(_req(body, "clientName", ""), "clientName")
     object_id(_req(body, "programID", ""), "programID")
-    _array(_req(body, "objectOperations", ""), "objectOperations", _object_operation)
+    _array(_req(body, "objectOperations", ""), "objectOperations", object_operation)
     _optional(body, "targets", "", _values_maps, nullable=True)
     return body
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 from harness.vtn.schema import (
-    InvalidBody, JsonObj, _array, _body, _boolean, _duration, _fail, _integer, _name, _nullable_str, _number, _obj,
-    _optional, _req, _string, _values_maps, date_time, interval_check, object_id, report_body, report_resource_check,
-    values_map,
+    InvalidBody, JsonObj, _array, _body, _boolean, _duration, _fail, _integer, _name, _nullable_str, _obj, _optional,
+    _quality, _req, _string, _values_maps, date_time, interval_check, object_id, object_operation, report_body,
+    report_resource_check,
 )
 from harness.vtn.schema import intervals as _intervals
 
@@ -50,28 +50,26 @@ def intervals(value: object, path: str) -> None:
         _intervals(value, path)
 
 
-def _descriptor_type(d: JsonObj, p: str, expected: str) -> None:
-    kind = _req(d, "objectType", p)
-    if kind != expected:
-        raise _fail(p + "objectType", repr(expected), kind)
+def _descriptor(value: object, path: str, object_type: str, *strings: str) -> tuple[JsonObj, str]:
+    """A descriptor's payloadType and nullable `strings`, after its objectType when it must have one (a payload
+    descriptor's, in 3.1.0; a report descriptor has none: "")."""
+    d = _obj(value, path)
+    p = path + "."
+    if object_type:
+        kind = _req(d, "objectType", p)
+        if kind != object_type:
+            raise _fail(p + "objectType", repr(object_type), kind)
+    _name(_req(d, "payloadType", p), p + "payloadType")
+    _nullable_str(d, p, *strings)
+    return d, p
 
 
 def event_payload_descriptor(value: object, path: str) -> None:
-    d = _obj(value, path)
-    p = path + "."
-    _descriptor_type(d, p, "EVENT_PAYLOAD_DESCRIPTOR")
-    _name(_req(d, "payloadType", p), p + "payloadType")
-    _nullable_str(d, p, "units", "currency")
+    _descriptor(value, path, "EVENT_PAYLOAD_DESCRIPTOR", "units", "currency")
 
 
 def report_payload_descriptor(value: object, path: str) -> None:
-    d = _obj(value, path)
-    p = path + "."
-    _descriptor_type(d, p, "REPORT_PAYLOAD_DESCRIPTOR")
-    _name(_req(d, "payloadType", p), p + "payloadType")
-    _nullable_str(d, p, "readingType", "units")
-    _optional(d, "accuracy", p, _number, nullable=True)
-    _optional(d, "confidence", p, lambda v, q: _integer(v, q, 0, 100), nullable=True)
+    _quality(*_descriptor(value, path, "REPORT_PAYLOAD_DESCRIPTOR", "readingType", "units"))
 
 
 def _any_payload_descriptor(value: object, path: str) -> None:
@@ -85,10 +83,7 @@ def _any_payload_descriptor(value: object, path: str) -> None:
 
 
 def report_descriptor(value: object, path: str) -> None:
-    d = _obj(value, path)
-    p = path + "."
-    _name(_req(d, "payloadType", p), p + "payloadType")
-    _nullable_str(d, p, "readingType", "units")
+    d, p = _descriptor(value, path, "", "readingType", "units")
     _optional_targets(d, p)
     for key in ("aggregate", "historical"):
         _optional(d, key, p, _boolean, nullable=False)
@@ -137,14 +132,7 @@ def check_report(value: object) -> JsonObj:
 
 
 def _object_operation(value: object, path: str) -> None:
-    op = _obj(value, path)
-    p = path + "."
-    _array(_req(op, "objects", p), p + "objects", _string)
-    _array(_req(op, "operations", p), p + "operations", _string)
-    url = _string(_req(op, "callbackUrl", p), p + "callbackUrl", 2, 8000)
-    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$", url):
-        raise _fail(p + "callbackUrl", "an absolute URI (http://host/path)", url)
-    _optional(op, "bearerToken", p, _string, nullable=True)
+    object_operation(value, path, _string, 2, 8000)  # operations are any strings; the URL is 2..8000 long
 
 
 def check_subscription(value: object) -> JsonObj:
@@ -163,29 +151,29 @@ def _request_type(body: JsonObj, *allowed: str) -> str:
     return str(kind)
 
 
-def check_ven(value: object) -> JsonObj:
-    """A VEN_VEN_REQUEST (a VEN creating itself) or a BL_VEN_REQUEST (business logic, with clientID and targets)."""
+def _request_body(value: object, own: str, bl: str, name: str, *ids: str) -> JsonObj:
+    """A VEN's `own` request for itself or its resource, or business logic's `bl` one (with clientID and targets);
+    both name the object by `name` and refer to `ids`."""
     body = _body(value)
-    kind = _request_type(body, VEN_VEN, BL_VEN)
-    _name(_req(body, "venName", ""), "venName")
+    kind = _request_type(body, own, bl)
+    _name(_req(body, name, ""), name)
+    for key in ids:
+        object_id(_req(body, key, ""), key)
     _optional(body, "attributes", "", _values_maps, nullable=True)
-    if kind == BL_VEN:
+    if kind == bl:
         _name(_req(body, "clientID", ""), "clientID")
         _optional_targets(body, "")
     return body
+
+
+def check_ven(value: object) -> JsonObj:
+    """A VEN_VEN_REQUEST (a VEN creating itself) or a BL_VEN_REQUEST (business logic, with clientID and targets)."""
+    return _request_body(value, VEN_VEN, BL_VEN, "venName")
 
 
 def check_resource(value: object) -> JsonObj:
     """A VEN_RESOURCE_REQUEST or a BL_RESOURCE_REQUEST (business logic, with clientID and targets)."""
-    body = _body(value)
-    kind = _request_type(body, VEN_RESOURCE, BL_RESOURCE)
-    _name(_req(body, "resourceName", ""), "resourceName")
-    object_id(_req(body, "venID", ""), "venID")
-    _optional(body, "attributes", "", _values_maps, nullable=True)
-    if kind == BL_RESOURCE:
-        _name(_req(body, "clientID", ""), "clientID")
-        _optional_targets(body, "")
-    return body
+    return _request_body(value, VEN_RESOURCE, BL_RESOURCE, "resourceName", "venID")
 
 
 __all__ = ["InvalidBody", "check_event", "check_program", "check_report", "check_resource", "check_subscription",

@@ -7,6 +7,7 @@ loop timer commits it; a writer's response waits on `sync()`, so nothing acknowl
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Collection, Iterable, Mapping
@@ -53,30 +54,21 @@ SUBSCRIPTIONS = Table(
 # OpenADR 3.1.0 objects live in tables of their own: the two versions' shapes differ (targets are strings,
 # reports carry no programID, resources are top-level) and a real VTN serves one version per base path.
 # The owner is the object's clientID; `targets` holds the JSON array of target strings ('' when untargeted).
-PROGRAMS31 = Table("programs31", "prg", ("program_name", "targets"),
-                   "CREATE UNIQUE INDEX IF NOT EXISTS programs31_name ON programs31(program_name);", role="program")
-EVENTS31 = Table("events31", "evt", ("program_id", "targets"),
-                 "CREATE INDEX IF NOT EXISTS events31_program ON events31(program_id);", role="event")
-VENS31 = Table(
-    "vens31", "ven", ("ven_name", "targets"),
-    "CREATE UNIQUE INDEX IF NOT EXISTS vens31_name ON vens31(ven_name);"
-    "CREATE INDEX IF NOT EXISTS vens31_owner ON vens31(owner);",
-    role="ven", children="resources31",
-)
-RESOURCES31 = Table(
-    "resources31", "res", ("ven_id", "resource_name", "targets"),
-    "CREATE UNIQUE INDEX IF NOT EXISTS resources31_name ON resources31(ven_id, resource_name);"
-    "CREATE INDEX IF NOT EXISTS resources31_owner ON resources31(owner);",
-)
-REPORTS31 = Table(
-    "reports31", "rpt", ("program_id", "event_id", "client_name"),
-    "CREATE INDEX IF NOT EXISTS reports31_owner ON reports31(owner);"
-    "CREATE INDEX IF NOT EXISTS reports31_event ON reports31(event_id);",
-)
-SUBSCRIPTIONS31 = Table(
-    "subscriptions31", "sub", ("program_id", "client_name"),
-    "CREATE INDEX IF NOT EXISTS subscriptions31_owner ON subscriptions31(owner);",
-)
+def _v31(t: Table, *, targets: bool = True, ddl: str = "") -> Table:
+    """The 3.1.0 twin of a 3.0 table: `31` on its name (and its index names), a `targets` column where 3.1.0
+    objects carry targets, and `ddl` added to the 3.0 constraints."""
+    name = t.name + "31"
+    return Table(name, t.prefix, t.columns + (("targets",) if targets else ()),
+                 re.sub(rf"\b{t.name}(?=[_(])", name, t.ddl) + ddl, role=t.role,
+                 children=t.children and t.children + "31")
+
+
+PROGRAMS31 = _v31(PROGRAMS)
+EVENTS31 = _v31(EVENTS)
+VENS31 = _v31(VENS)
+RESOURCES31 = _v31(RESOURCES, ddl="CREATE INDEX IF NOT EXISTS resources31_owner ON resources31(owner);")
+REPORTS31 = _v31(REPORTS, targets=False)
+SUBSCRIPTIONS31 = _v31(SUBSCRIPTIONS, targets=False)
 TABLES = (PROGRAMS, EVENTS, VENS, RESOURCES, REPORTS, SUBSCRIPTIONS,
           PROGRAMS31, EVENTS31, VENS31, RESOURCES31, REPORTS31, SUBSCRIPTIONS31)
 _BY_NAME = {t.name: t for t in TABLES}
