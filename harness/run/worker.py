@@ -139,7 +139,7 @@ class Worker:
         # then reports from the next slot on; with no startup window beyond one interval that is slot 0.
         online = startup_slots(spec.seed, spec.ven_start, spec.ven_stop, spec.interval_s, spec.startup_s)
         self.lifecycle = Lifecycle(self.vens, self.rec, online, spec.reports_per_ven, self.conns.go_offline,
-                                   self._on_bug)
+                                   self._on_bug, loop)
         self.vens.side_task = self.lifecycle.side_task
         collector.freeze()  # the shard, meter and VEN state live for the run: out of the collector's walks
         self.out.put(WorkerReady(spec.worker_id, os.getpid(), shard.n_vens))
