@@ -44,6 +44,7 @@ class Lifecycle:
         # The worker's loop, kept: asyncio.get_running_loop() makes a getpid() system call on every call (it
         # checks for a fork), and two calls per report cost a saturated worker ~15 % of its CPU (py-spy --native).
         self._loop = loop
+        self._idle: asyncio.Future[None] | None = None  # see idle()
         self.vens = vens
         self.rec = recorder
         self.state = np.zeros(n, dtype=np.int8)
@@ -166,12 +167,30 @@ class Lifecycle:
         self.in_flight[task] = op
         task.add_done_callback(self._side_done)
 
+    def idle(self) -> asyncio.Future[None]:
+        """A future done once nothing is in flight (the drain waits on it: one future, not every task each time one
+        of thousands completes)."""
+        if self._idle is None or self._idle.done():
+            self._idle = (self._loop or asyncio.get_running_loop()).create_future()
+        if not self.in_flight:
+            self._idle.set_result(None)
+        return self._idle
+
+    def _check_idle(self) -> None:
+        if not self.in_flight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
     def _side_done(self, task: asyncio.Task[Any]) -> None:
         self.in_flight.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             self._on_bug(task.exception())  # type: ignore[arg-type]
+        self._check_idle()
 
     def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
+        self._next(row, task)
+        self._check_idle()  # after the VEN's next queued operation (if any) has started
+
+    def _next(self, row: int, task: asyncio.Task[Any]) -> None:
         self.in_flight.pop(task, None)
         self.busy[row] = False
         if not task.cancelled() and task.exception() is not None:
