@@ -37,9 +37,18 @@ def _in_flight(results: RunResults) -> dict[int, int]:
     return out
 
 
+def _backlog(results: RunResults) -> dict[int, int]:
+    """Operations queued behind a VEN's work in flight (not yet started), per second, over the workers."""
+    out: dict[int, int] = {}
+    for w in results.workers.values():
+        for i, h in enumerate(w.history):
+            out[i] = out.get(i, 0) + h.backlog
+    return out
+
+
 def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: float, vens: int) -> dict[str, Any]:
     ok = {w: win["report"].ok for w, win in results.windows.items() if "report" in win}
-    requests, tokens, busy = _per_s(results), _per_s(results, ("token",)), _in_flight(results)
+    requests, tokens, busy, queued = _per_s(results), _per_s(results, ("token",)), _in_flight(results), _backlog(results)
     served = {w: sum(t.ok for t in win.values()) for w, win in results.windows.items()}
     last = max(results.windows, default=0)
     span = max(1, int(math.ceil(interval_s)))
@@ -68,6 +77,9 @@ def faults_summary(results: RunResults, target_rate_per_s: float, interval_s: fl
             "peak_requests_per_s": max((requests.get(w, 0) for w in range(int(end), upto)), default=0),
             "peak_token_requests_per_s": max((tokens.get(w, 0) for w in around), default=0),
             "peak_outstanding": max((busy.get(w, 0) for w in around), default=0),
+            # From the end, the first second no operation waited behind another (None: the backlog outlived the run).
+            "backlog_drained_after_s": next((max(0, w - end_w) for w in range(end_w, last + 1) if queued.get(w, 0) == 0),
+                                            None),
             "requests_during": sum(requests.get(w, 0) for w in range(start_w, end_w)),
         })
     c = results.counters

@@ -312,7 +312,7 @@ def _section_stages(data: RunData) -> str:
 
 FAULT_COLUMNS = ("index", "label", "started_s", "ended_s", "rate_back_after_s", "every_ven_back_after_s",
                  "vens_reported_after", "recovered", "recovery_s", "peak_ok_per_s", "peak_requests_per_s",
-                 "peak_token_requests_per_s", "peak_outstanding", "requests_during")
+                 "peak_token_requests_per_s", "peak_outstanding", "backlog_drained_after_s", "requests_during")
 
 
 def _section_faults(data: RunData) -> str:

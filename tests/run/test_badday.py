@@ -106,6 +106,9 @@ def test_restart_buffered_reports_are_sent_late_and_counted_exactly(tmp_path: Pa
     row = f["faults"][0]  # recovery is the later of "rate back" and "every VEN back", each within the bound
     assert row["every_ven_back_after_s"] is not None and row["every_ven_back_after_s"] <= p.reconnect.max_delay_s() + 1
     assert row["recovery_s"] == max(row["rate_back_after_s"], row["every_ven_back_after_s"])
+    # The buffered reports queued behind the outage are sent: the backlog is empty again within the same bound.
+    assert row["backlog_drained_after_s"] is not None and row["backlog_drained_after_s"] <= p.reconnect.max_delay_s() + p.interval_s
+    assert row["peak_outstanding"] > 0
     assert outcome.verdict in ("pass", "fail")
     series = (outcome.run_dir / "series.csv").read_text()
     assert ",fault:restart," in series  # the fault is a band in the time series
