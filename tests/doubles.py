@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from harness.core.errors import Failure
 from harness.dialects import Request
-from harness.net.base import Reply
+from harness.net.base import Reply, Transport
 
 
 @dataclass
@@ -55,3 +56,13 @@ class FakeTransport:
 
     async def close(self) -> None:
         self.closed = True
+
+
+async def status_or_class(t: Transport, req: Request) -> int | str:
+    """One request through a real transport: its status, or its failure class; the transport is closed after."""
+    try:
+        return (await t.send(req)).status
+    except Failure as f:
+        return f.error_class
+    finally:
+        await t.close()

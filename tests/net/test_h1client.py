@@ -18,6 +18,7 @@ from harness.core.target import TargetSettings
 from harness.dialects import Request
 from harness.net import transports
 from harness.net.h1client import H1Transport
+from tests.doubles import status_or_class
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -154,12 +155,7 @@ def test_an_https_url_on_another_host_keeps_the_runs_tls_settings_and_source_add
 
     async def attempt(token_url: str, settings: TargetSettings) -> int | str:
         t = transports.for_target("http://127.0.0.1:9/base", settings, limit=1, timeout_s=5.0, sources=("127.0.0.2",))
-        try:
-            return (await t.send(Request("POST", token_url, form={"grant_type": "client_credentials"}))).status
-        except Failure as f:
-            return f.error_class
-        finally:
-            await t.close()
+        return await status_or_class(t, Request("POST", token_url, form={"grant_type": "client_credentials"}))
 
     async def main() -> list[int | str]:
         app = web.Application()

@@ -10,11 +10,12 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from harness.core.errors import RESET, TLS, Failure
+from harness.core.errors import RESET, TLS
 from harness.core.target import TargetSettings, from_table
 from harness.dialects import Request
 from harness.net.aiotransport import AiohttpTransport
 from harness.net.tls import client_context, context_for
+from tests.doubles import status_or_class
 
 
 def test_defaults_and_base_url() -> None:
@@ -101,12 +102,7 @@ def test_handshakes_through_the_real_transport(cert: tuple[Path, Path]) -> None:
 
     async def attempt(url: str, settings: TargetSettings) -> int | str:
         t = AiohttpTransport(url, limit=1, timeout_s=5.0, ssl_context=context_for(url, settings))
-        try:
-            return (await t.send(Request("GET", "/hello"))).status
-        except Failure as f:
-            return f.error_class
-        finally:
-            await t.close()
+        return await status_or_class(t, Request("GET", "/hello"))
 
     async def main() -> list[int | str]:
         app = web.Application()

@@ -45,6 +45,18 @@ def shard_children(run_id: str) -> list[psutil.Process]:
     return out
 
 
+def run_killing(sup: RunSession, killer: Callable[[], None], killed: list[Any]) -> tuple[Any, dict[int, Any]]:
+    """Run the session while `killer` (on its own thread) kills one shard once reports flow: the outcome, invalid
+    (exit 3), and its workers by id."""
+    thread = threading.Thread(target=killer, name="test-killer")
+    thread.start()
+    outcome = sup.run()
+    thread.join(5)
+    assert killed, "the run never started reporting"
+    assert (outcome.exit_code, outcome.verdict) == (3, "invalid")
+    return outcome, {w["worker"]: w for w in outcome.summary["workers"]}
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     c = start_local_cluster(2)
@@ -102,13 +114,7 @@ def test_killed_dask_worker_is_reported_with_its_vens(cluster: Any, two_workers:
             (pid,) = two_workers.run(os.getpid, workers=[addr]).values()
             os.kill(pid, signal.SIGKILL)  # as the OOM killer would
 
-    thread = threading.Thread(target=killer, name="test-killer")
-    thread.start()
-    outcome = sup.run()
-    thread.join(5)
-    assert killed, "the run never started reporting"
-    workers = {w["worker"]: w for w in outcome.summary["workers"]}
-    assert (outcome.exit_code, outcome.verdict) == (3, "invalid")
+    outcome, workers = run_killing(sup, killer, killed)
     assert workers[0]["status"] == "lost" and workers[1]["status"] == "done"
     assert "VENs 0..9 (10 VENs)" in workers[0]["detail"] and killed[0] in workers[0]["detail"]
     assert "not re-run" in workers[0]["detail"] or "left the cluster" in workers[0]["detail"]
@@ -134,13 +140,7 @@ def test_killed_shard_process_is_reported_with_its_vens(cluster: Any, two_worker
             killed.append(sup.results.workers[1].pid)
             os.kill(killed[0], signal.SIGKILL)
 
-    thread = threading.Thread(target=killer, name="test-killer")
-    thread.start()
-    outcome = sup.run()
-    thread.join(5)
-    assert killed, "the run never started reporting"
-    workers = {w["worker"]: w for w in outcome.summary["workers"]}
-    assert (outcome.exit_code, outcome.verdict) == (3, "invalid")
+    outcome, workers = run_killing(sup, killer, killed)
     assert workers[0]["status"] == "done" and workers[1]["status"] == "lost"
     assert "VENs 10..19 (10 VENs)" in workers[1]["detail"] and f"{killed[0]} exited with code -9" in workers[1]["detail"]
     assert all(not keys for keys in two_workers.processing().values())

@@ -32,8 +32,8 @@ def spec(**kw: Any) -> ShardSpec:
     return ShardSpec(**base)  # type: ignore[arg-type]
 
 
-def run_worker(s: ShardSpec, vtn: FakeVtn) -> tuple[list[Any], Worker]:
-    """Run one worker to completion in this process, as main() would in a child."""
+def run_worker(s: ShardSpec, vtn: FakeVtn, drain_s: float | None = None) -> tuple[list[Any], Worker]:
+    """Run one worker to completion in this process, as main() would in a child (drain_s: its drain limit)."""
     out: list[Any] = []
 
     class Sink:
@@ -43,6 +43,8 @@ def run_worker(s: ShardSpec, vtn: FakeVtn) -> tuple[list[Any], Worker]:
     recv, send = mp.Pipe(duplex=False)
     send.send(Start(time.time() + 0.05))
     w = Worker(s, recv, Sink(), vtn.factory)
+    if drain_s is not None:
+        w.drain_s = drain_s
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
         r.run(w.run())
     recv.close()
@@ -186,20 +188,7 @@ def test_abandoned_work_is_counted_by_its_operation_tag_not_by_a_coroutine_name(
     monkeypatch.setattr(ShardVens, "report", send_interval)
     vtn = FakeVtn(delays_s={"POST /reports": 60.0})
     s = spec(fleet=FleetSpec(vens=4), ven_stop=4, interval_s=0.2, reports_per_ven=2, duration_s=1.0, timeout_s=0.2)
-    out: list[Any] = []
-
-    class Sink:
-        def put(self, item: Any) -> None:
-            out.append(item)
-
-    recv, send = mp.Pipe(duplex=False)
-    send.send(Start(time.time() + 0.05))
-    w = Worker(s, recv, Sink(), vtn.factory)
-    w.drain_s = 0.1
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-        r.run(w.run())
-    recv.close()
-    send.close()
+    out, _ = run_worker(s, vtn, drain_s=0.1)
     res = merged(out)
     assert res.ok("create_ven") == 4 and res.ok("report") == 0
     assert res.errors["abandoned"]["count"] == 8 and res.totals["report"].errors == 8
