@@ -142,3 +142,56 @@ def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
 
     benchmark(one)
     assert vens.rec.total_ok > 0
+
+
+STEPS = ("timestamps", "sites", "body", "encode", "head", "record", "task")
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_report_step_cost(benchmark: pytest.FixtureRequest, step: str) -> None:
+    """The report operation's Python work split into its steps, each timed alone (compare with
+    test_report_operation_python_cost, the whole of it, and macro.py, which adds the socket and the loop):
+    timestamps (rfc3339 + iso_duration), sites (one Site per site), body (the dialect's request), encode (orjson),
+    head (the lean client's request head), record (Recorder.ok), task (create, run and finish one no-op task on
+    the loop, as the lifecycle does per operation)."""
+    import asyncio
+    import time
+
+    import uvloop
+
+    from harness.net.h1client import H1Transport
+    from harness.net.wire import encode
+
+    now = time.time()
+    name = "harness-ven-0000001"
+    sites = [Site(f"{name}-site-000", 0.0123, 2.5)]
+    req = D.report("1", "2", name, sites, rfc3339(now), iso_duration(15))
+    rec = Recorder()
+    loop = uvloop.new_event_loop()
+
+    async def make() -> H1Transport:
+        return H1Transport("http://127.0.0.1:9/openadr3/3.0.1", limit=1, timeout_s=5.0)
+
+    transport = loop.run_until_complete(make())
+    body, ctype = encode(req)
+
+    async def noop() -> None:
+        return None
+
+    async def tasks(n: int) -> None:
+        for _ in range(n):
+            await loop.create_task(noop())
+
+    fns = {
+        "timestamps": lambda: (rfc3339(now), iso_duration(15.0)),
+        "sites": lambda: [Site(f"{name}-site-{s:03d}", float(s) * 0.1 - 0.05, float(s)) for s in range(1)],
+        "body": lambda: D.report("1", "2", name, sites, rfc3339(now), iso_duration(15)),
+        "encode": lambda: encode(req),
+        "head": lambda: transport._head(req, "/openadr3/3.0.1/reports", "token-of-this-ven", body, ctype),
+        "record": lambda: rec.ok("report", 1.0, 1.001, 1.002),
+        "task": lambda: loop.run_until_complete(tasks(100)),  # per 100 tasks: divide by 100
+    }
+    try:
+        benchmark(fns[step])
+    finally:
+        loop.close()
