@@ -1,12 +1,20 @@
 """The blocking HTTP client of the operator's setup calls, for the supervisor's process (stdlib urllib).
 
-Edge, deliberately blocking: the supervisor owns no event loop, session or thread. Headers come from
-harness.net.wire like every other client's; a request that gets no HTTP status back is a classified Failure.
+Edge, deliberately blocking: the supervisor owns no event loop or session. Headers come from harness.net.wire
+like every other client's; a request that gets no HTTP status back is a classified Failure.
+
+A call from the main thread is made in a short-lived daemon thread the main thread waits on: a Ctrl-C during
+set-up raises `Interrupted` in that wait, never between urllib's `socket()` and `connect()` returning (where
+no one closes the socket and the interpreter's exit reports it unclosed), nor inside `Thread.start()` (signals
+are blocked while it runs). The thread holds no loop; an
+interrupted call ends on its own timeout, or with the process.
 """
 
 from __future__ import annotations
 
+import signal
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from typing import NamedTuple
@@ -26,6 +34,33 @@ def call(
     base_url: str, req: Request, token: str | None = None, timeout_s: float = 10.0, context: ssl.SSLContext | None = None
 ) -> HttpReply:
     """One request; any HTTP status is a reply, a failure to get one raises Failure (message: urllib's reason)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _call(base_url, req, token, timeout_s, context)
+    result: list[HttpReply] = []
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            result.append(_call(base_url, req, token, timeout_s, context))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
+            failed.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name="harness-setup-call", daemon=True)
+    masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # not inside start()
+    try:
+        thread.start()  # the thread inherits the mask: the main thread's handler alone sees signals
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+    done.wait()  # a signal handler's Interrupted is raised here, in the main thread
+    if failed:
+        raise failed[0]
+    return result[0]
+
+
+def _call(base_url: str, req: Request, token: str | None, timeout_s: float, context: ssl.SSLContext | None) -> HttpReply:
     r = prepare(base_url, req, token)
     request = urllib.request.Request(r.url, data=r.body, method=r.method, headers=r.headers)
     try:

@@ -121,6 +121,7 @@ def test_sigint_during_a_slow_set_up_ends_it_at_once(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
+    assert len(err.splitlines()) == 1, err
     (message,) = err.splitlines()
     assert message.startswith("harness: error: interrupted by SIGINT while logging in to ")
     assert message.endswith("; nothing was measured")
