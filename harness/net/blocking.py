@@ -6,8 +6,8 @@ like every other client's; a request that gets no HTTP status back is a classifi
 A call from the main thread is made in a short-lived daemon thread the main thread waits on: a Ctrl-C during
 set-up raises `Interrupted` in that wait, never between urllib's `socket()` and `connect()` returning (where
 no one closes the socket and the interpreter's exit reports it unclosed), nor inside `Thread.start()` (signals
-are blocked while it runs). The thread holds no loop; an
-interrupted call ends on its own timeout, or with the process.
+are blocked while it runs). The thread holds no loop; an interrupted call ends on its own timeout, or with
+the process.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import ssl
 import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from typing import NamedTuple
 
 from harness.dialects import Request
@@ -36,17 +37,13 @@ def call(
     """One request; any HTTP status is a reply, a failure to get one raises Failure (message: urllib's reason)."""
     if threading.current_thread() is not threading.main_thread():
         return _call(base_url, req, token, timeout_s, context)
-    result: list[HttpReply] = []
-    failed: list[BaseException] = []
-    done = threading.Event()
+    reply: Future[HttpReply] = Future()
 
     def run() -> None:
         try:
-            result.append(_call(base_url, req, token, timeout_s, context))
+            reply.set_result(_call(base_url, req, token, timeout_s, context))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
-            failed.append(exc)
-        finally:
-            done.set()
+            reply.set_exception(exc)
 
     thread = threading.Thread(target=run, name="harness-setup-call", daemon=True)
     masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # not inside start()
@@ -54,10 +51,7 @@ def call(
         thread.start()  # the thread inherits the mask: the main thread's handler alone sees signals
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, masked)
-    done.wait()  # a signal handler's Interrupted is raised here, in the main thread
-    if failed:
-        raise failed[0]
-    return result[0]
+    return reply.result()  # a signal handler's Interrupted is raised here, in the main thread
 
 
 def _call(base_url: str, req: Request, token: str | None, timeout_s: float, context: ssl.SSLContext | None) -> HttpReply:
