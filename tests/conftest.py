@@ -29,6 +29,17 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return crt, key
 
 
+@pytest.fixture
+def needs_mosquitto() -> str:
+    """Mosquitto's path; without it the test fails saying what to install (a missing broker never skips a test)."""
+    from harness.vtn.broker import find_mosquitto
+
+    path = find_mosquitto()
+    if path is None:
+        pytest.fail("mosquitto is not installed: apt-get install mosquitto (.ci/run installs it)", pytrace=False)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def target_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """A run against a --target needs its secrets in the environment: tests' remote targets (spawned embedded or

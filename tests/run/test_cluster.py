@@ -14,16 +14,13 @@ from typing import Any
 
 import psutil
 import pytest
+from distributed import Client  # the test extra holds dask[distributed]: missing, collection fails (never a skip)
 
-pytest.importorskip("distributed", reason="Dask is the optional 'cluster' extra: pip install 'harness[cluster]'")
-
-from distributed import Client  # noqa: E402
-
-from harness.core.profile import Profile  # noqa: E402
-from harness.run import cluster as cluster_mod  # noqa: E402
-from harness.run.backend import LocalBackend  # noqa: E402
-from harness.run.cluster import CHILD_FLAG, ClusterError, DaskBackend, start_local_cluster  # noqa: E402
-from harness.run.session import RunSession  # noqa: E402
+from harness.core.profile import Profile
+from harness.run import cluster as cluster_mod
+from harness.run.backend import LocalBackend
+from harness.run.cluster import CHILD_FLAG, ClusterError, DaskBackend, start_local_cluster
+from harness.run.session import RunSession
 
 
 def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> bool:

@@ -3,20 +3,17 @@ of the fleet reaches exactly the VENs it targets, each by its notification, and 
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pathlib import Path
 
 from harness.core.badday import Backoff, TimedFault
 from harness.core.profile import DrEvent, Profile
 from harness.core.targeting import targeted
 from harness.run.session import RunSession
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
-    reason="Mosquitto is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.usefixtures("needs_mosquitto")
 
 VENS, SEED, SHARE = 200, 5, 0.5
 

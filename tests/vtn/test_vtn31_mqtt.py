@@ -18,9 +18,8 @@ import pytest
 from gmqtt.mqtt.constants import MQTTv311
 
 from harness.vtn import VtnConfig
-from harness.vtn.broker import Broker, BrokerError, find_mosquitto
+from harness.vtn.broker import Broker, BrokerError
 
-needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed (.ci/run installs it)")
 
 
 class Subscriber:
@@ -60,16 +59,16 @@ class Subscriber:
         await self.client.disconnect()
 
 
-@pytest.fixture(params=[pytest.param("mosquitto", marks=needs_mosquitto), "amqtt"])
+@pytest.fixture(params=["mosquitto", "amqtt"])
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    if request.param == "mosquitto":
+        request.getfixturevalue("needs_mosquitto")
     with Broker(kind=request.param) as b:
         yield b
 
 
 @pytest.fixture
-def mosquitto() -> Iterator[Broker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+def mosquitto(needs_mosquitto: str) -> Iterator[Broker]:
     with Broker(kind="mosquitto", persistence=True) as b:
         yield b
 
@@ -88,7 +87,7 @@ async def settled(s: Any, kit: SimpleNamespace, published: int) -> dict[str, Any
     return await mqtt_counts(s)
 
 
-@needs_mosquitto
+@pytest.mark.usefixtures("needs_mosquitto")
 async def test_notifiers_and_topic_endpoints(config: VtnConfig, kit: SimpleNamespace) -> None:
     """/notifiers advertises the broker (ANONYMOUS, JSON); topic endpoints name per-operation topics, a VEN
     gets its own VEN topics only, and the fleet-wide ones need read_bl."""
@@ -205,9 +204,11 @@ async def test_notifications_published_while_the_broker_is_down_arrive_after_it_
         assert m["reconnects"] == 1 and m["dropped"] == 0
 
 
-def test_broker_start_stop_and_a_taken_port() -> None:
+@pytest.mark.parametrize("kind", ["mosquitto", "amqtt"])
+def test_broker_start_stop_and_a_taken_port(kind: str, request: pytest.FixtureRequest) -> None:
     """A broker starts on a free port and stops; one asked for a port already taken fails in one line."""
-    kind = "mosquitto" if find_mosquitto() else "amqtt"
+    if kind == "mosquitto":
+        request.getfixturevalue("needs_mosquitto")
     with Broker(kind=kind) as b:
         assert b.is_alive and b.url == f"mqtt://127.0.0.1:{b.port}"
         with pytest.raises(BrokerError) as err:
