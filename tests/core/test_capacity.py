@@ -171,7 +171,7 @@ def test_capacity_finds_the_knee_a_concurrency_cap_puts_there(tmp_path: Path) ->
     cap / service_time x interval VENs; step folders, capacity.json and capacity.html are written."""
     from harness.run.stepper import run_capacity
 
-    concurrency, service_s, interval_s, step = 3, 0.025, 0.5, 20
+    concurrency, service_s, interval_s, step = 6, 0.05, 0.5, 20
     expected_vens = concurrency / service_s * interval_s  # requests/s the cap allows x seconds per report = 60
     profile = Profile(name="cap", vtn_faults={"max_concurrency": str(concurrency), "service_time": f"{service_s * 1000:g}ms"},
                       workers=1, timeout_s=2.0, drain_s=1.0, max_loop_lag_ms=5000)
