@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import weakref
 from collections import deque
+from typing import Any
 from urllib.parse import urlsplit
 
 from harness.core import errors
@@ -34,6 +36,62 @@ _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 _STARTS: dict[tuple[bytes, str, str, str | None], bytes] = {}
 # The Authorization line with a slot for the token, from wire's one definition (formatting it costs less than a call).
 _AUTH_LINE = f"Authorization: {bearer('%s')}\r\n".encode("latin-1")
+
+
+class _Deadlines:
+    """The timeouts of every request a loop's transports send with one timeout: one FIFO and one timer, not a
+    timer per request (uvloop's call_at + cancel cost a saturated worker ~7 % of its CPU, py-spy).
+
+    A request's deadline is its send time plus the timeout, so in the order requests are sent the deadlines only
+    grow: the FIFO is in deadline order and only its head needs a timer. An entry is [deadline, future, expire]:
+    the future the request waits on now (a free connection, then the reply; None between the two), and what to
+    call on it if the deadline passes. A finished request sets its entry's future to _DONE. The timer fires at the
+    head's deadline; finished entries are dropped from the head as the FIFO grows, so it holds about the requests
+    sent within the slowest in-flight one's time (at most rate x timeout while one request hangs)."""
+
+    __slots__ = ("_loop", "_fifo", "_timer", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._fifo: deque[list[Any]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def track(self, deadline: float) -> list[Any]:
+        fifo = self._fifo
+        if len(fifo) >= _PRUNE_AT and fifo[0][1] is _DONE:
+            while fifo and fifo[0][1] is _DONE:
+                fifo.popleft()
+        entry = [deadline, None, None]
+        fifo.append(entry)
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._sweep)
+        return entry
+
+    def _sweep(self) -> None:
+        self._timer = None
+        fifo, now = self._fifo, self._loop.time()
+        while fifo:
+            deadline, fut, expire = fifo[0]
+            if fut is not _DONE and deadline > now:
+                # uvloop's timers count whole milliseconds and can fire up to ~1 ms early: never re-arm for less.
+                self._timer = self._loop.call_later(max(deadline - now, 0.001), self._sweep)
+                return
+            fifo.popleft()
+            if fut is not _DONE and fut is not None and not fut.done():
+                expire(fut)
+
+
+_DONE: Any = object()
+_PRUNE_AT = 256
+# One _Deadlines per (loop, timeout). The key holds id(loop): the value holds the loop, so the id stays its own.
+_DEADLINES: weakref.WeakValueDictionary[tuple[int, float], _Deadlines] = weakref.WeakValueDictionary()
+
+
+def _deadlines(loop: asyncio.AbstractEventLoop, timeout_s: float) -> _Deadlines:
+    d = _DEADLINES.get((id(loop), timeout_s))
+    if d is None:
+        d = _DEADLINES[(id(loop), timeout_s)] = _Deadlines(loop)
+    return d
 
 
 class _Conn(asyncio.Protocol):
@@ -174,7 +232,8 @@ class H1Transport:
     # Per-VEN mode makes one of these per VEN: slots, and no waiter queue until a request has to wait for a
     # connection (a VEN does one request at a time, so its own transport hardly ever needs one).
     __slots__ = ("_loop", "_base", "_host", "_port", "_prefix", "_origin", "_host_header", "_limit", "_timeout_s",
-                 "_connect_timeout_s", "_idle", "_open", "_waiters", "_other", "_closed", "_sources", "_next_source", "_ssl")
+                 "_connect_timeout_s", "_idle", "_open", "_waiters", "_other", "_closed", "_sources", "_next_source", "_ssl",
+                 "_deadlines")
 
     def __init__(self, base_url: str, *, limit: int, timeout_s: float, connect_timeout_s: float | None = None,
                  sources: tuple[str, ...] = (), ssl_context: ssl.SSLContext | None = None) -> None:
@@ -192,6 +251,7 @@ class H1Transport:
         self._sources = sources
         self._next_source = 0
         self._ssl = ssl_context  # for https URLs on other hosts (a 3.1.0 tokenURL): the run's CA bundle or --insecure
+        self._deadlines = _deadlines(self._loop, timeout_s)
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
         key = (self._host_header, req.method, path, ctype)
@@ -215,45 +275,49 @@ class H1Transport:
             path = self._prefix + path
         body, ctype = encode(req)
         data = self._head(req, path, token, body, ctype)
-        deadline = self._loop.time() + self._timeout_s
-        idle = self._idle
-        while idle:  # the common case, inline: a kept-alive connection is free
-            conn = idle.pop()
-            if not conn.closed:
-                reused = True
-                break
-            self._open -= 1
-        else:
-            conn, reused = await self._acquire(deadline)
+        entry = self._deadlines.track(self._loop.time() + self._timeout_s)
         try:
-            return await self._exchange(conn, data, deadline)
-        except Failure as f:
-            if not (reused and f.error_class == errors.RESET and not conn.got_bytes and req.method in _IDEMPOTENT):
+            idle = self._idle
+            while idle:  # the common case, inline: a kept-alive connection is free
+                conn = idle.pop()
+                if not conn.closed:
+                    reused = True
+                    break
+                self._open -= 1
+            else:
+                conn, reused = await self._acquire(entry)
+            try:
+                return await self._exchange(conn, data, entry)
+            except Failure as f:
+                if not (reused and f.error_class == errors.RESET and not conn.got_bytes and req.method in _IDEMPOTENT):
+                    raise
+            # A kept-alive connection the server had closed: once more on a fresh one, as browsers do — for
+            # idempotent requests only: a POST the VTN may have stored before resetting is a failure, never sent
+            # twice (a report the VTN accepted must be counted once). Marked, so the retry is counted
+            # (stale_connection_retries).
+            conn, _ = await self._acquire(entry, fresh=True)
+            try:
+                return (await self._exchange(conn, data, entry))._replace(retried=True)
+            except Failure as f:
+                f.retried = True
                 raise
-        # A kept-alive connection the server had closed: once more on a fresh one, as browsers do — for idempotent
-        # requests only: a POST the VTN may have stored before resetting is a failure, never sent twice (a report
-        # the VTN accepted must be counted once). Marked, so the retry is counted (stale_connection_retries).
-        conn, _ = await self._acquire(deadline, fresh=True)
-        try:
-            return (await self._exchange(conn, data, deadline))._replace(retried=True)
-        except Failure as f:
-            f.retried = True
-            raise
+        finally:
+            entry[1] = _DONE
 
-    async def _exchange(self, conn: _Conn, data: bytes, deadline: float) -> Reply:
+    async def _exchange(self, conn: _Conn, data: bytes, entry: list[Any]) -> Reply:
         fut = conn.request(data, self._loop)
-        timer = self._loop.call_at(deadline, _expire, fut)
+        entry[1], entry[2] = fut, _expire  # what the deadline sweep expires if the deadline passes
         try:
             reply = await fut
         except BaseException:
             conn.keep_alive = False
             raise
         finally:
-            timer.cancel()
+            entry[1] = None
             self._release(conn)
         return reply
 
-    async def _acquire(self, deadline: float, fresh: bool = False) -> tuple[_Conn, bool]:
+    async def _acquire(self, entry: list[Any], fresh: bool = False) -> tuple[_Conn, bool]:
         while self._idle and not fresh:
             conn = self._idle.pop()
             if not conn.closed:
@@ -266,11 +330,11 @@ class H1Transport:
             if self._waiters is None:
                 self._waiters = deque()
             self._waiters.append(w)
-            timer = self._loop.call_at(deadline, _expire_wait, w)  # cheaper than wait_for: no wrapper future
+            entry[1], entry[2] = w, _expire_wait  # what the deadline sweep expires if the deadline passes
             try:
                 await w
             finally:
-                timer.cancel()
+                entry[1] = None
             while self._idle and not fresh:
                 conn = self._idle.pop()
                 if not conn.closed:
@@ -284,7 +348,7 @@ class H1Transport:
         try:
             _, conn = await asyncio.wait_for(
                 self._loop.create_connection(_Conn, self._host, self._port, local_addr=local),
-                min(self._connect_timeout_s, max(0.0, deadline - self._loop.time())),
+                min(self._connect_timeout_s, max(0.0, entry[0] - self._loop.time())),
             )
         except BaseException as exc:
             self._open -= 1

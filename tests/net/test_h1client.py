@@ -174,3 +174,56 @@ def test_an_https_url_on_another_host_keeps_the_runs_tls_settings_and_source_add
         got = r.run(asyncio.wait_for(main(), 20))
     assert got == [200, 200, errors.TLS]
     assert peers == ["127.0.0.2", "127.0.0.2"]
+
+
+def test_one_deadline_fifo_times_out_each_request_at_its_own_deadline() -> None:
+    """The requests of a loop share one deadline FIFO and one timer: a request that hangs times out at its own
+    deadline (never before it), one sent later at its own later deadline, a request waiting for a pool
+    connection as connect_timeout, and replies that come back leave no entries piling up behind them."""
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                req = await read_request(r)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            if b"/hang" in req.split(b"\r\n", 1)[0]:
+                await r.read()  # never answer
+                break
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await w.drain()
+        w.close()
+
+    async def body(url: str) -> None:
+        loop = asyncio.get_running_loop()
+        fast = H1Transport(url, limit=8, timeout_s=0.4)
+        fifo = fast._deadlines._fifo
+        for _ in range(3 * 256):  # answered: the FIFO is pruned as it grows, not held for the timeout
+            assert (await fast.send(Request("GET", "/ok"))).status == 200
+        assert len(fifo) <= 257
+
+        async def timed(t: H1Transport, path: str) -> tuple[float, float, str]:
+            t0 = loop.time()
+            with pytest.raises(Failure) as info:
+                await t.send(Request("GET", path))
+            return t0, loop.time(), info.value.error_class
+
+        first = asyncio.ensure_future(timed(fast, "/hang"))
+        await asyncio.sleep(0.15)
+        second = asyncio.ensure_future(timed(fast, "/hang"))
+        assert (await fast.send(Request("GET", "/ok"))).status == 200  # answered while two hang before it
+        one = H1Transport(url, limit=1, timeout_s=0.4)  # the same timeout: the same FIFO
+        assert one._deadlines is fast._deadlines
+        held = asyncio.ensure_future(timed(one, "/hang"))
+        await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(timed(one, "/ok"))  # no free connection: waits in the pool
+        (a0, a1, a), (b0, b1, b), (h0, h1, h), (w0, w1, w) = await asyncio.gather(first, second, held, waiting)
+        assert (a, b, h, w) == (errors.READ_TIMEOUT, errors.READ_TIMEOUT, errors.READ_TIMEOUT, errors.CONNECT_TIMEOUT)
+        for start, end in ((a0, a1), (b0, b1), (h0, h1), (w0, w1)):
+            assert end - start >= 0.4 - 0.002  # never early (uvloop's clock counts whole milliseconds)
+        assert a1 < b1  # each at its own deadline: the later one later
+        assert not fifo and fast._deadlines._timer is None  # all settled: nothing tracked, no timer armed
+        await fast.close()
+        await one.close()
+
+    run(handler, body)
