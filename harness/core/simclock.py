@@ -23,6 +23,7 @@ class SimClock:
 # jump between seconds, so a last-second cache alone missed (strftime per report). Bounded: cleared when full.
 _seconds: dict[int, str] = {}
 _SECONDS_KEPT = 4096
+_durations: dict[float, str] = {}  # iso_duration's texts, bounded the same way
 
 
 def rfc3339(epoch_s: float) -> str:
@@ -40,7 +41,17 @@ def rfc3339(epoch_s: float) -> str:
 
 
 def iso_duration(seconds: float) -> str:
-    """ISO 8601 duration: `PT15S`, `PT15M`, `PT1H30M`, `PT0.5S`."""
+    """ISO 8601 duration: `PT15S`, `PT15M`, `PT1H30M`, `PT0.5S`. A run's reports cover about one interval each,
+    rounded to the millisecond: a handful of distinct values, each formatted once (~1 us a report otherwise)."""
+    text = _durations.get(seconds)
+    if text is None:
+        if len(_durations) >= _SECONDS_KEPT:
+            _durations.clear()
+        text = _durations[seconds] = _iso_duration(seconds)
+    return text
+
+
+def _iso_duration(seconds: float) -> str:
     if seconds <= 0:
         return "PT0S"
     whole = int(seconds)
