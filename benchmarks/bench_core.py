@@ -5,6 +5,7 @@ Run: pytest benchmarks/bench_core.py  (pytest-benchmark; not part of the test su
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 
 import numpy as np
@@ -193,5 +194,50 @@ def test_report_step_cost(benchmark: pytest.FixtureRequest, step: str) -> None:
     }
     try:
         benchmark(fns[step])
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("how", ("call_at", "fifo"))
+def test_request_deadline_cost(benchmark: pytest.FixtureRequest, how: str) -> None:
+    """A request's timeout, side by side: a uvloop timer per request (call_at, then cancel when the reply comes:
+    what the lean client did) against the shared deadline FIFO it uses now (track, then mark done). Per 100
+    requests with 64 in flight, as on a saturated worker."""
+    from collections import deque
+
+    import uvloop
+
+    from harness.net import h1client
+
+    loop = uvloop.new_event_loop()
+
+    async def make() -> h1client._Deadlines:
+        return h1client._deadlines(loop, 10.0)
+
+    fifo = loop.run_until_complete(make())
+
+    def expire(_: object) -> None:  # pragma: no cover - no deadline passes within the benchmark
+        raise AssertionError("expired")
+
+    def timers() -> None:
+        live: deque[asyncio.TimerHandle] = deque()
+        for _ in range(100):
+            live.append(loop.call_at(loop.time() + 10.0, expire, None))
+            if len(live) >= 64:
+                live.popleft().cancel()
+        while live:
+            live.popleft().cancel()
+
+    def entries() -> None:
+        live: deque[list[object]] = deque()
+        for _ in range(100):
+            live.append(fifo.track(loop.time() + 10.0))
+            if len(live) >= 64:
+                live.popleft()[1] = h1client._DONE
+        while live:
+            live.popleft()[1] = h1client._DONE
+
+    try:
+        benchmark(timers if how == "call_at" else entries)
     finally:
         loop.close()
