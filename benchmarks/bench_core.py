@@ -207,12 +207,12 @@ def test_request_deadline_cost(benchmark: pytest.FixtureRequest, how: str) -> No
 
     import uvloop
 
-    from harness.net import h1client
+    from harness.net import deadlines
 
     loop = uvloop.new_event_loop()
 
-    async def make() -> h1client._Deadlines:
-        return h1client._deadlines(loop, 10.0)
+    async def make() -> deadlines.Deadlines:
+        return deadlines.deadlines(loop, 10.0)
 
     fifo = loop.run_until_complete(make())
 
@@ -233,9 +233,9 @@ def test_request_deadline_cost(benchmark: pytest.FixtureRequest, how: str) -> No
         for _ in range(100):
             live.append(fifo.track(loop.time() + 10.0))
             if len(live) >= 64:
-                live.popleft()[1] = h1client._DONE
+                live.popleft()[1] = deadlines.DONE
         while live:
-            live.popleft()[1] = h1client._DONE
+            live.popleft()[1] = deadlines.DONE
 
     try:
         benchmark(timers if how == "call_at" else entries)

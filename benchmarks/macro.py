@@ -2,6 +2,7 @@
 
 Run: python benchmarks/macro.py [--seconds 8] [--repeats 3]            # throughput per core, side by side
      python benchmarks/macro.py --scale 25k|40k|1m|provision|supervisor     # fleet-size and supervisor runs
+     python benchmarks/macro.py --ab OTHER_CHECKOUT [--seconds 5] [--repeats 6] [--offer-interval 0.75]  # this tree (B) vs another (A)
 Every client sends the same report body (built by the 3.0.1 dialect) to the same null VTN (harness.vtn.null,
 canned answers, stores nothing). "Per core" is requests per CPU-second of the client process over a measured
 interval after warm-up, so a noisy 2-core box still gives comparable figures; rounds are interleaved and each
@@ -27,6 +28,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 64
+# harness's offered load: 6,000 VENs every 0.2 s, 30,000 reports/s, twice what one worker sends, so it runs flat out
+# with its open model queueing the rest. (At 0.4 s, 15,000/s, a faster worker kept up and idled: its figure was the
+# offer, not its capacity — a round's CPU % below ~100 says so.)
+OFFER_VENS, OFFER_INTERVAL_S = 6000, 0.2
 
 
 # ---- the shared request ---------------------------------------------------------------------------
@@ -288,8 +293,8 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
     # Offered load far above one worker's capacity: harness runs flat out (its open model queues the rest).
     clients = {
         "raw aiohttp+uvloop loop": lambda url: raw_loop(url, body, warm_s, seconds),
-        "harness pooled (1 worker)": lambda url: harness_worker(url, "pooled", 6000, 0.4, warm_s, seconds),
-        "harness per-VEN (1 worker)": lambda url: harness_worker(url, "per-ven", 6000, 0.4, warm_s, seconds),
+        "harness pooled (1 worker)": lambda url: harness_worker(url, "pooled", OFFER_VENS, OFFER_INTERVAL_S, warm_s, seconds),
+        "harness per-VEN (1 worker)": lambda url: harness_worker(url, "per-ven", OFFER_VENS, OFFER_INTERVAL_S, warm_s, seconds),
         "locust FastHttpUser": lambda url: locust(url, body, warm_s, seconds),
         "raw Protocol+httptools (ceiling)": lambda url: ceiling(url, body, warm_s, seconds),
         "wrk (C)": lambda url: wrk(url, body, warm_s, seconds),
@@ -321,6 +326,52 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
             continue
         med = statistics.median(per_core(r) for r in ok)  # type: ignore[arg-type]
         print(f"{name:34s} {med:24.0f} {ratio(name, raw):>12s} {ratio(name, loc):>10s} {ratio(name, top):>11s}")
+
+
+# ---- A/B: this checkout's worker against another checkout's, interleaved ------------------------------
+AB_CHILD = textwrap.dedent('''
+    import json, sys
+    if __name__ == "__main__":
+        sys.path.insert(0, sys.argv[1] + "/benchmarks")
+        from macro import harness_worker, per_core
+        r = harness_worker(sys.argv[2], sys.argv[3], int(sys.argv[5]), float(sys.argv[6]), 3.0, float(sys.argv[4]))
+        print(json.dumps({"per_core": per_core(r), **r}))
+''')
+
+
+def ab(other: Path, seconds: float, repeats: int, interval_s: float = OFFER_INTERVAL_S) -> None:
+    """harness pooled and per-VEN from two source trees, A (other) and B (this one), one after the other in every
+    round against the same null VTN: each tree's worker runs with that tree first on sys.path. On a shared box
+    the per-round ratio B/A moves far less than either figure; the median of the per-round ratios is the result."""
+    from harness.vtn import EmbeddedVtn, VtnConfig
+
+    trees = {"A": other.resolve(), "B": HERE.parent}
+    if not (trees["A"] / "harness" / "__init__.py").is_file():
+        raise SystemExit(f"--ab: {other} is not a harness checkout (no harness/__init__.py): give the other tree's top folder")
+    script = Path(tempfile.mkdtemp()) / "ab_child.py"
+    script.write_text(AB_CHILD)  # a file, not -c: the spawned worker re-imports its parent's main module
+    per: dict[tuple[str, str], list[float]] = {}
+    with EmbeddedVtn(VtnConfig(null=True)) as vtn:
+        for i in range(repeats):
+            for mode in ("pooled", "per-ven"):
+                for name, tree in trees.items():
+                    env = {**os.environ, "PYTHONPATH": str(tree)}
+                    r = subprocess.run([sys.executable, str(script), str(tree), vtn.url, mode, str(seconds),
+                                        str(OFFER_VENS), str(interval_s)], cwd=tree,
+                                       env=env, capture_output=True, text=True, timeout=seconds + 120)
+                    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+                    if not lines:
+                        raise SystemExit(f"--ab: the {name} worker failed: {r.stderr.strip().splitlines()[-1:]}")
+                    got = json.loads(lines[-1])
+                    per.setdefault((name, mode), []).append(got["per_core"])
+                    print(f"  round {i + 1} {mode:8s} {name} {got['per_core']:8.0f} reports per CPU-second "
+                          f"({100 * got['cpu_s'] / max(1e-9, got['wall_s']):.0f}% CPU)", flush=True)
+    print(f"\nA = {trees['A']}, B = {trees['B']}")
+    for mode in ("pooled", "per-ven"):
+        a, b = per[("A", mode)], per[("B", mode)]
+        rs = [y / x for x, y in zip(a, b)]
+        print(f"{mode:8s} A {statistics.median(a):8.0f}  B {statistics.median(b):8.0f}  B/A {statistics.median(rs):.2f}x "
+              f"(per round {min(rs):.2f}-{max(rs):.2f})")
 
 
 # ---- scale: fleets through the CLI, figures from summary.json -------------------------------------------
@@ -442,8 +493,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scale", choices=["25k", "40k", "1m", "provision", "supervisor"])
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "harness-macro")
+    ap.add_argument("--ab", type=Path, metavar="OTHER_CHECKOUT",
+                    help="A/B: harness's worker from another source tree (A, e.g. a `git worktree` of main) against this one (B)")
+    ap.add_argument("--offer-interval", type=float, default=OFFER_INTERVAL_S, metavar="S",
+                    help=f"--ab: each of the {OFFER_VENS:,} VENs reports every S seconds (default {OFFER_INTERVAL_S}: flat out; "
+                         "0.75: 8,000/s, below saturation, for CPU per report at a fixed rate)")
     a = ap.parse_args()
-    if a.scale:
+    if a.ab:
+        ab(a.ab, a.seconds, a.repeats, a.offer_interval)
+    elif a.scale:
         scale(a.scale, a.out)
     else:
         throughput(a.seconds, a.repeats)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-import weakref
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from harness.core.errors import Failure
 from harness.dialects import Request
 from harness.net.aiotransport import AiohttpTransport
 from harness.net.base import CONNECTS, Reply, Transport
+from harness.net.deadlines import DONE, deadlines
 from harness.net.failures import classify_connect
 from harness.net.wire import bearer, encode, headers, retry_after
 
@@ -36,62 +36,6 @@ _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 _STARTS: dict[tuple[bytes, str, str, str | None], bytes] = {}
 # The Authorization line with a slot for the token, from wire's one definition (formatting it costs less than a call).
 _AUTH_LINE = f"Authorization: {bearer('%s')}\r\n".encode("latin-1")
-
-
-class _Deadlines:
-    """The timeouts of every request a loop's transports send with one timeout: one FIFO and one timer, not a
-    timer per request (uvloop's call_at + cancel cost a saturated worker ~7 % of its CPU, py-spy).
-
-    A request's deadline is its send time plus the timeout, so in the order requests are sent the deadlines only
-    grow: the FIFO is in deadline order and only its head needs a timer. An entry is [deadline, future, expire]:
-    the future the request waits on now (a free connection, then the reply; None between the two), and what to
-    call on it if the deadline passes. A finished request sets its entry's future to _DONE. The timer fires at the
-    head's deadline; finished entries are dropped from the head as the FIFO grows, so it holds about the requests
-    sent within the slowest in-flight one's time (at most rate x timeout while one request hangs)."""
-
-    __slots__ = ("_loop", "_fifo", "_timer", "__weakref__")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._fifo: deque[list[Any]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def track(self, deadline: float) -> list[Any]:
-        fifo = self._fifo
-        if len(fifo) >= _PRUNE_AT and fifo[0][1] is _DONE:
-            while fifo and fifo[0][1] is _DONE:
-                fifo.popleft()
-        entry = [deadline, None, None]
-        fifo.append(entry)
-        if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._sweep)
-        return entry
-
-    def _sweep(self) -> None:
-        self._timer = None
-        fifo, now = self._fifo, self._loop.time()
-        while fifo:
-            deadline, fut, expire = fifo[0]
-            if fut is not _DONE and deadline > now:
-                # uvloop's timers count whole milliseconds and can fire up to ~1 ms early: never re-arm for less.
-                self._timer = self._loop.call_later(max(deadline - now, 0.001), self._sweep)
-                return
-            fifo.popleft()
-            if fut is not _DONE and fut is not None and not fut.done():
-                expire(fut)
-
-
-_DONE: Any = object()
-_PRUNE_AT = 256
-# One _Deadlines per (loop, timeout). The key holds id(loop): the value holds the loop, so the id stays its own.
-_DEADLINES: weakref.WeakValueDictionary[tuple[int, float], _Deadlines] = weakref.WeakValueDictionary()
-
-
-def _deadlines(loop: asyncio.AbstractEventLoop, timeout_s: float) -> _Deadlines:
-    d = _DEADLINES.get((id(loop), timeout_s))
-    if d is None:
-        d = _DEADLINES[(id(loop), timeout_s)] = _Deadlines(loop)
-    return d
 
 
 class _Conn(asyncio.Protocol):
@@ -251,7 +195,7 @@ class H1Transport:
         self._sources = sources
         self._next_source = 0
         self._ssl = ssl_context  # for https URLs on other hosts (a 3.1.0 tokenURL): the run's CA bundle or --insecure
-        self._deadlines = _deadlines(self._loop, timeout_s)
+        self._deadlines = deadlines(self._loop, timeout_s)  # the request timeouts: no timer per request
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
         key = (self._host_header, req.method, path, ctype)
@@ -311,7 +255,7 @@ class H1Transport:
                 f.retried = True
                 raise
         finally:
-            entry[1] = _DONE
+            entry[1] = DONE
 
     async def _exchange(self, conn: _Conn, data: bytes, entry: list[Any]) -> Reply:
         fut = conn.request(data, self._loop)
