@@ -97,8 +97,20 @@ class DrEvent:
         self.deferred_kwh -= paid
 
 
+class PerKind:
+    """A per-load value held per load kind: `by_load[rows]` is `table[kind[rows]]`, without an array of every load."""
+
+    __slots__ = ("table", "kind")
+
+    def __init__(self, table: npt.NDArray[np.float64], kind: npt.NDArray[np.int16]) -> None:
+        self.table, self.kind = table, kind
+
+    def __getitem__(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        return self.table[self.kind[rows]]
+
+
 def make_event(site_rows: npt.NDArray[np.int64], load_offsets: npt.NDArray[np.int64],
-               load_flexible: npt.NDArray[np.bool_], payback_by_load: npt.NDArray[np.float64],
+               load_flexible: npt.NDArray[np.bool_], payback_by_load: npt.NDArray[np.float64] | PerKind,
                rated_kw: npt.NDArray[np.float64], start_s: float, end_s: float, *,
                shed_fraction: float | None, limit_kw: float | None, rebound_s: float) -> DrEvent:
     """Validate the request and collect the flexible loads of `site_rows` (vectorised over the CSR)."""

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from harness.core.fleet import LOAD_KINDS, SITE_KINDS, FleetShard, hash64, uniform01
 from harness.core.replay import Replay
 from harness.meter import profiles as pr
-from harness.meter.dr import DrEvent, make_event
+from harness.meter.dr import DrEvent, PerKind, make_event
 from harness.meter.storage import Batteries, EvChargers
 from harness.meter.weather import Climate, Weather, clear_sky_fraction
 
@@ -42,10 +42,10 @@ def _rows(kinds: npt.NDArray[np.int16], *names: str) -> npt.NDArray[np.intp]:
 class _Phase:
     """The loads refreshed on ticks k with k % refresh_ticks == j, and what their refresh needs."""
 
-    rows: npt.NDArray[np.intp]
-    cls: npt.NDArray[np.intp]
+    rows: npt.NDArray[np.int32]
+    cls: npt.NDArray[np.int32]
     th_pos: npt.NDArray[np.intp]  # positions in `rows` of temperature-driven loads
-    th_ven: npt.NDArray[np.intp]
+    th_ven: npt.NDArray[np.int32]
     th_floor: npt.NDArray[np.float32]
     th_gain: npt.NDArray[np.float32]
     th_thr: npt.NDArray[np.float32]
@@ -95,8 +95,8 @@ class Meter:
         if replay is not None:
             rows, cols, scale = replay.assign(kind, shard.load_id, rated)
             self._replay_rows, self._replay_cols, self._replay_scale = rows, cols, scale
-        payback_k = np.array([pr.PAYBACK.get(k, 0.0) for k in LOAD_KINDS])
-        self._payback = payback_k[kind]
+        # Each load's payback factor, looked up by its kind when an event takes it (not an array of every load's).
+        self._payback = PerKind(np.array([pr.PAYBACK.get(k, 0.0) for k in LOAD_KINDS]), kind)
         self._events: list[DrEvent] = []
 
     def _init_noise(self) -> None:
@@ -151,7 +151,9 @@ class Meter:
         # turns go by blocks of 64 global sites: whole runs of rows, cheap to gather and scatter
         block = shard.site_id[shard.load_site] // np.uint64(64)
         phase = (hash64(self.seed, STREAM_PHASE, block) % np.uint64(self.refresh_ticks)).astype(np.intp)
-        order = np.argsort(phase, kind="stable")
+        # Row numbers and class indices as int32 (a shard has far fewer than 2**31 loads): half the bytes of intp
+        # for arrays that hold every load of the shard (~40 B a VEN saved, benchmarks/anatomy.py state).
+        order = np.argsort(phase, kind="stable").astype(np.int32)
         bounds = np.searchsorted(phase[order], np.arange(self.refresh_ticks + 1))
         phases: list[_Phase] = []
         for j in range(self.refresh_ticks):
@@ -159,7 +161,7 @@ class Meter:
             th_pos = np.flatnonzero(is_th[rows])
             c = th_coef[rows[th_pos]]
             phases.append(_Phase(
-                rows=rows, cls=cls[rows], th_pos=th_pos, th_ven=ven_row[rows[th_pos]].astype(np.intp),
+                rows=rows, cls=cls[rows].astype(np.int32), th_pos=th_pos, th_ven=ven_row[rows[th_pos]].astype(np.int32),
                 th_floor=c[:, 0].copy(), th_gain=c[:, 1].copy(), th_thr=c[:, 2].copy(), th_slope=c[:, 3].copy(),
                 light_pos=np.flatnonzero(is_light[rows])))
         return phases

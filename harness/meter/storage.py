@@ -38,7 +38,9 @@ class EvChargers:
         self.anchor_s = per_ev(lambda p: p.anchor_h * 3600.0) + np.where(
             self.slot_s < 86400.0, anchor_jitter * self.slot_s, 0.0)
         self.prob = np.array([p.probability for p in params])[ev_site]
-        self.hourly = np.array([p.hourly_weight for p in params])[ev_site]
+        # 24 hourly weights per site kind, looked up by each EV's site kind (not 24 floats per EV)
+        self.hourly_by_site = np.array([p.hourly_weight for p in params])
+        self.ev_site = ev_site
         self.arr = np.array([p.arrival_s for p in params])[ev_site]
         self.dwell = np.array([p.dwell_s for p in params])[ev_site]
         self.need = np.array([p.need_kwh for p in params])[ev_site]
@@ -72,7 +74,7 @@ class EvChargers:
         day = np.floor(start_local / 86400.0)
         weekend = ((day.astype(np.int64) + 3) % 7 >= 5).astype(np.intp)
         hour = np.floor((start_local - day * 86400.0) / 3600.0).astype(np.intp) % 24
-        prob = self.prob[new, weekend] * self.hourly[new, hour]
+        prob = self.prob[new, weekend] * self.hourly_by_site[self.ev_site[new], hour]
         arr_lo, arr_hi = self.arr[new, 0], self.arr[new, 1]
         dw_lo, dw_hi = self.dwell[new, 0], self.dwell[new, 1]
         nd_lo, nd_hi = self.need[new, 0], self.need[new, 1]

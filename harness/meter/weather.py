@@ -140,7 +140,7 @@ class Weather:
             return True
         return False
 
-    def temp_c(self, utc_s: float, ven_rows: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.float64]:
+    def temp_c(self, utc_s: float, ven_rows: npt.NDArray[np.intp] | npt.NDArray[np.int32] | None = None) -> npt.NDArray[np.float64]:
         """Outdoor temperature of the VEN rows (all if None) at `utc_s`."""
         local = self.local.temp if ven_rows is None else self.local.temp[ven_rows]
         return local + (climate_temp_c(self.climate, utc_s) + self.temp_regional.value)
