@@ -76,6 +76,24 @@ def test_provisioning_gate_counts_tokens_vens_and_resources() -> None:
     assert not r.passed and r.value == pytest.approx(20 / 21)
 
 
+def test_provisioning_gate_counts_the_warm_up_where_provisioning_happened() -> None:
+    """A warm-up that covers the startup holds every provisioning operation: the gate judges them there (a
+    25,000-VEN run with --startup 60s --warmup 90s failed with "no data" although all 75,000 succeeded), a refusal
+    in the warm-up still fails it, and a run with provisioning nowhere still has no data."""
+    measured = run_doc(healthy(), {"report_due": 100})
+    warm = run_doc(healthy(reports=0, token_fail=1))["operations"]
+    for name in ("token", "create_ven"):
+        del measured["operations"][name]
+    assert not any(n in measured["operations"] for n in ("token", "create_ven"))
+    [r] = [r for r in judged({**measured, "warmup": {"seconds": 90.0, "operations": warm}}) if r.metric == "provisioning.ok_rate"]
+    assert not r.passed and r.value == pytest.approx(20 / 21)  # the warm-up's 20 ok and 1 refused
+    warm["token"]["errors"] = 0
+    [r] = [r for r in judged({**measured, "warmup": {"seconds": 90.0, "operations": warm}}) if r.metric == "provisioning.ok_rate"]
+    assert r.passed and r.value == 1.0
+    [r] = [r for r in judged({**measured, "warmup": {"seconds": 90.0, "operations": {}}}) if r.metric == "provisioning.ok_rate"]
+    assert not r.passed and r.value is None and "no provisioning operations" in r.detail
+
+
 def test_a_dead_target_never_passes() -> None:
     """0 of 350 operations ok: every default gate fails (no report ok, errors 100 %, no data for achieved)."""
     rec = Recorder()
