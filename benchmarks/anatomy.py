@@ -64,6 +64,13 @@ def state(vens: int) -> None:
     from harness.meter import Meter
     from harness.run.ven import ShardVens
 
+    from harness.host.collector import trim
+
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    base = rss()
     tracemalloc.start(3)
     spec = ShardSpec(worker_id=0, fleet=FleetSpec(vens=vens), ven_start=0, ven_stop=vens, seed=1, target="http://x",
                      program_id="1", event_id="2", interval_s=60.0, duration_s=100.0, reports_per_ven=None,
@@ -81,6 +88,12 @@ def state(vens: int) -> None:
         print(f"{name}: {sum(d.size_diff for d in diff) / vens:,.0f} B per VEN; largest:")
         for d in diff[:6]:
             print(f"  {d.size_diff / vens:6.0f} B  {d.traceback[0].filename.rsplit('/', 2)[-1]}:{d.traceback[0].lineno}")
+    tracemalloc.stop()
+    del snaps
+    gc.collect()
+    built = rss()
+    trim()  # what a worker does once its state is built (harness.host.collector.freeze)
+    print(f"RSS per VEN: {(built - base) / vens:,.0f} B once built, {(rss() - base) / vens:,.0f} B after malloc_trim")
     del held
 
 

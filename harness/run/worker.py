@@ -68,6 +68,7 @@ def main(spec: ShardSpec, ctrl: Connection, out: Sink) -> None:
 
 
 MIN_SLEEP_S = 0.001  # the scheduler's shortest sleep: uvloop's timer resolution
+TRIM_EVERY = 10  # delta windows between heap trims (malloc_trim: well under a millisecond; see host.collector.trim)
 
 
 def default_transport(spec: ShardSpec, limit: int, sources: tuple[str, ...] = ()) -> Transport:
@@ -312,6 +313,8 @@ class Worker:
         self.probe.late_by(time.monotonic() - planned)
         self._flush(final=False, window=window - 1)
         self._keep_meter_current(loop)
+        if window % TRIM_EVERY == 0:
+            collector.trim()  # what provisioning and backlogs freed goes back to the system, not kept as peak RSS
         self._flush_handle = loop.call_at(planned + self.spec.delta_interval_s, self._on_flush_timer, window + 1)
 
     def _keep_meter_current(self, loop: asyncio.AbstractEventLoop) -> None:
