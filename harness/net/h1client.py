@@ -221,54 +221,39 @@ class H1Transport:
         data = self._head(req, path, token, body, ctype)
         entry = self._deadlines.track(self._loop.time() + self._timeout_s)
         try:
-            idle = self._idle
-            while idle:  # the common case, inline: a kept-alive connection is free
-                conn = idle.pop()
-                if not conn.closed:
-                    reused = True
-                    break
-                self._open -= 1
-            else:
-                conn, reused = await self._acquire(entry)
-            fut = conn.request(data, self._loop)  # _exchange inline: one coroutine less per request
-            entry[1], entry[2] = fut, _expire
-            try:
-                return await fut
-            except Failure as f:
-                conn.keep_alive = False
-                if not (reused and f.error_class == errors.RESET and not conn.got_bytes and req.method in _IDEMPOTENT):
-                    raise
-            except BaseException:
-                conn.keep_alive = False
-                raise
-            finally:
-                entry[1] = None
-                self._release(conn)
-            # A kept-alive connection the server had closed: once more on a fresh one, as browsers do — for
-            # idempotent requests only: a POST the VTN may have stored before resetting is a failure, never sent
-            # twice (a report the VTN accepted must be counted once). Marked, so the retry is counted
-            # (stale_connection_retries).
-            conn, _ = await self._acquire(entry, fresh=True)
-            try:
-                return (await self._exchange(conn, data, entry))._replace(retried=True)
-            except Failure as f:
-                f.retried = True
-                raise
+            retried, idle = False, self._idle
+            while True:
+                while idle and not retried:  # the common case, inline: a kept-alive connection is free
+                    conn = idle.pop()
+                    if not conn.closed:
+                        reused = True
+                        break
+                    self._open -= 1
+                else:
+                    conn, reused = await self._acquire(entry, fresh=retried)
+                fut = conn.request(data, self._loop)
+                entry[1], entry[2] = fut, _expire  # what the deadline sweep expires if the deadline passes
+                try:
+                    reply = await fut
+                except BaseException as exc:
+                    conn.keep_alive = False
+                    if retried and isinstance(exc, Failure):
+                        exc.retried = True
+                    if retried or not (isinstance(exc, Failure) and reused and exc.error_class == errors.RESET
+                                       and not conn.got_bytes and req.method in _IDEMPOTENT):
+                        raise
+                else:
+                    return reply._replace(retried=True) if retried else reply
+                finally:
+                    entry[1] = None
+                    self._release(conn)
+                # A kept-alive connection the server had closed: once more on a fresh one, as browsers do — for
+                # idempotent requests only: a POST the VTN may have stored before resetting is a failure, never
+                # sent twice (a report the VTN accepted must be counted once). Marked, so the retry is counted
+                # (stale_connection_retries).
+                retried = True
         finally:
             entry[1] = DONE
-
-    async def _exchange(self, conn: _Conn, data: bytes, entry: list[Any]) -> Reply:
-        fut = conn.request(data, self._loop)
-        entry[1], entry[2] = fut, _expire  # what the deadline sweep expires if the deadline passes
-        try:
-            reply = await fut
-        except BaseException:
-            conn.keep_alive = False
-            raise
-        finally:
-            entry[1] = None
-            self._release(conn)
-        return reply
 
     async def _acquire(self, entry: list[Any], fresh: bool = False) -> tuple[_Conn, bool]:
         while self._idle and not fresh:
