@@ -43,7 +43,7 @@ class VenCalls:
         self.spec = spec
         self.dialect = dialect
         self.rec = recorder
-        self._transport_for = transport_for
+        self.transport_for = transport_for
         self._name = name
         self.token: list[str | None] = [None] * n_vens
         self.token_expiry = np.zeros(n_vens, dtype=np.float64)  # loop time
@@ -78,16 +78,12 @@ class VenCalls:
         limit = self._op_timeouts.get(op)
         try:
             if limit is None:
-                reply = await self._transport_for(row).send(req, token)
+                reply = await self.transport_for(row).send(req, token)
             else:
                 async with asyncio.timeout(limit):
-                    reply = await self._transport_for(row).send(req, token)
+                    reply = await self.transport_for(row).send(req, token)
         except Failure as f:
-            if f.retried:
-                self.count("stale_connection_retries")
-            self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}", intended, _now())
-            self.last_failure = f.error_class
-            self._back_off(row)
+            self.failed(op, row, f, intended)
             return None
         except TimeoutError:
             self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)",
@@ -95,6 +91,20 @@ class VenCalls:
             self.last_failure = errors.READ_TIMEOUT
             self._back_off(row)
             return None
+        return self.replied(op, row, req, reply, intended, sent, ok)
+
+    def failed(self, op: str, row: int, f: Failure, intended: float) -> None:
+        """A request that got no reply: recorded, and the VEN backs off (the half of call() after the send; the
+        report lane calls it from its callback)."""
+        if f.retried:
+            self.count("stale_connection_retries")
+        self.rec.fail(op, f.error_class, f"{self._name(row)}: {f.message}", intended, _now())
+        self.last_failure = f.error_class
+        self._back_off(row)
+
+    def replied(self, op: str, row: int, req: Request, reply: Reply, intended: float, sent: float,
+                ok: tuple[int, ...]) -> Reply:
+        """A reply: recorded against `intended` as a success (status in ok) or a refusal."""
         done = _now()
         if reply.retried:
             self.count("stale_connection_retries")
@@ -106,6 +116,16 @@ class VenCalls:
         if reply.status >= 500:
             self._back_off(row)
         return reply
+
+    def fresh_token(self, row: int) -> str | None:
+        """The row's token if it is good for now (not missing, not about to expire): what authed() sends without
+        fetching first."""
+        token = self.token[row]
+        return None if token is None or _now() > self._expiry[row] - TOKEN_REFRESH_MARGIN_S else token
+
+    def op_timeout(self, op: str) -> float | None:
+        """The operation's own timeout, where shorter than the transport's."""
+        return self._op_timeouts.get(op)
 
     def _back_off(self, row: int) -> None:
         """A failed attempt: the VEN holds its next requests for the profile's back-off (behaviour.reconnect)."""
@@ -137,15 +157,20 @@ class VenCalls:
                 return None
         reply = await self.call(op, row, req, intended, self.token[row], ok)
         if reply is not None and reply.status == 401:
-            if self.ven_token[row]:
-                # The VEN's own token was refused: ask the VTN for its current one, not for client credentials.
-                self.count("ven_token_refresh_on_401")
-                refreshed = await self._refresh_ven_token(row)
-            else:
-                self.count("token_refresh_on_401")
-                refreshed = await self.fetch_token(row, _now(), refresh=True)
-            if refreshed:
-                reply = await self.call(op, row, req, _now(), self.token[row], ok)
+            reply = await self.after_401(op, row, req, reply, ok)
+        return reply
+
+    async def after_401(self, op: str, row: int, req: Request, reply: Reply, ok: tuple[int, ...]) -> Reply | None:
+        """The VTN refused the VEN's token: refresh it once and send again (the reply to the retry, or the 401)."""
+        if self.ven_token[row]:
+            # The VEN's own token was refused: ask the VTN for its current one, not for client credentials.
+            self.count("ven_token_refresh_on_401")
+            refreshed = await self._refresh_ven_token(row)
+        else:
+            self.count("token_refresh_on_401")
+            refreshed = await self.fetch_token(row, _now(), refresh=True)
+        if refreshed:
+            return await self.call(op, row, req, _now(), self.token[row], ok)
         return reply
 
     def adopt_ven_token(self, row: int, tok: Token | None) -> bool:

@@ -7,7 +7,6 @@ runs when is the lifecycle's business (lifecycle.py), not this module's.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -20,20 +19,21 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.core import errors
-from harness.core.delivery import LedgerBook, report_key, tag_body
+from harness.core.delivery import LedgerBook
 from harness.core.errors import Failure
-from harness.core.fleet import FleetShard, site_name
+from harness.core.fleet import FleetShard
 from harness.core.recorder import Recorder
 from harness.core.shard import ShardSpec
-from harness.core.simclock import SimClock, iso_duration, rfc3339
+from harness.core.simclock import SimClock
 from harness.core.targeting import randomized_starts
-from harness.dialects import Dialect, EventInfo, Site, resolve_granularity
+from harness.dialects import Dialect, EventInfo, resolve_granularity
 from harness.meter import Meter, simple_level_shed
 from harness.net.base import Transport
 from harness.net.wire import decode
 from harness.run.calls import VenCalls
 from harness.notify.notification import usable
 from harness.run.meterfeed import MeterFeed
+from harness.run.venreports import VenReports
 
 if TYPE_CHECKING:
     from harness.run.mqttvens import MqttVens
@@ -56,7 +56,7 @@ class VenFacts:
     learned: dict[str, dict[str, int]]  # DR event id -> how VENs learned of it (POLL, ...) -> count
 
 
-class ShardVens:
+class ShardVens(VenReports):
     """The VENs of one shard. A VEN is a row: idle VENs cost array slots, not coroutines."""
 
     def __init__(
@@ -313,59 +313,6 @@ class ShardVens:
 
     async def advance_meter(self, target: int) -> None:
         await self.feed.advance(target)
-
-    async def report(self, row: int, intended: float) -> bool:
-        """One interval's reports, as the granularity asks (one for the VEN, one per resource or one per load):
-        energy since the VEN's last report and mean power. Each POST is one `report` operation, all measured
-        against the slot's intended time (a device sends them one after another)."""
-        feed = self.feed
-        now_sim = self.clock.at(_now() - self.t0)
-        tick = feed.meter.tick_at(now_sim)
-        if tick > feed.visible_tick:
-            await feed.advance(tick)
-        # Python floats from here on: numpy scalar arithmetic is several times slower, and round() of a numpy
-        # float64 alone cost ~7 us a report (found by py-spy at saturation).
-        energy, power, last = feed.site_energy, feed.site_power, feed.site_last_energy_kwh
-        lo, hi = self._offsets[row], self._offsets[row + 1]
-        name = self.shard.ven_name(row)
-        sites = [Site(site_name(name, s - lo), float(energy[s]) - float(last[s]), float(power[s])) for s in range(lo, hi)]
-        load_energy = loads = None
-        if self.granularity == "load":
-            load_energy = feed.load_energy  # this tick's array, kept while the POSTs are in flight
-            loads = feed.load_readings(lo, hi)
-        start_sim = self._last_sim[row]
-        if math.isnan(start_sim):
-            start_sim = now_sim - self.spec.interval_s * self.clock.time_scale
-        reqs = self.dialect.reports(
-            self.spec.program_id, self.spec.event_id, name, sites, loads,
-            rfc3339(start_sim), iso_duration(round(now_sim - start_sim, 3)), self.granularity,
-        )
-        authed, book = self.calls.authed, self.book
-        for req in reqs:
-            # Each POST carries its id (run tag, VEN, sequence) and is in the book until its outcome is known.
-            tracked = book if book is not None and tag_body(
-                req.json, report_key(self.spec.report_tag, self.spec.ven_start + row, int(book.sent[row]))) else None
-            if tracked is not None:
-                tracked.open(row)
-            reply = await authed("report", row, req, intended, (201, 200))
-            acked = reply is not None and reply.status in (200, 201)
-            if tracked is not None:
-                why = self.calls.last_failure if reply is None else errors.http_class(reply.status)
-                tracked.settle(row, acked, why)
-            if not acked:
-                # The interval is not committed: the next report covers it (its energy delta included).
-                return False
-        feed.commit(lo, hi, energy, load_energy)
-        self._last_sim[row] = now_sim
-        self._ok[row] += 1
-        now = _now()
-        for i, end in enumerate(self.fault_ends):  # the first acknowledgement after a fault's end: back
-            if self._last_ok[row] <= end < now:
-                self.back_at[i, row] = now
-        self._last_ok[row] = now
-        feed.note_shed_reported(row, now_sim)
-        return True
-
 
 def _no_side_tasks(op: str, coro: Coroutine[Any, Any, Any]) -> None:
     coro.close()
