@@ -6,7 +6,9 @@ ClientSession and a TCPConnector. This client writes one bytes object per reques
 and the few headers harness reads (Content-Length, Transfer-Encoding, Connection, Retry-After). A transport
 holds up to `limit` connections: `limit=1` is one VEN's own keep-alive connection. Failures come out as
 `Failure` with the classes of harness.core.errors, like AiohttpTransport's. https and absolute URLs on another
-host go through an AiohttpTransport made on first use, with the run's TLS context and source address.
+host go through an AiohttpTransport made on first use, with the run's TLS context and source address. A request
+sent with start_flight() reports its outcome to a Flight (h1conn) instead of a coroutine awaiting it: the same
+pool, turn, deadlines and failure classes, without a task, coroutine or future per request.
 """
 
 from __future__ import annotations
@@ -25,149 +27,18 @@ from harness.net.aiotransport import AiohttpTransport
 from harness.net.base import CONNECTS, Reply, Transport
 from harness.net.deadlines import DONE, deadlines
 from harness.net.failures import classify_connect
-from harness.net.wire import bearer, encode, headers, retry_after
+from harness.net.h1conn import Conn, Flight
+from harness.net.outbox import outbox
+from harness.net.wire import bearer, encode, headers
 
-__all__ = ["H1Transport"]
+__all__ = ["Flight", "H1Transport"]
 
-_NO_BODY = frozenset((204, 304))
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS"))
 # Request heads up to the headers that vary, shared by every transport of the process (one per VEN in per-VEN mode:
 # a cache each would cost every VEN a dict).
 _STARTS: dict[tuple[bytes, str, str, str | None], bytes] = {}
 # The Authorization line with a slot for the token, from wire's one definition (formatting it costs less than a call).
 _AUTH_LINE = f"Authorization: {bearer('%s')}\r\n".encode("latin-1")
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection; at most one request in flight (no pipelining)."""
-
-    __slots__ = ("transport", "buf", "waiter", "head", "length", "chunked", "keep_alive", "closed", "got_bytes")
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[Reply] | None = None
-        self.head: tuple[int, float | None] | None = None  # status, retry-after of the response being read
-        self.length = -1  # body length; -1: until EOF
-        self.chunked = False
-        self.keep_alive = True
-        self.closed = False
-        self.got_bytes = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        w = self.waiter
-        if w is not None and not w.done():
-            if self.head is not None and self.length < 0 and not self.chunked:
-                self._finish(bytes(self.buf))  # a body delimited by the close
-            else:
-                what = f"{type(exc).__name__}: {exc}" if exc else "server closed the connection"
-                w.set_exception(Failure(errors.RESET, what[:200] + (" mid-response" if self.got_bytes else " before a response")))
-
-    def request(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Reply]:
-        assert self.transport is not None
-        self.buf.clear()
-        self.head, self.got_bytes = None, False
-        self.waiter = fut = loop.create_future()
-        self.transport.write(data)
-        return fut
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        if self.waiter is None or self.waiter.done():
-            return  # nothing asked: a stray byte after a response; the connection is not reused
-        buf = self.buf
-        buf += data
-        try:
-            if self.head is None and not self._parse_head():
-                return
-            self._body()
-        except Failure as f:
-            self.keep_alive = False
-            self.waiter.set_exception(f)
-
-    def _parse_head(self) -> bool:
-        buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > 65536:
-                raise Failure(errors.PROTOCOL, "response head over 64 KiB")
-            return False
-        lines = bytes(buf[:end]).split(b"\r\n")
-        del buf[: end + 4]
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise Failure(errors.PROTOCOL, f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-        status = int(parts[1])
-        length, chunked, retry = -1, False, None
-        keep = parts[0] == b"HTTP/1.1"
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            n = name.strip().lower()
-            if n == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise Failure(errors.PROTOCOL, f"bad Content-Length {value[:40]!r}") from None
-            elif n == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif n == b"connection":
-                v = value.strip().lower()
-                keep = v != b"close" and (keep or v == b"keep-alive")
-            elif n == b"retry-after":
-                retry = retry_after(value.decode("latin-1").strip())
-        if status in _NO_BODY or 100 <= status < 200:
-            length, chunked = 0, False
-        if chunked:
-            length = -1
-        elif length < 0:
-            keep = False  # the body ends when the server closes
-        self.head, self.length, self.chunked, self.keep_alive = (status, retry), length, chunked, keep
-        return True
-
-    def _body(self) -> None:
-        buf = self.buf
-        if self.chunked:
-            body = _dechunk(buf)
-            if body is not None:
-                self._finish(body)
-        elif self.length >= 0 and len(buf) >= self.length:
-            if len(buf) > self.length:
-                self.keep_alive = False  # bytes after the response: not ours to interpret
-            self._finish(bytes(buf[: self.length]))
-
-    def _finish(self, body: bytes) -> None:
-        assert self.head is not None and self.waiter is not None
-        status, retry = self.head
-        self.waiter.set_result(Reply(status, body, retry))
-
-
-def _dechunk(buf: bytearray) -> bytes | None:
-    """The body of a complete chunked message in buf, or None while incomplete."""
-    out = bytearray()
-    pos = 0
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size_s = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_s, 16)
-        except ValueError:
-            raise Failure(errors.PROTOCOL, f"bad chunk size {size_s[:20]!r}") from None
-        if size == 0:
-            end = buf.find(b"\r\n\r\n", eol)  # trailers end with an empty line
-            if end < 0 and buf[eol : eol + 4] != b"\r\n\r\n":
-                return None
-            return bytes(out)
-        start = eol + 2
-        if len(buf) < start + size + 2:
-            return None
-        out += buf[start : start + size]
-        pos = start + size + 2
 
 
 class H1Transport:
@@ -177,7 +48,7 @@ class H1Transport:
     # connection (a VEN does one request at a time, so its own transport hardly ever needs one).
     __slots__ = ("_loop", "_base", "_host", "_port", "_prefix", "_origin", "_host_header", "_limit", "_timeout_s",
                  "_connect_timeout_s", "_idle", "_open", "_waiters", "_other", "_closed", "_sources", "_next_source", "_ssl",
-                 "_deadlines")
+                 "_deadlines", "_connecting", "_outbox")
 
     def __init__(self, base_url: str, *, limit: int, timeout_s: float, connect_timeout_s: float | None = None,
                  sources: tuple[str, ...] = (), ssl_context: ssl.SSLContext | None = None) -> None:
@@ -186,9 +57,10 @@ class H1Transport:
         self._limit = limit
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s or min(timeout_s, 5.0)
-        self._idle: list[_Conn] = []
+        self._idle: list[Conn] = []
         self._open = 0
-        self._waiters: deque[asyncio.Future[None]] | None = None
+        self._waiters: deque[asyncio.Future[None] | Flight] | None = None  # in turn for a connection
+        self._connecting: set[asyncio.Task[None]] | None = None  # new connections for waiting flights
         self._other: Transport | None = None
         self._closed = False
         # Local addresses new connections leave from, in turn (each has its own ephemeral ports to the target).
@@ -196,6 +68,7 @@ class H1Transport:
         self._next_source = 0
         self._ssl = ssl_context  # for https URLs on other hosts (a 3.1.0 tokenURL): the run's CA bundle or --insecure
         self._deadlines = deadlines(self._loop, timeout_s)  # the request timeouts: no timer per request
+        self._outbox = outbox(self._loop)  # flights' requests, written together once per loop iteration
 
     def _head(self, req: Request, path: str, token: str | None, body: bytes | None, ctype: str | None) -> bytes:
         key = (self._host_header, req.method, path, ctype)
@@ -255,7 +128,52 @@ class H1Transport:
         finally:
             entry[1] = DONE
 
-    async def _acquire(self, entry: list[Any], fresh: bool = False) -> tuple[_Conn, bool]:
+    def takes_flight(self, path: str) -> bool:
+        """Whether start_flight() can send a request to `path` now: a kept-alive connection is free, or all `limit`
+        are open and the request can wait in turn for one. Not when it needs what only send() does: a first
+        connection, or another origin."""
+        idle = self._idle
+        while idle and idle[-1].closed:
+            idle.pop()
+            self._open -= 1
+        return (bool(idle) or self._open >= self._limit) and not self._closed and not path.startswith(("http://", "https://"))
+
+    def start_flight(self, req: Request, token: str | None, flight: Flight) -> None:
+        """Send req (takes_flight() said yes) with its outcome to `flight`: on a free connection at once, else when
+        one is free, in turn with the requests waiting in send(); the same deadlines and failure classes."""
+        body, ctype = encode(req)
+        flight._data = self._head(req, self._prefix + req.path, token, body, ctype)
+        flight._transport = self
+        entry = flight._entry = self._deadlines.track(self._loop.time() + self._timeout_s)
+        if self._idle:
+            self._go(flight, self._idle.pop())
+            return
+        if self._waiters is None:
+            self._waiters = deque()
+        self._waiters.append(flight)
+        entry[1], entry[2] = flight, _expire_wait  # what the deadline sweep expires if the deadline passes
+
+    def _go(self, flight: Flight, conn: Conn) -> None:
+        flight._conn = conn
+        conn.buf.clear()
+        conn.head, conn.got_bytes, conn.waiter = None, False, flight
+        entry = flight._entry
+        entry[1], entry[2] = flight, _expire
+        self._outbox.add(flight, conn)
+
+    async def _connect_for(self, flight: Flight) -> None:
+        """A connection closed while a flight waited for one: open its replacement for the flight."""
+        try:
+            conn, _ = await self._acquire(flight._entry, fresh=True)
+        except Failure as f:
+            flight.set_exception(f)
+            return
+        if flight.done():
+            self._release(conn)
+        else:
+            self._go(flight, conn)
+
+    async def _acquire(self, entry: list[Any], fresh: bool = False) -> tuple[Conn, bool]:
         while self._idle and not fresh:
             conn = self._idle.pop()
             if not conn.closed:
@@ -285,7 +203,7 @@ class H1Transport:
             self._next_source += 1
         try:
             _, conn = await asyncio.wait_for(
-                self._loop.create_connection(_Conn, self._host, self._port, local_addr=local),
+                self._loop.create_connection(Conn, self._host, self._port, local_addr=local),
                 min(self._connect_timeout_s, max(0.0, entry[0] - self._loop.time())),
             )
         except BaseException as exc:
@@ -295,7 +213,7 @@ class H1Transport:
         CONNECTS.opened += 1
         return conn, False
 
-    def _release(self, conn: _Conn) -> None:
+    def _release(self, conn: Conn) -> None:
         if conn.keep_alive and not conn.closed and not self._closed:
             conn.waiter = None
             self._idle.append(conn)
@@ -309,9 +227,27 @@ class H1Transport:
         waiters = self._waiters
         while waiters:
             w = waiters.popleft()
-            if not w.done():
+            if w.done():
+                continue
+            if not isinstance(w, Flight):
                 w.set_result(None)
                 return
+            idle = self._idle
+            while idle:
+                conn = idle.pop()
+                if not conn.closed:
+                    self._go(w, conn)
+                    return
+                self._open -= 1
+            if self._closed:
+                w.set_exception(Failure(errors.RESET, "transport closed"))
+                continue
+            task = self._loop.create_task(self._connect_for(w))  # a connection closed: its replacement, for w
+            if self._connecting is None:
+                self._connecting = set()
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+            return
 
     def _other_transport(self) -> Transport:
         if self._other is None:
@@ -326,8 +262,14 @@ class H1Transport:
                 conn.transport.close()
         self._idle.clear()
         for w in self._waiters or ():
-            if not w.done():
+            if w.done():
+                continue
+            if isinstance(w, Flight):
+                w.set_exception(Failure(errors.RESET, "transport closed"))
+            else:
                 w.set_result(None)
+        for task in self._connecting or ():
+            task.cancel()
         if self._other is not None:
             await self._other.close()
 

@@ -20,7 +20,10 @@ import numpy.typing as npt
 from harness.core import errors
 from harness.core.recorder import Recorder
 from harness.core.stages import Stage, target_at
+from harness.net.h1client import Flight
+from harness.run.reportlane import ReportLane
 from harness.run.ven import ShardVens
+from harness.run.venreports import Prepared
 
 NEW, PROVISIONING, READY, FAILED = 0, 1, 2, 3
 # The operations the schedule starts, as tags of in-flight and queued work (provisioning counts as create_ven).
@@ -53,7 +56,8 @@ class Lifecycle:
         # numpy scalar read costs 30-140 ns, a memoryview's ~20 ns (several per report add up at saturation).
         self._state, self._busy = self.state.data, self.busy.data
         self.pending: dict[int, deque[tuple[str, float]]] = {}  # row -> [(operation, intended)] waiting for the VEN
-        self.in_flight: dict[asyncio.Task[Any], str | None] = {}  # task -> its operation (None: a Retry-After hold)
+        # task or report flight -> its operation (None: a Retry-After hold)
+        self.in_flight: dict[asyncio.Task[Any] | Flight, str | None] = {}
         self._buffer = vens.spec.reconnect.buffer  # reports a VEN keeps to send late (0: a failed report is lost)
         self._retried: set[tuple[int, float]] = set()  # (row, intended) of reports that failed once and wait
         self.online_slot = online_slot  # the report slot at which each VEN comes online (provisions)
@@ -64,6 +68,8 @@ class Lifecycle:
         self._rank: npt.NDArray[np.int64] | None = None
         self._stages: tuple[Stage, ...] = ()
         self._t0 = 0.0
+        lane = ReportLane(self)  # most reports: sent and settled by callbacks, no task per report
+        self._lane = lane if lane.enabled else None
 
     def ramp(self, rank: npt.NDArray[np.int64], stages: tuple[Stage, ...], t0: float) -> None:
         """With stages, a VEN takes part only while its rank is below the ramp's target at that time."""
@@ -112,7 +118,8 @@ class Lifecycle:
         state = self._state[row]
         if state == READY:
             if op == REPORT:
-                self._start(row, REPORT, self._report(row, intended))
+                if self._lane is None or not self._lane.start(row, intended):
+                    self._start(row, REPORT, self._report(row, intended))
             else:
                 self._start(row, POLL_EVENTS, self.vens.poll_events(row, intended))
         elif op == POLL_EVENTS:
@@ -125,10 +132,13 @@ class Lifecycle:
         else:  # pragma: no cover - PROVISIONING implies busy
             self.pending.setdefault(row, deque()).append((op, intended))
 
-    async def _report(self, row: int, intended: float) -> None:
-        """One due report: sent (late if it failed before), kept to try again (buffer), or lost."""
+    async def _report(self, row: int, intended: float, prepared: Prepared | None = None) -> None:
+        self.reported(row, intended, await self.vens.report(row, intended, prepared))
+
+    def reported(self, row: int, intended: float, ok: bool) -> None:
+        """One due report's outcome: sent (late if it failed before), kept to try again (buffer), or lost."""
         count = self.vens.calls.count
-        if await self.vens.report(row, intended):
+        if ok:
             count("report_sent")
             if (row, intended) in self._retried:
                 self._retried.discard((row, intended))
@@ -190,18 +200,41 @@ class Lifecycle:
             self._on_bug(task.exception())  # type: ignore[arg-type]
         self._check_idle()
 
-    def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
-        self._next(row, task)
-        self._check_idle()  # after the VEN's next queued operation (if any) has started
+    # ---- the report lane's flights (reportlane.py) -----------------------------------------------
+    def start_report_task(self, row: int, intended: float, prepared: Prepared) -> None:
+        """A report the lane built but cannot fly (several POSTs, no connection yet): the coroutine path's."""
+        self._start(row, REPORT, self._report(row, intended, prepared))
 
-    def _next(self, row: int, task: asyncio.Task[Any]) -> None:
+    def fly(self, row: int, flight: Flight) -> None:
+        self._busy[row] = True
+        self.in_flight[flight] = REPORT
+
+    def landed(self, row: int, flight: Flight) -> None:
+        """A flight's outcome is settled: the VEN's next work, as after a task."""
+        self.in_flight.pop(flight, None)
+        self._free(row, cancelled=False)
+        self._check_idle()
+
+    def landed_into_task(self, row: int, flight: Flight, coro: Coroutine[Any, Any, Any]) -> None:
+        """A flight's report goes on as a task (a 401's token refresh and resend); the VEN stays busy."""
+        self.in_flight.pop(flight, None)
+        self._start(row, REPORT, coro)
+
+    def bug(self, exc: BaseException) -> None:
+        self._on_bug(exc)
+
+    def _finished(self, row: int, task: asyncio.Task[Any]) -> None:
         self.in_flight.pop(task, None)
-        self._busy[row] = False
         if not task.cancelled() and task.exception() is not None:
             # Operations record HTTP failures as data; an exception here is a bug: stop and report it.
             self._on_bug(task.exception())  # type: ignore[arg-type]
+        self._free(row, task.cancelled())
+        self._check_idle()  # after the VEN's next queued operation (if any) has started
+
+    def _free(self, row: int, cancelled: bool) -> None:
+        self._busy[row] = False
         wait_s = self.vens.held_until(row) - (self._loop or asyncio.get_running_loop()).time()
-        if wait_s > 0 and not task.cancelled():
+        if wait_s > 0 and not cancelled:
             # The VTN said 429 + Retry-After: the VEN stays busy until then; what falls due meanwhile queues.
             self._start(row, None, asyncio.sleep(wait_s))
             return
@@ -218,7 +251,13 @@ class Lifecycle:
         abandoned = [op for d in self.pending.values() for op, _ in d]
         abandoned += [op for op in self.in_flight.values() if op is not None]
         self.pending.clear()
-        tasks = list(self.in_flight)
+        flights = [f for f in self.in_flight if isinstance(f, Flight)]
+        for flight in flights:  # all ended before any connection closes (a close hands its pool slot on)
+            flight.cancel()
+            del self.in_flight[flight]
+        for flight in flights:
+            flight.drop()
+        tasks = [t for t in self.in_flight if not isinstance(t, Flight)]
         for task in tasks:
             task.cancel()
         if tasks:

@@ -182,8 +182,8 @@ def test_abandoned_work_is_counted_by_its_operation_tag_not_by_a_coroutine_name(
 
     original = ShardVens.report
 
-    async def send_interval(self: ShardVens, row: int, intended: float) -> bool:  # not named "report"
-        return await original(self, row, intended)
+    async def send_interval(self: ShardVens, row: int, intended: float, prepared: Any = None) -> bool:  # not "report"
+        return await original(self, row, intended, prepared)
 
     monkeypatch.setattr(ShardVens, "report", send_interval)
     vtn = FakeVtn(delays_s={"POST /reports": 60.0})
