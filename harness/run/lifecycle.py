@@ -220,6 +220,14 @@ class Lifecycle:
         self.in_flight.pop(flight, None)
         self._start(row, REPORT, coro)
 
+    def take_flown(self) -> int:
+        """Reports the lane has sent as flights since the last call."""
+        lane = self._lane
+        if lane is None:
+            return 0
+        n, lane.flown = lane.flown, 0
+        return n
+
     def bug(self, exc: BaseException) -> None:
         self._on_bug(exc)
 

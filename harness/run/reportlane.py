@@ -60,6 +60,7 @@ class ReportLane:
         self.calls = life.vens.calls
         # A shorter timeout of the report operation than the transport's is the coroutine path's (asyncio.timeout).
         self.enabled = self.calls.op_timeout(REPORT) is None
+        self.flown = 0  # flights started (the worker ships the count as counter report_flights)
 
     def start(self, row: int, intended: float) -> bool:
         """Send the VEN's due report as a flight; False (nothing done) if the coroutine path must send it."""
@@ -82,6 +83,7 @@ class ReportLane:
         flight = ReportFlight(self, row, intended, _now(), prepared, req, tracked)
         life.fly(row, flight)
         transport.start_flight(req, token, flight)
+        self.flown += 1
         return True
 
     def replied(self, flight: ReportFlight, reply: Reply) -> None:

@@ -67,6 +67,7 @@ class VenReports:
                 await self.feed.advance(self.feed.meter.tick_at(self.clock.at(_now() - self.t0)))
                 prepared = self.prepare(row)
         authed = self.calls.authed
+        self.calls.count("report_awaited", len(prepared.reqs))  # POSTs sent by this coroutine, not as flights
         for req in prepared.reqs:
             tracked = self.track(row, req)
             reply = await authed("report", row, req, intended, REPORT_OK)

@@ -342,6 +342,9 @@ class Worker:
                 counters[k] = counters.get(k, 0) + v
             self.receiver.counters = {}
         life = self.lifecycle
+        flown = life.take_flown()
+        if flown:
+            counters["report_flights"] = flown  # reports the lane sent as flights (the rest: tasks)
         health = self.probe.take(len(life.in_flight), life.backlog)
         done = self.vens.reports_done(self.spec.reports_per_ven or 1 << 30)
         for i, end_s in enumerate(self.spec.fault_ends_s if final else ()):  # VENs that reported after each fault
