@@ -145,7 +145,7 @@ def test_report_operation_python_cost(benchmark: pytest.FixtureRequest) -> None:
     assert vens.rec.total_ok > 0
 
 
-STEPS = ("timestamps", "sites", "body", "encode", "head", "record", "task")
+STEPS = ("timestamps", "sites", "body", "encode", "template", "head", "record", "task")
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -153,7 +153,7 @@ def test_report_step_cost(benchmark: pytest.FixtureRequest, step: str) -> None:
     """The report operation's Python work split into its steps, each timed alone (compare with
     test_report_operation_python_cost, the whole of it, and macro.py, which adds the socket and the loop):
     timestamps (rfc3339 + iso_duration), sites (one Site per site), body (the dialect's request), encode (orjson),
-    head (the lean client's request head), record (Recorder.ok), task (create, run and finish one no-op task on
+    template (what replaces sites, body and encode on the report path: the body from its shape's template, run/bodies.py), head (the lean client's request head), record (Recorder.ok), task (create, run and finish one no-op task on
     the loop, as the lifecycle does per operation)."""
     import asyncio
     import time
@@ -175,6 +175,18 @@ def test_report_step_cost(benchmark: pytest.FixtureRequest, step: str) -> None:
 
     transport = loop.run_until_complete(make())
     body, ctype = encode(req)
+    import orjson
+
+    from harness.dialects import Request
+    from harness.run.bodies import ReportTemplates
+
+    template = ReportTemplates(D, "1", "2", "ven", tag=True).get(1)
+    assert template is not None
+    start, duration = rfc3339(now), iso_duration(15)
+
+    def templated() -> bytes | None:
+        b = template.render(name, start, duration, "hr1:tag:1:7", [0.0123], [2.5])
+        return encode(Request("POST", template.path, json=orjson.Fragment(b)))[0]
 
     async def noop() -> None:
         return None
@@ -188,6 +200,7 @@ def test_report_step_cost(benchmark: pytest.FixtureRequest, step: str) -> None:
         "sites": lambda: [Site(f"{name}-site-{s:03d}", float(s) * 0.1 - 0.05, float(s)) for s in range(1)],
         "body": lambda: D.report("1", "2", name, sites, rfc3339(now), iso_duration(15)),
         "encode": lambda: encode(req),
+        "template": templated,
         "head": lambda: transport._head(req, "/openadr3/3.0.1/reports", "token-of-this-ven", body, ctype),
         "record": lambda: rec.ok("report", 1.0, 1.001, 1.002),
         "task": lambda: loop.run_until_complete(tasks(100)),  # per 100 tasks: divide by 100

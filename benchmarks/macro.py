@@ -34,6 +34,19 @@ CONCURRENCY = 64
 OFFER_VENS, OFFER_INTERVAL_S = 6000, 0.1
 
 
+def pin_apart(vtn: Any) -> str:
+    """The null VTN on the first CPU, this process and every client it starts afterwards on the others. Left to
+    the scheduler, a 2-core box put client and VTN now on one core, now on two, and a round's figure jumped
+    between two levels (16,600 and 25,000 for the same code) with it."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2 or vtn._pid is None:
+        return "not pinned (one CPU)"
+    for tid in os.listdir(f"/proc/{vtn._pid}/task"):  # every thread of the VTN's process
+        os.sched_setaffinity(int(tid), {cpus[0]})
+    os.sched_setaffinity(0, set(cpus[1:]))
+    return f"null VTN on CPU {cpus[0]}, clients on CPU {','.join(map(str, cpus[1:]))}"
+
+
 # ---- the shared request ---------------------------------------------------------------------------
 def report_body() -> bytes:
     import orjson
@@ -301,6 +314,7 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
     }
     rounds: list[dict[str, dict[str, float] | str]] = []
     with EmbeddedVtn(VtnConfig(null=True)) as vtn:
+        print(pin_apart(vtn))
         for i in range(repeats):
             res: dict[str, dict[str, float] | str] = {}
             for name, fn in clients.items():
@@ -352,6 +366,7 @@ def ab(other: Path, seconds: float, repeats: int, interval_s: float = OFFER_INTE
     script.write_text(AB_CHILD)  # a file, not -c: the spawned worker re-imports its parent's main module
     per: dict[tuple[str, str], list[float]] = {}
     with EmbeddedVtn(VtnConfig(null=True)) as vtn:
+        print(pin_apart(vtn))
         for i in range(repeats):
             for mode in ("pooled", "per-ven"):
                 for name, tree in trees.items():

@@ -79,7 +79,7 @@ class ReportLane:
             life.start_report_task(row, intended, prepared)
             return True
         req = prepared.reqs[0]
-        tracked = self.vens.track(row, req)
+        tracked = self.vens.track(row, req, prepared.pretagged)
         flight = ReportFlight(self, row, intended, _now(), prepared, req, tracked)
         life.fly(row, flight)
         transport.start_flight(req, token, flight)

@@ -33,6 +33,7 @@ from harness.net.wire import decode
 from harness.run.calls import VenCalls
 from harness.notify.notification import usable
 from harness.run.meterfeed import MeterFeed
+from harness.run.bodies import ReportTemplates
 from harness.run.venreports import VenReports
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ class ShardVens(VenReports):
         self.side_task: Callable[[str, Coroutine[Any, Any, Any]], None] = _no_side_tasks
         # The delivery ledger: which reports were sent and acknowledged (None: the run tags no reports).
         self.book = LedgerBook(n) if spec.report_tag else None
+        # Single-POST report bodies from a template per shape, where it reproduces the dialect's own bytes.
+        self.templates = ReportTemplates(dialect, spec.program_id, spec.event_id, self.granularity, bool(spec.report_tag))
 
     def ven_name(self, row: int) -> str:
         return self.shard.ven_name(row)

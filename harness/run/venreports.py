@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from time import monotonic as _now  # the loop's clock to the ns: uvloop's loop.time() is whole milliseconds
 
 import numpy as np
+import orjson
 import numpy.typing as npt
 
 from harness.core import errors
@@ -20,6 +21,7 @@ from harness.core.shard import ShardSpec
 from harness.core.simclock import SimClock, iso_duration, rfc3339
 from harness.dialects import Dialect, Request, Site
 from harness.net.base import Reply
+from harness.run.bodies import ReportTemplates, plain
 from harness.run.calls import VenCalls
 from harness.run.meterfeed import MeterFeed
 
@@ -35,6 +37,7 @@ class Prepared(NamedTuple):
     energy: npt.NDArray[np.float64]  # the tick's site energy the reports were built from
     load_energy: npt.NDArray[np.float64] | None
     now_sim: float
+    pretagged: bool = False  # the one POST's body carries its ledger id already (written by its template)
 
 
 class VenReports:
@@ -48,6 +51,7 @@ class VenReports:
     feed: MeterFeed
     granularity: str
     book: LedgerBook | None
+    templates: ReportTemplates
     t0: float
     fault_ends: tuple[float, ...]
     back_at: npt.NDArray[np.float64]
@@ -69,7 +73,7 @@ class VenReports:
         authed = self.calls.authed
         self.calls.count("report_awaited", len(prepared.reqs))  # POSTs sent by this coroutine, not as flights
         for req in prepared.reqs:
-            tracked = self.track(row, req)
+            tracked = self.track(row, req, prepared.pretagged)
             reply = await authed("report", row, req, intended, REPORT_OK)
             if not self.settle(row, tracked, reply):
                 # The interval is not committed: the next report covers it (its energy delta included).
@@ -88,24 +92,34 @@ class VenReports:
         energy, power, last = feed.site_energy, feed.site_power, feed.site_last_energy_kwh
         lo, hi = self._offsets[row], self._offsets[row + 1]
         name = self.shard.ven_name(row)
+        start_sim = self._last_sim[row]
+        if math.isnan(start_sim):
+            start_sim = now_sim - self.spec.interval_s * self.clock.time_scale
+        start_iso, duration_iso = rfc3339(start_sim), iso_duration(round(now_sim - start_sim, 3))
+        t = self.templates.get(hi - lo) if self.granularity != "load" else None
+        if t is not None and plain(name):  # the body from its shape's template (run/bodies.py)
+            book = self.book
+            key = report_key(self.spec.report_tag, self.spec.ven_start + row, int(book.sent[row])) if t.tagged and book else ""
+            body = t.render(name, start_iso, duration_iso, key, [float(energy[s]) - float(last[s]) for s in range(lo, hi)],
+                            [float(power[s]) for s in range(lo, hi)])
+            if body is not None:
+                return Prepared([Request("POST", t.path, json=orjson.Fragment(body))], lo, hi, energy, None, now_sim, t.tagged)
         sites = [Site(site_name(name, s - lo), float(energy[s]) - float(last[s]), float(power[s])) for s in range(lo, hi)]
         load_energy = loads = None
         if self.granularity == "load":
             load_energy = feed.load_energy  # this tick's array, kept while the POSTs are in flight
             loads = feed.load_readings(lo, hi)
-        start_sim = self._last_sim[row]
-        if math.isnan(start_sim):
-            start_sim = now_sim - self.spec.interval_s * self.clock.time_scale
-        reqs = self.dialect.reports(
-            self.spec.program_id, self.spec.event_id, name, sites, loads,
-            rfc3339(start_sim), iso_duration(round(now_sim - start_sim, 3)), self.granularity,
-        )
+        reqs = self.dialect.reports(self.spec.program_id, self.spec.event_id, name, sites, loads, start_iso, duration_iso,
+                                    self.granularity)
         return Prepared(reqs, lo, hi, energy, load_energy, now_sim)
 
-    def track(self, row: int, req: Request) -> LedgerBook | None:
+    def track(self, row: int, req: Request, pretagged: bool = False) -> LedgerBook | None:
         """With a delivery ledger, the POST carries its id (run tag, VEN, sequence) and is in the book until its
-        outcome is known: the book, else None."""
+        outcome is known: the book, else None. `pretagged`: its template wrote the id already."""
         book = self.book
+        if book is not None and pretagged:
+            book.open(row)
+            return book
         if book is None or not tag_body(req.json, report_key(self.spec.report_tag, self.spec.ven_start + row, int(book.sent[row]))):
             return None
         book.open(row)
