@@ -237,3 +237,39 @@ def test_the_outbox_writes_a_burst_of_flights_together_and_skips_one_that_ended_
         assert requests == opened + 7 and flights[3].outcome is None and sorted(order) == ["0", "1", "2", "4", "5", "6", "7"]
 
     run(handler, body)
+
+
+def test_the_outbox_never_holds_more_than_32_requests_or_one_for_more_than_half_a_millisecond() -> None:
+    """A long iteration does not hold its first write back: the 32nd request flushes all 32 at once, and a
+    request joining one that has waited over 0.5 ms flushes both; the rest go after the iteration."""
+    import time
+    from types import SimpleNamespace
+
+    from harness.net.outbox import FLUSH_AFTER_S, FLUSH_AT, Outbox
+
+    written: list[bytes] = []
+
+    def flight(i: int) -> Any:
+        conn = SimpleNamespace(closed=False, transport=SimpleNamespace(write=written.append))
+        return SimpleNamespace(_over=False, _conn=conn, _data=b"%d" % i), conn
+
+    async def main() -> None:
+        box = Outbox(asyncio.get_running_loop())
+        for i in range(FLUSH_AT - 1):
+            box.add(*flight(i))
+        assert written == []
+        box.add(*flight(FLUSH_AT - 1))
+        assert written == [b"%d" % i for i in range(FLUSH_AT)]  # at once, within this callback
+        box.add(*flight(100))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 <= FLUSH_AFTER_S:  # a callback busy for longer than the bound
+            pass
+        box.add(*flight(101))
+        assert written[-2:] == [b"100", b"101"]
+        box.add(*flight(102))
+        assert written[-1] == b"101"
+        await asyncio.sleep(0)  # the iteration ends: what is left goes out
+        assert written[-1] == b"102" and len(written) == FLUSH_AT + 3
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        r.run(main())
