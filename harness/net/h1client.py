@@ -155,8 +155,7 @@ class H1Transport:
 
     def _go(self, flight: Flight, conn: Conn) -> None:
         flight._conn = conn
-        conn.buf.clear()
-        conn.head, conn.got_bytes, conn.waiter = None, False, flight
+        conn.begin(flight)
         entry = flight._entry
         entry[1], entry[2] = flight, _expire
         self._outbox.add(flight, conn)
@@ -173,12 +172,19 @@ class H1Transport:
         else:
             self._go(flight, conn)
 
-    async def _acquire(self, entry: list[Any], fresh: bool = False) -> tuple[Conn, bool]:
-        while self._idle and not fresh:
-            conn = self._idle.pop()
+    def _pop_idle(self) -> Conn | None:
+        """A free kept-alive connection, dropping those the server closed meanwhile; None if there is none."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
             if not conn.closed:
-                return conn, True
+                return conn
             self._open -= 1
+        return None
+
+    async def _acquire(self, entry: list[Any], fresh: bool = False) -> tuple[Conn, bool]:
+        if not fresh and (conn := self._pop_idle()) is not None:
+            return conn, True
         while self._open >= self._limit:
             if self._closed:
                 raise Failure(errors.RESET, "transport closed")
@@ -191,18 +197,15 @@ class H1Transport:
                 await w
             finally:
                 entry[1] = None
-            while self._idle and not fresh:
-                conn = self._idle.pop()
-                if not conn.closed:
-                    return conn, True
-                self._open -= 1
+            if not fresh and (conn := self._pop_idle()) is not None:
+                return conn, True
         self._open += 1
         local = None
         if self._sources:
             local = (self._sources[self._next_source % len(self._sources)], 0)
             self._next_source += 1
         try:
-            _, conn = await asyncio.wait_for(
+            _, made = await asyncio.wait_for(
                 self._loop.create_connection(Conn, self._host, self._port, local_addr=local),
                 min(self._connect_timeout_s, max(0.0, entry[0] - self._loop.time())),
             )
@@ -211,7 +214,7 @@ class H1Transport:
             self._wake()
             raise classify_connect(exc) from None
         CONNECTS.opened += 1
-        return conn, False
+        return made, False
 
     def _release(self, conn: Conn) -> None:
         if conn.keep_alive and not conn.closed and not self._closed:
@@ -232,13 +235,10 @@ class H1Transport:
             if not isinstance(w, Flight):
                 w.set_result(None)
                 return
-            idle = self._idle
-            while idle:
-                conn = idle.pop()
-                if not conn.closed:
-                    self._go(w, conn)
-                    return
-                self._open -= 1
+            conn = self._pop_idle()
+            if conn is not None:
+                self._go(w, conn)
+                return
             if self._closed:
                 w.set_exception(Failure(errors.RESET, "transport closed"))
                 continue

@@ -53,11 +53,14 @@ class Conn(asyncio.Protocol):
 
     def request(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Reply]:
         assert self.transport is not None
-        self.buf.clear()
-        self.head, self.got_bytes = None, False
-        self.waiter = fut = loop.create_future()
+        self.begin(fut := loop.create_future())
         self.transport.write(data)
         return fut
+
+    def begin(self, waiter: asyncio.Future[Reply] | Flight) -> None:
+        """A new exchange whose response completes `waiter` (written by request(), or by the outbox for a Flight)."""
+        self.buf.clear()
+        self.head, self.got_bytes, self.waiter = None, False, waiter
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True

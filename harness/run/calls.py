@@ -86,10 +86,7 @@ class VenCalls:
             self.failed(op, row, f, intended)
             return None
         except TimeoutError:
-            self.rec.fail(op, errors.READ_TIMEOUT, f"{self._name(row)}: no response within the {op} timeout ({limit:g}s)",
-                          intended, _now())
-            self.last_failure = errors.READ_TIMEOUT
-            self._back_off(row)
+            self.failed(op, row, Failure(errors.READ_TIMEOUT, f"no response within the {op} timeout ({limit:g}s)"), intended)
             return None
         return self.replied(op, row, req, reply, intended, sent, ok)
 
@@ -152,7 +149,7 @@ class VenCalls:
 
     async def authed(self, op: str, row: int, req: Request, intended: float, ok: tuple[int, ...]) -> Reply | None:
         """A call with the VEN's bearer token: fetched if missing or expiring, refreshed once on 401."""
-        if self.token[row] is None or _now() > self._expiry[row] - TOKEN_REFRESH_MARGIN_S:
+        if self.fresh_token(row) is None:
             if not await self.fetch_token(row, _now()):
                 return None
         reply = await self.call(op, row, req, intended, self.token[row], ok)

@@ -102,18 +102,16 @@ class ReportLane:
         self._settled(flight, None)
 
     def _settled(self, flight: ReportFlight, reply: Reply | None) -> None:
-        row, vens = flight.row, self.vens
-        acked = vens.settle(row, flight.tracked, reply)
-        if acked:
-            vens.commit(row, flight.prepared)
-        life = self.life
-        life.reported(row, flight.intended, acked)
-        life.landed(row, flight)
+        self._conclude(flight, reply)
+        self.life.landed(flight.row, flight)
 
     async def _after_401(self, flight: ReportFlight, reply: Reply) -> None:
+        self._conclude(flight, await self.calls.after_401(REPORT, flight.row, flight.req, reply, REPORT_OK))
+
+    def _conclude(self, flight: ReportFlight, reply: Reply | None) -> None:
+        """The report's last reply (or none): settled in the ledger, committed if acknowledged, counted."""
         row, vens = flight.row, self.vens
-        retried = await self.calls.after_401(REPORT, row, flight.req, reply, REPORT_OK)
-        acked = vens.settle(row, flight.tracked, retried)
+        acked = vens.settle(row, flight.tracked, reply)
         if acked:
             vens.commit(row, flight.prepared)
         self.life.reported(row, flight.intended, acked)
