@@ -39,9 +39,9 @@ def pin_apart(vtn: Any) -> str:
     the scheduler, a 2-core box put client and VTN now on one core, now on two, and a round's figure jumped
     between two levels (16,600 and 25,000 for the same code) with it."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) < 2 or vtn._pid is None:
+    if len(cpus) < 2 or vtn.pid is None:
         return "not pinned (one CPU)"
-    for tid in os.listdir(f"/proc/{vtn._pid}/task"):  # every thread of the VTN's process
+    for tid in os.listdir(f"/proc/{vtn.pid}/task"):  # every thread of the VTN's process
         os.sched_setaffinity(int(tid), {cpus[0]})
     os.sched_setaffinity(0, set(cpus[1:]))
     return f"null VTN on CPU {cpus[0]}, clients on CPU {','.join(map(str, cpus[1:]))}"
