@@ -48,6 +48,7 @@ class Lifecycle:
         # checks for a fork), and two calls per report cost a saturated worker ~15 % of its CPU (py-spy --native).
         self._loop = loop
         self._idle: asyncio.Future[None] | None = None  # see idle()
+        self._resume: list[int] = []  # busy rows whose next queued operation starts on the loop's next pass
         self.vens = vens
         self.rec = recorder
         self.state = np.zeros(n, dtype=np.int8)
@@ -76,6 +77,11 @@ class Lifecycle:
         self._rank, self._stages, self._t0 = rank, stages, t0
 
     # ---- facts for the delta ------------------------------------------------------------------
+    @property
+    def working(self) -> bool:
+        """Something is in flight, or a VEN's next queued operation is about to start (the drain waits for both)."""
+        return bool(self.in_flight or self._resume)
+
     @property
     def backlog(self) -> int:
         return sum(len(d) for d in self.pending.values())
@@ -186,12 +192,12 @@ class Lifecycle:
         of thousands completes)."""
         if self._idle is None or self._idle.done():
             self._idle = (self._loop or asyncio.get_running_loop()).create_future()
-        if not self.in_flight:
+        if not self.working:
             self._idle.set_result(None)
         return self._idle
 
     def _check_idle(self) -> None:
-        if not self.in_flight and self._idle is not None and not self._idle.done():
+        if not self.working and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
     def _side_done(self, task: asyncio.Task[Any]) -> None:
@@ -237,21 +243,43 @@ class Lifecycle:
             # Operations record HTTP failures as data; an exception here is a bug: stop and report it.
             self._on_bug(task.exception())  # type: ignore[arg-type]
         self._free(row, task.cancelled())
-        self._check_idle()  # after the VEN's next queued operation (if any) has started
+        self._check_idle()  # after the VEN's next queued operation (if any) is set to start
 
     def _free(self, row: int, cancelled: bool) -> None:
-        self._busy[row] = False
-        wait_s = self.vens.held_until(row) - (self._loop or asyncio.get_running_loop()).time()
+        loop = self._loop or asyncio.get_running_loop()
+        wait_s = self.vens.held_until(row) - loop.time()
         if wait_s > 0 and not cancelled:
             # The VTN said 429 + Retry-After: the VEN stays busy until then; what falls due meanwhile queues.
             self._start(row, None, asyncio.sleep(wait_s))
             return
-        queue = self.pending.get(row)
-        if queue:
-            op, intended = queue.popleft()
-            if not queue:
-                del self.pending[row]
-            self._start_op(op, row, intended)
+        if row in self.pending:
+            # The next queued operation starts on the loop's next pass, not inside this reply's callback: started
+            # here, each reply's callback sends a request whose reply lands in the same poll phase, so with
+            # thousands of busy VENs one loop iteration grew to 49,152 replies (48 epoll_waits x 1,024 events) and
+            # starved the loop's timers for seconds. The VEN stays busy meanwhile, so what falls due keeps its order.
+            resume = self._resume
+            resume.append(row)
+            if len(resume) == 1:
+                loop.call_soon(self._resume_queued)
+            return
+        self._busy[row] = False
+
+    def _resume_queued(self) -> None:
+        """Each row freed since the last pass starts its oldest queued operation (unless the drain dropped it)."""
+        rows, self._resume = self._resume, []
+        pending, busy = self.pending, self._busy
+        try:
+            for row in rows:
+                busy[row] = False
+                queue = pending.get(row)
+                if queue:
+                    op, intended = queue.popleft()
+                    if not queue:
+                        del pending[row]
+                    self._start_op(op, row, intended)
+        except Exception as exc:  # a bug: stop and report it, as from a task
+            self._on_bug(exc)
+        self._check_idle()
 
     async def abandon(self) -> None:
         """The drain deadline passed: each queued or in-flight operation counts once as abandoned, under its tag.

@@ -274,8 +274,8 @@ class Worker:
 
     async def _drain(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Wait for in-flight work until the deadline; a Stop meanwhile can only bring the deadline closer."""
-        in_flight = self.lifecycle.in_flight
-        while in_flight and loop.time() < deadline:
+        life = self.lifecycle
+        while life.working and loop.time() < deadline:
             ctrl = self._ctrl_get = self._ctrl_get or asyncio.ensure_future(self._ctrl_msgs.get())
             done, _ = await asyncio.wait(
                 [self.lifecycle.idle(), ctrl], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
