@@ -182,7 +182,7 @@ def harness_worker(url: str, connection: str, vens: int, interval_s: float, warm
     """Reports/s per CPU-second of harness worker(s) (harness.run.worker.main): schedule, meter, payload, HTTP,
     recording, deltas — everything but the supervisor, which only merges one delta per second."""
     from harness.core.fleet import FleetSpec, split
-    from harness.core.messages import Start, Stop, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
+    from harness.core.messages import Start, WorkerDelta, WorkerDone, WorkerFailed, WorkerReady
     from harness.core.shard import Credentials, ShardSpec
     from harness.run import worker as worker_mod
 
@@ -228,8 +228,24 @@ def harness_worker(url: str, connection: str, vens: int, interval_s: float, warm
     measured = [w for k, w in sorted(windows.items()) if first <= k < first + int(seconds)]
     n = sum(ok for w in measured for ok, *_ in w)
     cpu = sum(c for w in measured for _, c, *_ in w)  # one-second windows: CPU fraction == CPU-seconds
+    per_window = [sum(ok for ok, *_ in w) for w in measured]
     return {"requests": n, "cpu_s": cpu, "wall_s": float(len(measured)),
-            "rss_mb": max(r for w in measured for *_, r, _ in w) / 2**20 if measured else 0.0}
+            "rss_mb": max(r for w in measured for *_, r, _ in w) / 2**20 if measured else 0.0,
+            # Whether the figure is a steady rate: a worker whose loop stalls completes its reports in bursts with
+            # empty seconds between (stop 31: 49,152, 0, 49,152 ...) and its per-core figure is not a capacity.
+            "lag_max_ms": max((lag for w in measured for *_, lag in w), default=0.0),
+            "window_min": float(min(per_window, default=0)), "window_max": float(max(per_window, default=0))}
+
+
+STALL_MS = 1000.0  # a loop lag above this in a measured second: the worker's timers starved, not a steady rate
+
+
+def steadiness(r: dict[str, float]) -> str:
+    """For harness's rounds: the measured seconds' spread and loop lag, and STALLED if the figure is no capacity."""
+    if "lag_max_ms" not in r:
+        return ""
+    flag = "  STALLED: not a capacity figure" if r["lag_max_ms"] > STALL_MS or r["window_min"] == 0 else ""
+    return f"; per second {r['window_min']:,.0f}-{r['window_max']:,.0f}, loop lag max {r['lag_max_ms']:,.0f} ms{flag}"
 
 
 # ---- Locust FastHttpUser (library mode, in its own process: gevent patches the world) ---------------
@@ -321,7 +337,8 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
                 res[name] = fn(vtn.url)
                 r = res[name]
                 line = r if isinstance(r, str) else (f"{r['requests'] / r['wall_s']:9.0f} req/s at "
-                                                     f"{100 * r['cpu_s'] / r['wall_s']:4.0f}% CPU -> {per_core(r):8.0f} /core")
+                                                     f"{100 * r['cpu_s'] / r['wall_s']:4.0f}% CPU -> {per_core(r):8.0f} /core"
+                                                     f"{steadiness(r)}")
                 print(f"  round {i + 1} {name:34s} {line}", flush=True)
             rounds.append(res)
     raw, loc, top = "raw aiohttp+uvloop loop", "locust FastHttpUser", "raw Protocol+httptools (ceiling)"
@@ -340,6 +357,11 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
             continue
         med = statistics.median(per_core(r) for r in ok)  # type: ignore[arg-type]
         print(f"{name:34s} {med:24.0f} {ratio(name, raw):>12s} {ratio(name, loc):>10s} {ratio(name, top):>11s}")
+    for name in clients:
+        stalled = sum("STALLED" in steadiness(r[name]) for r in rounds if not isinstance(r[name], str))
+        if stalled:
+            print(f"{name}: {stalled} of {len(rounds)} rounds STALLED (loop lag > {STALL_MS:.0f} ms or an empty "
+                  "second): its figure is bursts of a starved loop, not a steady capacity")
 
 
 # ---- A/B: this checkout's worker against another checkout's, interleaved ------------------------------
@@ -380,7 +402,7 @@ def ab(other: Path, seconds: float, repeats: int, interval_s: float = OFFER_INTE
                     got = json.loads(lines[-1])
                     per.setdefault((name, mode), []).append(got["per_core"])
                     print(f"  round {i + 1} {mode:8s} {name} {got['per_core']:8.0f} reports per CPU-second "
-                          f"({100 * got['cpu_s'] / max(1e-9, got['wall_s']):.0f}% CPU)", flush=True)
+                          f"({100 * got['cpu_s'] / max(1e-9, got['wall_s']):.0f}% CPU){steadiness(got)}", flush=True)
     print(f"\nA = {trees['A']}, B = {trees['B']}")
     for mode in ("pooled", "per-ven"):
         a, b = per[("A", mode)], per[("B", mode)]
