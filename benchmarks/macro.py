@@ -240,11 +240,16 @@ def harness_worker(url: str, connection: str, vens: int, interval_s: float, warm
 STALL_MS = 1000.0  # a loop lag above this in a measured second: the worker's timers starved, not a steady rate
 
 
+def stalled(r: dict[str, float]) -> bool:
+    """A harness round whose loop lag passed STALL_MS or that had an empty second: bursts, not a steady rate."""
+    return "lag_max_ms" in r and (r["lag_max_ms"] > STALL_MS or r["window_min"] == 0)
+
+
 def steadiness(r: dict[str, float]) -> str:
     """For harness's rounds: the measured seconds' spread and loop lag, and STALLED if the figure is no capacity."""
     if "lag_max_ms" not in r:
         return ""
-    flag = "  STALLED: not a capacity figure" if r["lag_max_ms"] > STALL_MS or r["window_min"] == 0 else ""
+    flag = "  STALLED: not a capacity figure" if stalled(r) else ""
     return f"; per second {r['window_min']:,.0f}-{r['window_max']:,.0f}, loop lag max {r['lag_max_ms']:,.0f} ms{flag}"
 
 
@@ -358,9 +363,9 @@ def throughput(seconds: float, repeats: int, warm_s: float = 3.0) -> None:
         med = statistics.median(per_core(r) for r in ok)  # type: ignore[arg-type]
         print(f"{name:34s} {med:24.0f} {ratio(name, raw):>12s} {ratio(name, loc):>10s} {ratio(name, top):>11s}")
     for name in clients:
-        stalled = sum("STALLED" in steadiness(r[name]) for r in rounds if not isinstance(r[name], str))
-        if stalled:
-            print(f"{name}: {stalled} of {len(rounds)} rounds STALLED (loop lag > {STALL_MS:.0f} ms or an empty "
+        n_stalled = sum(stalled(r[name]) for r in rounds if not isinstance(r[name], str))
+        if n_stalled:
+            print(f"{name}: {n_stalled} of {len(rounds)} rounds STALLED (loop lag > {STALL_MS:.0f} ms or an empty "
                   "second): its figure is bursts of a starved loop, not a steady capacity")
 
 

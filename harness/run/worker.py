@@ -278,7 +278,7 @@ class Worker:
         while life.working and loop.time() < deadline:
             ctrl = self._ctrl_get = self._ctrl_get or asyncio.ensure_future(self._ctrl_msgs.get())
             done, _ = await asyncio.wait(
-                [self.lifecycle.idle(), ctrl], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                [life.idle(), ctrl], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
             )
             if ctrl in done:
                 self._ctrl_get = None
